@@ -1,0 +1,3 @@
+from authress_gitlab_token.cli import main
+
+raise SystemExit(main())

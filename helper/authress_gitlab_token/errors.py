@@ -1,0 +1,55 @@
+"""One exception type per thing a user must fix; each message says what is wrong and what to do."""
+
+from __future__ import annotations
+
+import json
+
+
+def quoted(value: object, limit: int = 120) -> str:
+    """A value as it may appear in a message: JSON-quoted, control characters escaped, cut short."""
+    text = json.dumps(value, ensure_ascii=True, default=str)
+    return text if len(text) <= limit else text[: limit - 4] + '..."'
+
+
+class HelperError(Exception):
+    """A failure the user can fix; `exit_code` is what the process returns."""
+
+    exit_code = 1
+
+
+class QueryError(HelperError):
+    """The query (or the configuration it names) is refused before any token is looked at."""
+
+    exit_code = 2
+
+
+class TokenNotFound(HelperError):
+    """No credential where the settings say it should be."""
+
+
+class TokenMalformed(HelperError):
+    """The credential is not a well-formed JWT or service-client key."""
+
+
+class VerificationFailed(HelperError):
+    """The token is a JWT but fails a check: header, signature, registered or bound claims."""
+
+
+class KeyFetchFailed(HelperError):
+    """The issuer's discovery document or keys could not be fetched or are unusable."""
+
+
+class AuthressCheckFailed(HelperError):
+    """Authress refused the token, or could not be asked."""
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """Remove each secret, and each long dot-separated part of one, from `text` (defence in depth)."""
+    pieces: set[str] = set()
+    for secret in secrets:
+        if secret:
+            pieces.add(secret)
+            pieces.update(part for part in secret.split(".") if len(part) >= 16)
+    for piece in sorted(pieces, key=len, reverse=True):
+        text = text.replace(piece, "[redacted]")
+    return text

@@ -1,0 +1,83 @@
+"""Terraform's external protocol: one JSON object of strings in on stdin, one out on stdout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import QueryError, quoted
+
+MAX_QUERY_BYTES = 64 * 1024
+SCHEMA_PATH = Path(__file__).with_name("query.schema.json")
+USAGE = 'run it from Terraform\'s data "external", or pipe a JSON object of strings to it'
+
+
+def load_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return schema
+
+
+def read_query(stream: IO[bytes]) -> dict[str, str]:
+    """Read and validate the query; every refusal names the key and the fix."""
+    raw = stream.read(MAX_QUERY_BYTES + 1)
+    if len(raw) > MAX_QUERY_BYTES:
+        raise QueryError(f"the query on stdin is larger than {MAX_QUERY_BYTES} bytes; {USAGE}")
+    if not raw.strip():
+        raise QueryError(f"no query on stdin; {USAGE}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise QueryError(f"the query on stdin is not JSON ({exc.msg} at byte {exc.pos}); {USAGE}") from None
+    except UnicodeDecodeError:
+        raise QueryError(f"the query on stdin is not UTF-8 text; {USAGE}") from None
+    if not isinstance(value, dict):
+        raise QueryError(f"the query on stdin is a JSON {_json_type(value)}, expected an object; {USAGE}")
+    validate(value, load_schema())
+    return value
+
+
+def validate(value: Any, schema: dict[str, Any], what: str = "query key") -> None:
+    """Validate with jsonschema and turn the first error into a message that names the key."""
+    from jsonschema import Draft202012Validator
+
+    errors = sorted(Draft202012Validator(schema).iter_errors(value), key=lambda e: list(e.path))
+    if not errors:
+        return
+    raise QueryError(describe(errors[0], schema, what))
+
+
+def describe(error: Any, schema: dict[str, Any], what: str) -> str:
+    known = ", ".join(sorted(schema.get("properties", {})))
+    path = list(error.absolute_path)
+    key = quoted(path[0]) if path else ""
+    where = f"{what} {key}" if key else "the query"
+    kind = error.validator
+    if kind == "additionalProperties" and not path:
+        extra = sorted(set(error.instance) - set(schema.get("properties", {})))
+        return f"unknown {what} {quoted(extra[0])}; known keys: {known}"
+    if kind == "required":
+        missing = [k for k in schema.get("required", []) if k not in error.instance]
+        return f"{what} {quoted(missing[0])} is required; set it in the data source's query"
+    if kind == "type":
+        return f"{where} must be a string, got a JSON {_json_type(error.instance)}; Terraform sends strings only"
+    if kind == "minLength":
+        return f"{where} is empty; leave the key out (null) to use the default"
+    if kind == "pattern":
+        desc = schema.get("properties", {}).get(path[0], {}).get("description", "") if path else ""
+        return f"{where} is {quoted(error.instance)}, which is not allowed: {desc}"
+    return f"{where} is not allowed: {error.message[:200]}"
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
+
+
+def write_result(result: dict[str, str], stream: IO[str]) -> None:
+    """One compact JSON object of strings, nothing else: Terraform parses stdout as map[string]string."""
+    if not all(isinstance(v, str) for v in result.values()):
+        raise TypeError("external results must all be strings")
+    stream.write(json.dumps(result, separators=(",", ":"), sort_keys=True))
+    stream.write("\n")
+    stream.flush()

@@ -1,0 +1,48 @@
+"""The data source's result: every value a string, named as the README's output table says."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .authress import account_from_audience
+from .settings import Settings
+from .verify import rfc3339
+
+GITLAB_CLAIMS = (
+    "project_path",
+    "project_id",
+    "namespace_path",
+    "ref",
+    "ref_type",
+    "ref_protected",
+    "environment",
+    "pipeline_id",
+    "job_id",
+)
+
+
+def as_string(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def gitlab_result(token: str, claims: Mapping[str, Any], settings: Settings, now: float) -> dict[str, str]:
+    """The verified token is the Authress access token itself; the rest is what a pipeline reads."""
+    account_id, api_url = account_from_audience(settings.audience)
+    result = {
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_at": rfc3339(claims["exp"]),
+        "expires_in": str(max(0, int(claims["exp"] - now))),
+        "user_id": as_string(claims["sub"]),
+        "issuer": settings.issuer,
+        "audience": settings.audience,
+        "account_id": account_id,
+        "api_url": api_url,
+    }
+    result.update({name: as_string(claims.get(name)) for name in GITLAB_CLAIMS})
+    return result

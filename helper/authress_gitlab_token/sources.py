@@ -1,0 +1,66 @@
+"""Where a credential comes from. One detector per source: None when it is not there, an error
+that says what to add when it should be there but is not usable."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .errors import TokenMalformed, TokenNotFound
+
+MAX_TOKEN_BYTES = 16 * 1024  # GitLab ID tokens are about 1-2 KB
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A secret and where it came from; `value` never appears in a repr."""
+
+    kind: str  # "gitlab-id-token"
+    origin: str  # e.g. "$AUTHRESS_KEY"
+    value: str = field(repr=False)
+
+
+def read_variable(environ: Mapping[str, str], name: str) -> str | None:
+    """The variable's value with surrounding whitespace stripped (a pasted or `cat`-ed token often
+    ends in a newline; the signature covers only the compact JWS, so stripping loses nothing)."""
+    raw = environ.get(name)
+    if raw is None or not raw.strip():
+        return None
+    value = raw.strip()
+    if len(value) > MAX_TOKEN_BYTES:
+        raise TokenMalformed(
+            f"${name} holds {len(value)} bytes, more than a token ever needs "
+            f"({MAX_TOKEN_BYTES}); set it to the job's ID token from `id_tokens:`"
+        )
+    return value
+
+
+def gitlab_id_token(environ: Mapping[str, str], name: str, audience: str) -> Credential | None:
+    """The job's ID token, from the variable its `id_tokens:` entry names."""
+    value = read_variable(environ, name)
+    if value is None:
+        if environ.get("GITLAB_CI") == "true":
+            raise TokenNotFound(
+                f"${name} is not set in this GitLab job; add to the job: "
+                f'id_tokens: {{ {name}: {{ aud: "{audience}" }} }} (GitLab >= 15.7)'
+            )
+        return None
+    if value.count(".") != 2:
+        return None
+    return Credential("gitlab-id-token", f"${name}", value)
+
+
+def find_credential(environ: Mapping[str, str], name: str, audience: str) -> Credential:
+    """The first source that is present; an error that names the variable when none is."""
+    credential = gitlab_id_token(environ, name, audience)
+    if credential is not None:
+        return credential
+    if read_variable(environ, name) is not None:
+        raise TokenMalformed(
+            f"${name} is set but does not hold a JWT (three dot-separated parts); "
+            f"set it from the job's `id_tokens:` entry, not from a CI/CD variable"
+        )
+    raise TokenNotFound(
+        f'no token in ${name}; in the GitLab job add id_tokens: {{ {name}: {{ aud: "{audience}" }} }}, '
+        f"or outside GitLab export {name} with a GitLab ID token"
+    )

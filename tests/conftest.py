@@ -1,0 +1,167 @@
+"""Shared fixtures: a test CA, a GitLab-like issuer over TLS on loopback, and the helper run as
+Terraform runs it. Every output the helper produces is kept and scanned for leaked tokens."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures.ca import LocalCA
+from tests.fixtures.issuer import LocalIssuer
+from tests.fixtures.tokens import MINTED, SigningKey, gitlab_claims, mint
+
+AUDIENCE = "https://acc-1a2b3c.api.authress.io"
+PROGRAM = "authress-gitlab-token"
+BIN_DIR = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class Run:
+    """One helper process. `stdout` is kept out of repr: on success it holds the token."""
+
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str = field(repr=False)
+    stderr: str
+
+    @property
+    def result(self) -> dict[str, str]:
+        """stdout parsed the way Terraform does: exactly one JSON object of strings."""
+        value = json.loads(self.stdout)
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise AssertionError("stdout is not a JSON object of strings")
+        return value
+
+    def refused(self, *fragments: str, code: int = 1) -> None:
+        """Assert a one-line `authress-gitlab-token:` error holding each fragment, and nothing on stdout."""
+        if self.returncode != code:
+            raise AssertionError(f"exit {self.returncode}, expected {code}; stderr: {safe(self.stderr)!r}")
+        if self.stdout:
+            raise AssertionError("a refused run wrote to stdout")
+        lines = self.stderr.splitlines()
+        if len(lines) != 1 or not lines[0].startswith("authress-gitlab-token: "):
+            raise AssertionError(f"stderr is not one prefixed line: {safe(self.stderr)!r}")
+        for fragment in fragments:
+            if fragment not in self.stderr:
+                raise AssertionError(f"{fragment!r} not in stderr {safe(self.stderr)!r}")
+
+
+RUNS: list[Run] = []
+
+
+def safe(text: str) -> str:
+    """`text` with every minted token masked, for assertion messages."""
+    for t in MINTED:
+        text = text.replace(t, "[token]").replace(t.rsplit(".", 1)[-1], "[signature]")
+    return text
+
+
+def leaks(text: str) -> bool:
+    """True when `text` holds any minted token or its signature part."""
+    return any(t in text or t.rsplit(".", 1)[-1] in text for t in MINTED if t.rsplit(".", 1)[-1])
+
+
+def allowed_stdout(run: Run) -> str:
+    """stdout with the one place a token may appear removed: `access_token` of a successful run."""
+    if run.returncode == 0 and run.args[:1] == ("external",):
+        value = json.loads(run.stdout)
+        value.pop("access_token", None)
+        return json.dumps(value)
+    return run.stdout
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_token_leaks() -> Iterator[None]:
+    """Suite-wide secret hygiene: after all tests, no output the helper produced holds a token."""
+    yield
+    leaked = [f"{' '.join(r.args)} (exit {r.returncode})" for r in RUNS if leaks(r.stderr) or leaks(allowed_stdout(r))]
+    if leaked:
+        raise AssertionError(f"{len(leaked)} helper run(s) printed a token: {leaked[:5]}")
+
+
+@pytest.fixture(scope="session")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCA:
+    return LocalCA.create(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture(scope="session")
+def signing_key() -> SigningKey:
+    return SigningKey.generate()
+
+
+@pytest.fixture(scope="session")
+def other_key() -> SigningKey:
+    """A key the issuer does not publish: an attacker's, or another issuer's."""
+    return SigningKey.generate()
+
+
+@pytest.fixture(scope="session")
+def issuer_server(ca: LocalCA, signing_key: SigningKey) -> Iterator[LocalIssuer]:
+    server = LocalIssuer(ca, [signing_key]).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def issuer(issuer_server: LocalIssuer, signing_key: SigningKey) -> LocalIssuer:
+    issuer_server.reset(keys=[signing_key])
+    return issuer_server
+
+
+@pytest.fixture
+def token(issuer: LocalIssuer, signing_key: SigningKey) -> str:
+    """A valid GitLab ID token for my-org/authress-configuration on main."""
+    return mint(signing_key, gitlab_claims(issuer.url, AUDIENCE))
+
+
+class Helper:
+    """Runs the installed console script as Terraform does: argv list, no shell, JSON on stdin."""
+
+    def __init__(self, ca: LocalCA, home: Path) -> None:
+        self.cache_dir = home / "cache"
+        self.env = {
+            "PATH": f"{BIN_DIR}{os.pathsep}{os.environ.get('PATH', '')}",
+            "HOME": str(home),
+            "SSL_CERT_FILE": str(ca.ca_path),
+            "AUTHRESS_GITLAB_TOKEN_CACHE_DIR": str(self.cache_dir),
+            "AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT": "2",
+        }
+
+    def run(
+        self, args: list[str], stdin: bytes = b"", env: Mapping[str, str] | None = None, timeout: float = 60
+    ) -> Run:
+        program = shutil.which(PROGRAM, path=self.env["PATH"])
+        assert program, f"{PROGRAM} is not installed in {BIN_DIR}"
+        full_env = {**self.env, **(env or {})}
+        done = subprocess.run(
+            [program, *args], input=stdin, env=full_env, capture_output=True, timeout=timeout, check=False
+        )
+        run = Run(tuple(args), done.returncode, done.stdout.decode(), done.stderr.decode())
+        RUNS.append(run)
+        return run
+
+    def external(self, query: Mapping[str, Any], token: str | None = None, env: Mapping[str, str] | None = None) -> Run:
+        """hashicorp/external's encoding: compact JSON, keys sorted, null values left out."""
+        stdin = json.dumps(
+            {k: v for k, v in query.items() if v is not None}, separators=(",", ":"), sort_keys=True
+        ).encode()
+        extra = dict(env or {})
+        if token is not None:
+            extra.setdefault("AUTHRESS_KEY", token)
+        return self.run(["external"], stdin, extra)
+
+
+@pytest.fixture
+def helper(ca: LocalCA, tmp_path: Path) -> Helper:
+    home = tmp_path / "home"
+    home.mkdir()
+    return Helper(ca, home)
