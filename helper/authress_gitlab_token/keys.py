@@ -172,7 +172,10 @@ class IssuerKeys:
         if self.cache is None:
             return self._fetched(kid, cached, now)
         with self.cache.fetch_lock():
-            again = self.cache.load()  # another process may have fetched while we waited
+            # Another process may have fetched while we waited: judge its keys by the time now, or
+            # keys fetched after our start look future-dated and every waiter fetches again.
+            now = self._clock()
+            again = self.cache.load()
             if again and again.fresh(now) and (cached is None or again.fetched_at > cached.fetched_at):
                 found = again.find(kid)
                 if found is not None:
