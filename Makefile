@@ -1,4 +1,4 @@
-# The two commands the README promises: `make demo` and `make test`. Each installs what it needs.
+# The commands the README promises: `make demo`, `make test` and `make bench`. Each installs what it needs.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -15,9 +15,22 @@ demo: $(BIN)/.installed
 	$(BIN)/python scripts/demo.py
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check helper tests scripts
-	$(BIN)/ruff format --check helper tests scripts
+	$(BIN)/ruff check helper tests scripts bench
+	$(BIN)/ruff format --check helper tests scripts bench
 	$(BIN)/mypy
 
 test: lint
 	$(BIN)/python -m pytest
+
+# The benchmark runs in its own venv with the runtime dependencies only, as a user installs the helper:
+# test tools installed beside httpx or jsonschema change what they import at start-up.
+BENCH_VENV ?= .venv-bench
+
+$(BENCH_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/pip install --quiet -e .
+	touch $@
+
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python bench/run.py $(BENCH_ARGS)

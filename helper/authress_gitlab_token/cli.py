@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import HelperError, redact
 from .settings import DEFAULT_TOKEN_ENV
 
+if TYPE_CHECKING:
+    import argparse
+
 PREFIX = "authress-gitlab-token: "
 
 
-def cmd_external(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+def cmd_external(args: argparse.Namespace | None, environ: Mapping[str, str]) -> int:
     """Terraform's data "external": query on stdin, verified token and claims on stdout."""
     from . import external, keys, settings, sources, verify
     from .result import gitlab_result
@@ -31,6 +34,8 @@ def cmd_external(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    import argparse
+
     p = argparse.ArgumentParser(
         prog="authress-gitlab-token",
         description="Verify a GitLab CI ID token and hand it to Terraform as the Authress access token.",
@@ -47,8 +52,13 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     environ = os.environ if environ is None else environ
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        if argv == ["external"]:
+            # Terraform's call, made on every plan and refresh: importing and building argparse is a
+            # large share of what this program adds to its libraries' start-up (README, Performance).
+            return cmd_external(None, environ)
+        args = parser().parse_args(argv)
         code: int = args.run(args, environ)
         return code
     except HelperError as exc:

@@ -1,0 +1,245 @@
+"""The benchmark: the helper against Python's and its libraries' own start-up cost, as whole processes.
+
+Prints figures and asserts nothing (targets live in the README, not in a timed test). Every variant is
+a fresh process per run, started the way Terraform starts the helper (argv list, no shell, JSON on
+stdin, its own environment), against a GitLab-like issuer over real TLS on 127.0.0.1. Variants are
+interleaved round by round, so a burst of load from elsewhere hits all of them alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.fixtures.ca import LocalCA  # noqa: E402
+from tests.fixtures.issuer import LocalIssuer  # noqa: E402
+from tests.fixtures.tokens import SigningKey, gitlab_claims, mint  # noqa: E402
+
+AUDIENCE = "https://bench-account.api.authress.io"
+PROGRAM = "authress-gitlab-token"
+
+
+@dataclass(frozen=True)
+class Sample:
+    wall: float  # seconds
+    cpu: float  # user + system seconds: less sensitive than wall time to other load on the machine
+    max_rss: int  # KiB, the child's own peak (os.wait4)
+    requests: int  # what the issuer saw during this run
+
+
+@dataclass
+class Variant:
+    name: str
+    argv: list[str]
+    env: Callable[[int], dict[str, str]]  # run number -> environment
+    stdin: bytes = b""
+    counts_requests: bool = False
+    samples: list[Sample] = field(default_factory=list)
+
+
+class Spawner:
+    """Runs each measured process through bench/spawn.py (see there why: peak RSS must be the child's)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.proc = subprocess.Popen(
+            [sys.executable, "-S", str(ROOT / "bench" / "spawn.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def run(self, argv: list[str], env: dict[str, str], stdin: bytes) -> tuple[Sample, int, str]:
+        """One process, start to exit: its sample (requests not yet counted), exit status and stderr."""
+        (self.workdir / "stdin.json").write_bytes(stdin)
+        job = {name: str(self.workdir / name) for name in ("stdout", "stderr")}
+        job.update(stdin=str(self.workdir / "stdin.json"), argv=argv, env=env)
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(json.dumps(job) + "\n")
+        self.proc.stdin.flush()
+        done = json.loads(self.proc.stdout.readline())
+        stderr = (self.workdir / "stderr").read_text(errors="replace")
+        return Sample(done["wall"], done["cpu"], done["max_rss"], 0), done["code"], stderr
+
+    def close(self) -> None:
+        assert self.proc.stdin
+        self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+
+
+def main() -> int:
+    options = argparse.ArgumentParser(description=__doc__)
+    options.add_argument("--runs", type=int, default=15, help="runs per variant (default 15)")
+    options.add_argument("--parallel", type=int, default=20, help="cold runs started at once (default 20)")
+    options.add_argument("--parallel-rounds", type=int, default=3, help="times to repeat the parallel test")
+    args = options.parse_args()
+
+    program = shutil.which(PROGRAM, path=str(Path(sys.executable).parent))
+    if program is None:
+        print(f"{PROGRAM} is not installed beside {sys.executable}; run `make bench`", file=sys.stderr)
+        return 1
+
+    with tempfile.TemporaryDirectory(prefix="authress-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        ca = LocalCA.create(tmp / "ca")
+        key = SigningKey.generate()
+        issuer = LocalIssuer(ca, [key]).start()
+        spawner = Spawner(tmp)
+        try:
+            return bench(args, program, tmp, ca, key, issuer, spawner)
+        finally:
+            spawner.close()
+            issuer.stop()
+
+
+def bench(
+    args: argparse.Namespace,
+    program: str,
+    tmp: Path,
+    ca: LocalCA,
+    key: SigningKey,
+    issuer: LocalIssuer,
+    spawner: Spawner,
+) -> int:
+    token = mint(key, gitlab_claims(issuer.url, AUDIENCE, lifetime=3600))
+    query = {
+        "audience": AUDIENCE,
+        "issuer": issuer.url,
+        "project_path": "my-org/authress-configuration",
+        "ref": "main",
+        "ref_type": "branch",
+    }
+    stdin = json.dumps(query, separators=(",", ":"), sort_keys=True).encode()
+    base_env = {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "HOME": str(tmp),
+        "SSL_CERT_FILE": str(ca.ca_path),
+    }
+    warm_cache = tmp / "warm-cache"
+
+    def helper_env(cache: Path) -> dict[str, str]:
+        return {**base_env, "AUTHRESS_KEY": token, "AUTHRESS_GITLAB_TOKEN_CACHE_DIR": str(cache)}
+
+    variants = [
+        Variant("1 floor: python -c 'import json'", [sys.executable, "-c", "import json"], lambda _: base_env),
+        Variant(
+            "2 libraries: python -c 'import jwt, jsonschema'",
+            [sys.executable, "-c", "import jwt, jsonschema"],
+            lambda _: base_env,
+        ),
+        Variant(
+            "3 helper, warm (keys cached on disk)",
+            [program, "external"],
+            lambda _: helper_env(warm_cache),
+            stdin,
+            True,
+        ),
+        Variant(
+            "4 helper, cold (empty cache dir)",
+            [program, "external"],
+            lambda i: helper_env(tmp / f"cold-{i}"),
+            stdin,
+            True,
+        ),
+        Variant(
+            "5 naive verifier (bench/naive.py)",
+            [sys.executable, str(ROOT / "bench" / "naive.py")],
+            lambda _: {**base_env, "AUTHRESS_KEY": token},
+            stdin,
+            True,
+        ),
+    ]
+
+    # Fill the warm cache once, outside the measurement.
+    _, code, err = spawner.run([program, "external"], helper_env(warm_cache), stdin)
+    if code != 0:
+        print(f"the helper failed to fill the cache (exit {code}): {err}", file=sys.stderr)
+        return 1
+
+    load_before = os.getloadavg()
+    for i in range(args.runs):
+        for v in variants:
+            seen = len(issuer.requests)
+            sample, code, err = spawner.run(v.argv, v.env(i), v.stdin)
+            if code != 0:
+                print(f"{v.name}: run {i + 1} failed (exit {code}): {err.strip()}", file=sys.stderr)
+                return 1
+            v.samples.append(dataclasses.replace(sample, requests=len(issuer.requests) - seen))
+    load_after = os.getloadavg()
+
+    print(f"authress-gitlab-token benchmark: {args.runs} runs per variant, interleaved; each run a new process")
+    print(
+        f"python {sys.version.split()[0]} on {os.cpu_count()} CPU(s); load average 1/5/15 min before: "
+        f"{'/'.join(f'{x:.2f}' for x in load_before)}, after: {'/'.join(f'{x:.2f}' for x in load_after)}"
+    )
+    print("Other load on the machine skews wall times; compare variants within one run, not across runs.\n")
+    print(f"{'':<50} {'wall time, ms':^20} {'CPU time, ms':^20} {'peak RSS, MiB':^20} {'HTTP requests':>13}")
+    print(f"{'variant':<50}" + " {:>6} {:>6} {:>6}".format("median", "min", "max") * 3 + f" {'per run':>13}")
+    for v in variants:
+        reqs = [s.requests for s in v.samples]
+        per_run = (
+            (str(min(reqs)) if min(reqs) == max(reqs) else f"{min(reqs)}-{max(reqs)}") if v.counts_requests else "-"
+        )
+        columns = [
+            [s.wall * 1000 for s in v.samples],
+            [s.cpu * 1000 for s in v.samples],
+            [s.max_rss / 1024 for s in v.samples],
+        ]
+        figures = "".join(f" {statistics.median(c):6.1f} {min(c):6.1f} {max(c):6.1f}" for c in columns)
+        print(f"{v.name:<50}{figures} {per_run:>13}")
+
+    def ratio(a: int, b: int) -> str:
+        def med(n: int, what: str) -> float:
+            return statistics.median(getattr(s, what) for s in variants[n - 1].samples)
+
+        return f"{med(a, 'wall') / med(b, 'wall'):.2f}x wall, {med(a, 'cpu') / med(b, 'cpu'):.2f}x CPU"
+
+    print("\nratios of medians:")
+    print(f"  3/2 warm helper / libraries: {ratio(3, 2)}  (target: within 1.15x)")
+    print(f"  3/1 warm helper / floor:     {ratio(3, 1)}")
+    print(f"  4/2 cold helper / libraries: {ratio(4, 2)}  (target: within 1.6x)")
+    print(f"  5/3 naive / warm helper:     {ratio(5, 3)}")
+
+    print(f"\n{args.parallel} parallel cold runs of the helper, one shared empty cache dir per round:")
+    for r in range(args.parallel_rounds):
+        cache = tmp / f"parallel-{r}"
+        seen = len(issuer.requests)
+        start = time.perf_counter()
+        children = []
+        for i in range(args.parallel):
+            out = tmp / f"parallel-{r}-{i}"
+            out.mkdir()
+            (out / "stdin.json").write_bytes(stdin)
+            with open(out / "stdin.json", "rb") as fin, open(out / "stderr", "wb") as ferr:
+                children.append(
+                    subprocess.Popen(
+                        [program, "external"], stdin=fin, stdout=subprocess.DEVNULL, stderr=ferr, env=helper_env(cache)
+                    )
+                )
+        codes = [c.wait(timeout=120) for c in children]
+        wall = time.perf_counter() - start
+        hits = issuer.requests[seen:]
+        jwks = sum(1 for p in hits if p.endswith("/keys"))
+        print(
+            f"  round {r + 1}: {len(hits)} HTTP requests in total ({jwks} JWKS fetches), "
+            f"{codes.count(0)}/{len(codes)} succeeded, {wall * 1000:.0f} ms for all"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
