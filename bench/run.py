@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.fixtures.ca import LocalCA  # noqa: E402
-from tests.fixtures.issuer import LocalIssuer  # noqa: E402
+from tests.fixtures.issuer import JWKS_PATH, LocalIssuer  # noqa: E402
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint  # noqa: E402
 
 AUDIENCE = "https://bench-account.api.authress.io"
@@ -233,11 +233,14 @@ def bench(
         codes = [c.wait(timeout=120) for c in children]
         wall = time.perf_counter() - start
         hits = issuer.requests[seen:]
-        jwks = sum(1 for p in hits if p.endswith("/keys"))
+        jwks = hits.count(JWKS_PATH)
         print(
-            f"  round {r + 1}: {len(hits)} HTTP requests in total ({jwks} JWKS fetches), "
+            f"  round {r + 1}: {len(hits)} HTTP requests in total ({jwks} of them for the JWKS), "
             f"{codes.count(0)}/{len(codes)} succeeded, {wall * 1000:.0f} ms for all"
         )
+        for i, code in enumerate(codes):
+            if code != 0:
+                print(f"    run {i + 1} exit {code}: {(tmp / f'parallel-{r}-{i}' / 'stderr').read_text().strip()}")
     return 0
 
 
