@@ -18,7 +18,9 @@ def imported_modules(stderr: str) -> set[str]:
     return {line.rsplit("|", 1)[1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
 
 
-def test_terraforms_call_with_cached_keys_loads_no_http_client_and_no_parser(helper: Helper, issuer: LocalIssuer, token: str) -> None:
+def test_terraforms_call_with_cached_keys_loads_no_http_client_and_no_parser(
+    helper: Helper, issuer: LocalIssuer, token: str
+) -> None:
     profile = {"PYTHONPROFILEIMPORTTIME": "1"}
     cold = helper.external(query(issuer), token, profile)
     assert cold.returncode == 0 and cold.result["user_id"]
@@ -33,9 +35,7 @@ def test_terraforms_call_with_cached_keys_loads_no_http_client_and_no_parser(hel
     assert len(issuer.requests) == 2
 
 
-def test_parallel_jobs_with_an_empty_cache_share_one_key_fetch(
-    helper: Helper, issuer: LocalIssuer, token: str
-) -> None:
+def test_parallel_jobs_with_an_empty_cache_share_one_key_fetch(helper: Helper, issuer: LocalIssuer, token: str) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         runs = list(pool.map(lambda _: helper.external(query(issuer), token), range(8)))
     assert [r.returncode for r in runs] == [0] * 8, [safe(r.stderr) for r in runs if r.returncode]
