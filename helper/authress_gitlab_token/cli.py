@@ -85,7 +85,7 @@ def query_options(p: argparse.ArgumentParser, audience_required: bool) -> None:
         p.add_argument(
             "--" + key.replace("_", "-"),
             dest=f"q_{key}",
-            metavar="VALUE",
+            metavar=None if "enum" in prop else "VALUE",
             choices=prop.get("enum"),
             required=required,
             help=help_text,
