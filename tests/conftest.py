@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,11 +16,13 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.authress import AuthressStandIn
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import MINTED, SigningKey, gitlab_claims, mint
 
-AUDIENCE = "https://acc-1a2b3c.api.authress.io"
+ACCOUNT_ID = "acc-1a2b3c"
+AUDIENCE = f"https://{ACCOUNT_ID}.api.authress.io"
 PROGRAM = "authress-gitlab-token"
 BIN_DIR = Path(sys.executable).parent
 
@@ -70,12 +73,20 @@ def leaks(text: str) -> bool:
     return any(t in text or t.rsplit(".", 1)[-1] in text for t in MINTED if t.rsplit(".", 1)[-1])
 
 
+ENV_LINE = re.compile(r"^(export )?AUTHRESS_KEY=\S+$")
+
+
 def allowed_stdout(run: Run) -> str:
-    """stdout with the one place a token may appear removed: `access_token` of a successful run."""
+    """stdout with the one place a token may appear removed: `access_token` of a successful `external`
+    run, or the first `AUTHRESS_KEY=` line of a successful `env` run."""
     if run.returncode == 0 and run.args[:1] == ("external",):
         value = json.loads(run.stdout)
         value.pop("access_token", None)
         return json.dumps(value)
+    if run.returncode == 0 and run.args[:1] == ("env",):
+        lines = run.stdout.splitlines()
+        first = next((i for i, line in enumerate(lines) if ENV_LINE.match(line)), None)
+        return "\n".join(line for i, line in enumerate(lines) if i != first)
     return run.stdout
 
 
@@ -115,6 +126,20 @@ def issuer_server(ca: LocalCA, signing_key: SigningKey) -> Iterator[LocalIssuer]
 def issuer(issuer_server: LocalIssuer, signing_key: SigningKey) -> LocalIssuer:
     issuer_server.reset(keys=[signing_key])
     return issuer_server
+
+
+@pytest.fixture(scope="session")
+def authress_server(ca: LocalCA) -> Iterator[AuthressStandIn]:
+    server = AuthressStandIn(ca, ACCOUNT_ID).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def authress(authress_server: AuthressStandIn) -> AuthressStandIn:
+    """The Authress stand-in for account acc-1a2b3c, empty: no trusted identity, no access record."""
+    authress_server.reset()
+    return authress_server
 
 
 @pytest.fixture
