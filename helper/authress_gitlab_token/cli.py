@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -34,6 +33,8 @@ def cmd_external(args: argparse.Namespace | None, environ: Mapping[str, str]) ->
 def cmd_env(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """Verify as `external` does, then print the token as AUTHRESS_KEY for a job script: it reaches the
     Authress provider through the environment and never enters Terraform state."""
+    import shlex
+
     from . import flow, settings
 
     config = settings.from_query(query_from_args(args), environ)
