@@ -15,11 +15,13 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.authress import AuthressStandIn
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import MINTED, SigningKey, gitlab_claims, mint
 
-AUDIENCE = "https://acc-1a2b3c.api.authress.io"
+ACCOUNT_ID = "acc-1a2b3c"
+AUDIENCE = f"https://{ACCOUNT_ID}.api.authress.io"
 PROGRAM = "authress-gitlab-token"
 BIN_DIR = Path(sys.executable).parent
 
@@ -115,6 +117,20 @@ def issuer_server(ca: LocalCA, signing_key: SigningKey) -> Iterator[LocalIssuer]
 def issuer(issuer_server: LocalIssuer, signing_key: SigningKey) -> LocalIssuer:
     issuer_server.reset(keys=[signing_key])
     return issuer_server
+
+
+@pytest.fixture(scope="session")
+def authress_server(ca: LocalCA) -> Iterator[AuthressStandIn]:
+    server = AuthressStandIn(ca, ACCOUNT_ID).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def authress(authress_server: AuthressStandIn) -> AuthressStandIn:
+    """The Authress stand-in for account acc-1a2b3c, empty: no trusted identity, no access record."""
+    authress_server.reset()
+    return authress_server
 
 
 @pytest.fixture
