@@ -9,13 +9,15 @@ from dataclasses import dataclass, field
 from .errors import TokenMalformed, TokenNotFound
 
 MAX_TOKEN_BYTES = 16 * 1024  # GitLab ID tokens are about 1-2 KB
+GITLAB_ID_TOKEN = "gitlab-id-token"
+SERVICE_CLIENT_KEY = "service-client-key"
 
 
 @dataclass(frozen=True)
 class Credential:
     """A secret and where it came from; `value` never appears in a repr."""
 
-    kind: str  # "gitlab-id-token"
+    kind: str  # GITLAB_ID_TOKEN or SERVICE_CLIENT_KEY
     origin: str  # e.g. "$AUTHRESS_KEY"
     value: str = field(repr=False)
 
@@ -47,18 +49,32 @@ def gitlab_id_token(environ: Mapping[str, str], name: str, audience: str) -> Cre
         return None
     if value.count(".") != 2:
         return None
-    return Credential("gitlab-id-token", f"${name}", value)
+    return Credential(GITLAB_ID_TOKEN, f"${name}", value)
+
+
+def service_client_key(environ: Mapping[str, str], name: str) -> Credential | None:
+    """An Authress service-client access key (CLIENT_ID.KEY_ID.ACCOUNT_ID.PRIVATE_KEY), for runs outside
+    GitLab: a laptop or another CI. Its private key must load, or the error says to copy it again."""
+    value = read_variable(environ, name)
+    if value is None or value.count(".") != 3:
+        return None
+    from . import service_client
+
+    if not service_client.looks_like_access_key(value):
+        return None
+    service_client.parse(value, f"${name}")
+    return Credential(SERVICE_CLIENT_KEY, f"${name}", value)
 
 
 def find_credential(environ: Mapping[str, str], name: str, audience: str) -> Credential:
     """The first source that is present; an error that names the variable when none is."""
-    credential = gitlab_id_token(environ, name, audience)
-    if credential is not None:
-        return credential
+    for credential in (gitlab_id_token(environ, name, audience), service_client_key(environ, name)):
+        if credential is not None:
+            return credential
     if read_variable(environ, name) is not None:
         raise TokenMalformed(
-            f"${name} is set but does not hold a JWT (three dot-separated parts); "
-            f"set it from the job's `id_tokens:` entry, not from a CI/CD variable"
+            f"${name} is set but holds neither a JWT (three dot-separated parts) nor an Authress "
+            "service-client access key (four parts); in GitLab set it from the job's `id_tokens:` entry"
         )
     raise TokenNotFound(
         f'no token in ${name}; in the GitLab job add id_tokens: {{ {name}: {{ aud: "{audience}" }} }}, '
