@@ -212,6 +212,59 @@ def test_apply_fails_when_authress_is_not_set_up_for_the_pipeline(
     assert not leaks(run.output), f"{case}: terraform printed the token"
 
 
+@pytest.mark.parametrize(
+    ("case", "setup", "message"),
+    [
+        (
+            "no trusted identity for this issuer and audience",
+            "untrusted",
+            "answered 401: Authress does not trust this token; in Authress add an OIDC trusted identity "
+            "(Connections -> OIDC trusted identities) with issuer",
+        ),
+        (
+            "no access record for the token's sub",
+            "no_record",
+            f'in Authress create an access record (Access records -> Create) whose user is exactly "{SUB}"',
+        ),
+    ],
+)
+def test_with_the_authress_check_apply_says_which_setup_step_is_missing(
+    case: str,
+    setup: str,
+    message: str,
+    authress_call: Terraform,
+    authress_api: tuple[AuthressStandIn, ConnectProxy],
+    issuer: LocalIssuer,
+    signing_key: SigningKey,
+) -> None:
+    stand_in, proxy = authress_api
+    if setup == "untrusted":
+        stand_in.identities.clear()
+    else:
+        stand_in.records.clear()
+    token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE))
+    check = ["-var", "check=authress", "-var", f"api_url={AUDIENCE}"]
+    run = authress_call("apply", "-auto-approve", *variables(AUDIENCE, issuer), *check, env=routed(proxy, token))
+    assert run.returncode != 0, f"{case}: apply succeeded"
+    assert message in run.flat(), f"{case}: the helper's diagnosis is not in Terraform's output:\n{safe(run.output)}"
+    assert len(stand_in.requests) == 1, "Terraform went on after the helper's check failed"
+    assert not leaks(run.output), f"{case}: terraform printed the token"
+
+
+def test_with_the_authress_check_a_set_up_pipeline_applies(
+    authress_call: Terraform,
+    authress_api: tuple[AuthressStandIn, ConnectProxy],
+    issuer: LocalIssuer,
+    signing_key: SigningKey,
+) -> None:
+    stand_in, proxy = authress_api
+    token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE))
+    check = ["-var", "check=authress", "-var", f"api_url={AUDIENCE}"]
+    authress_call.ok("apply", "-auto-approve", *variables(AUDIENCE, issuer), *check, env=routed(proxy, token))
+    assert [r.status for r in stand_in.requests] == [200, 200]  # the helper's check, then data "http"
+    assert stand_in.tokens_seen() == [token, token]
+
+
 # -- the GitLab example through the real Authress provider (skips while it cannot be built) ----------
 
 

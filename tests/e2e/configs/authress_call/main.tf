@@ -22,6 +22,16 @@ variable "issuer" {
   type = string
 }
 
+variable "check" {
+  type    = string
+  default = null
+}
+
+variable "api_url" {
+  type    = string
+  default = null
+}
+
 module "authress_token" {
   source = "../../../../terraform"
 
@@ -30,6 +40,8 @@ module "authress_token" {
   project_path  = "my-org/authress-configuration"
   ref           = "main"
   ref_protected = "true"
+  check         = var.check
+  api_url       = var.api_url
 }
 
 locals {
