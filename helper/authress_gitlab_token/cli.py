@@ -25,7 +25,8 @@ def cmd_external(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     credential = sources.find_credential(environ, config.token_env, config.audience)
     cache = keys.KeyCache(keys.default_cache_dir(environ), config.issuer)
     now = time.time()
-    claims = verify.verify(credential.value, config, keys.IssuerKeys(config.issuer, cache), now)
+    issuer_keys = keys.IssuerKeys(config.issuer, cache, timeout=keys.timeout_from_env(environ))
+    claims = verify.verify(credential.value, config, issuer_keys, now)
     external.write_result(gitlab_result(credential.value, claims, config, now), sys.stdout)
     return 0
 
