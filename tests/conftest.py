@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,11 +17,13 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.authress import AuthressStandIn
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import MINTED, SigningKey, gitlab_claims, mint
 
-AUDIENCE = "https://acc-1a2b3c.api.authress.io"
+ACCOUNT_ID = "acc-1a2b3c"
+AUDIENCE = f"https://{ACCOUNT_ID}.api.authress.io"
 PROGRAM = "authress-gitlab-token"
 BIN_DIR = Path(sys.executable).parent
 
@@ -81,8 +84,12 @@ def leaks(text: str, tokens: set[str] = MINTED) -> bool:
     return any(piece in text for piece in _secrets(tokens))
 
 
+ENV_LINE = re.compile(r"^(export )?AUTHRESS_KEY=\S+$")
+
+
 def allowed_stdout(run: Run) -> str:
-    """stdout with the one place a token may appear removed: `access_token` of a successful run."""
+    """stdout with the one place a token may appear removed: `access_token` of a successful `external`
+    run, or the first `AUTHRESS_KEY=` line of a successful `env` run."""
     if run.returncode == 0 and run.args[:1] == ("external",):
         try:
             value = json.loads(run.stdout)
@@ -90,6 +97,10 @@ def allowed_stdout(run: Run) -> str:
             return json.dumps(value)
         except (ValueError, AttributeError):
             return run.stdout  # not the object Terraform expects: scan all of it
+    if run.returncode == 0 and run.args[:1] == ("env",):
+        lines = run.stdout.splitlines()
+        first = next((i for i, line in enumerate(lines) if ENV_LINE.match(line)), None)
+        return "\n".join(line for i, line in enumerate(lines) if i != first)
     return run.stdout
 
 
@@ -138,6 +149,20 @@ def issuer_server(ca: LocalCA, signing_key: SigningKey) -> Iterator[LocalIssuer]
 def issuer(issuer_server: LocalIssuer, signing_key: SigningKey) -> LocalIssuer:
     issuer_server.reset(keys=[signing_key])
     return issuer_server
+
+
+@pytest.fixture(scope="session")
+def authress_server(ca: LocalCA) -> Iterator[AuthressStandIn]:
+    server = AuthressStandIn(ca, ACCOUNT_ID).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def authress(authress_server: AuthressStandIn) -> AuthressStandIn:
+    """The Authress stand-in for account acc-1a2b3c, empty: no trusted identity, no access record."""
+    authress_server.reset()
+    return authress_server
 
 
 @pytest.fixture

@@ -237,7 +237,7 @@ def test_missing_token_in_a_gitlab_job_says_to_add_id_tokens(helper: Helper, iss
 
 
 def test_variable_holding_something_else_than_a_jwt_is_refused(helper: Helper, issuer: LocalIssuer) -> None:
-    helper.external(query(issuer), "glpat-abcdefghijklmnopqrstuvwxyz").refused("does not hold a JWT")
+    helper.external(query(issuer), "glpat-abcdefghijklmnopqrstuvwxyz").refused("holds neither a JWT")
 
 
 # --- the query ------------------------------------------------------------------------------------

@@ -1,11 +1,25 @@
-"""What Authress needs beside the token: the account ID and API URL its audience names."""
+"""What Authress needs beside the token: the account ID and API URL, the audience sanity check, and the
+live pre-flight check that names the missing setup step."""
 
 from __future__ import annotations
 
+import contextlib
+import random
 import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from .errors import AuthressCheckFailed, QueryError, quoted
+from .sources import SERVICE_CLIENT_KEY
 
 # https://ACCOUNT.api.authress.io or https://ACCOUNT.api-REGION.authress.io (a trailing slash tolerated).
 _ACCOUNT_API = re.compile(r"^https://(?P<account>[a-z0-9][a-z0-9-]*)\.(?P<api>api(?:-[a-z0-9-]+)?)\.authress\.io/?$")
+# What the newest Authress provider accepts as `aud` (it reads the API URL from it), with api-REGION too.
+_PROVIDER_AUDIENCE = re.compile(r"^https://(?P<account>[^./]+)\.api(?:-[a-z0-9-]+)?\.authress\.[^/]+$")
+ATTEMPTS = 3  # the check's GET, retried on connection errors, timeouts, 429 and 5xx
 
 
 def account_from_audience(audience: str) -> tuple[str, str]:
@@ -15,3 +29,129 @@ def account_from_audience(audience: str) -> tuple[str, str]:
         return "", ""
     account = match["account"]
     return account, f"https://{account}.{match['api']}.authress.io"
+
+
+def target(audience: str, api_url: str) -> tuple[str, str]:
+    """(account_id, api_url): a named api_url wins; the account ID comes from the audience, else from an
+    api_url host of the form ACCOUNT.api[-REGION].authress.*; "" where neither names it."""
+    account, derived = account_from_audience(audience)
+    if not api_url:
+        return account, derived
+    if not account:
+        match = _PROVIDER_AUDIENCE.match(api_url)
+        account = match["account"] if match else ""
+    return account, api_url
+
+
+def audience_warning(audience: str, api_url: str) -> str | None:
+    """Why the newest Authress provider would refuse a token with this `aud`, or None when it would not."""
+    if _PROVIDER_AUDIENCE.match(audience):
+        return None
+    if api_url and urlsplit(audience.rstrip("/"))[:2] == urlsplit(api_url)[:2]:
+        return None  # the custom domain the user named
+    return (
+        f"audience {quoted(audience)} is not an Authress account API URL (https://ACCOUNT.api.authress.io) "
+        'nor the custom domain in "api_url"; the newest Authress Terraform provider refuses such tokens: '
+        "use your account's API URL as the job's `id_tokens:` aud and as the trusted identity's audience"
+    )
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who the token says it is, for the diagnosis; nothing here is secret."""
+
+    kind: str  # sources.GITLAB_ID_TOKEN or sources.SERVICE_CLIENT_KEY
+    user_id: str
+    issuer: str
+    audience: str
+
+
+def check(token: str, api_url: str, account_id: str, caller: Caller, timeout: float) -> str:
+    """GET /v1/accounts/{accountId} with the token as Bearer, as the provider does first. Returns what
+    passed; raises AuthressCheckFailed with the one setup step to fix (never the token)."""
+    if not api_url or not account_id:
+        raise QueryError(
+            "the Authress check needs the account's API URL, and the audience "
+            f'{quoted(caller.audience)} names none; set the query key "api_url" '
+            'to "https://ACCOUNT_ID.api.authress.io"'
+        )
+    url = f"{api_url}/v1/accounts/{quote(account_id, safe='')}"
+    status, body = _get(url, token, timeout)
+    where = f"Authress at {quoted(url)}"
+    if status == 200:
+        if not isinstance(body, Mapping) or body.get("accountId") != account_id:
+            raise AuthressCheckFailed(
+                f"{where} answered 200 without account {quoted(account_id)}; "
+                f'check that "api_url" is the Authress API of that account'
+            )
+        return f"account {quoted(account_id)} is readable by user ID {quoted(caller.user_id)}"
+    if status == 401:
+        raise AuthressCheckFailed(f"{where} answered 401: {_untrusted(caller, account_id)}")
+    if status in (403, 404):
+        missing = "or the account does not exist (check the audience)" if status == 404 else "(trusted token)"
+        raise AuthressCheckFailed(
+            f"{where} answered {status}: user ID {quoted(caller.user_id)} has no access to account "
+            f"{quoted(account_id)} {missing}; in Authress create an access record (Access records -> "
+            f"Create) whose user is exactly {quoted(caller.user_id)}, with the roles Terraform needs"
+        )
+    raise AuthressCheckFailed(
+        f'{where} answered HTTP {status}, expected 200; check that "api_url" is the Authress API '
+        "(no proxy or login page in between)"
+    )
+
+
+def _untrusted(caller: Caller, account_id: str) -> str:
+    if caller.kind == SERVICE_CLIENT_KEY:
+        return (
+            f"Authress does not accept the token minted for service client {quoted(caller.user_id)}; check that "
+            f"the client and its access key still exist in account {quoted(account_id)} (Authress -> Service "
+            "clients), or create a new access key"
+        )
+    return (
+        "Authress does not trust this token; in Authress add an OIDC trusted identity (Connections -> OIDC "
+        f"trusted identities) with issuer {quoted(caller.issuer)} and audience {quoted(caller.audience)}, "
+        f"and keep the job's `id_tokens:` aud exactly {quoted(caller.audience)}"
+    )
+
+
+def _get(url: str, token: str, timeout: float) -> tuple[int, Any]:
+    """One GET, retried within a total bound on connection errors, timeouts, 429 and 5xx."""
+    import httpx
+
+    from .keys import USER_AGENT
+
+    deadline = time.monotonic() + ATTEMPTS * (timeout + 1.0)
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json", "User-Agent": USER_AGENT}
+    last = ""
+    # No redirects: the Bearer token goes to the configured API URL and nowhere else.
+    with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False) as client:
+        for attempt in range(ATTEMPTS):
+            retry_after = 0.0
+            try:
+                response = client.get(url, headers=headers)
+            except httpx.TimeoutException:
+                last = "timed out"
+            except httpx.TransportError as exc:
+                last = f"connection failed ({type(exc).__name__})"
+            else:
+                if response.status_code != 429 and response.status_code < 500:
+                    try:
+                        body = response.json() if response.content else None
+                    except ValueError:
+                        body = None
+                    return response.status_code, body
+                last = f"answered HTTP {response.status_code}"
+                with contextlib.suppress(ValueError):
+                    retry_after = float(response.headers.get("retry-after", "0"))
+            pause = max(retry_after, 0.2 * 2**attempt + random.uniform(0, 0.2))
+            if attempt + 1 == ATTEMPTS or time.monotonic() + pause >= deadline:
+                break
+            time.sleep(pause)
+    down = (
+        "Authress may be down: retry the job later"
+        if last.startswith("answered")
+        else ('check "api_url" and that this machine can reach it')
+    )
+    raise AuthressCheckFailed(
+        f"could not check the token with Authress at {quoted(url)}: {last} after {attempt + 1} attempt(s); {down}"
+    )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shlex
 import sys
-import time
 from collections.abc import Mapping, Sequence
 
 from . import __version__
@@ -13,22 +14,91 @@ from .errors import HelperError, redact
 from .settings import DEFAULT_TOKEN_ENV
 
 PREFIX = "authress-gitlab-token: "
+ENV_NAME = "AUTHRESS_KEY"  # the variable the Authress Terraform provider reads
 
 
 def cmd_external(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """Terraform's data "external": query on stdin, verified token and claims on stdout."""
-    from . import external, keys, settings, sources, verify
-    from .result import gitlab_result
+    from . import external, flow, settings
 
-    query = external.read_query(sys.stdin.buffer)
-    config = settings.from_query(query, environ)
-    credential = sources.find_credential(environ, config.token_env, config.audience)
-    cache = keys.KeyCache(keys.default_cache_dir(environ), config.issuer)
-    now = time.time()
-    issuer_keys = keys.IssuerKeys(config.issuer, cache, timeout=keys.timeout_from_env(environ))
-    claims = verify.verify(credential.value, config, issuer_keys, now)
-    external.write_result(gitlab_result(credential.value, claims, config, now), sys.stdout)
+    config = settings.from_query(external.read_query(sys.stdin.buffer), environ)
+    outcome = flow.obtain(config, environ)
+    warn_about_audience(config.audience, config.api_url)  # after success: a failure stays one line
+    external.write_result(outcome.result, sys.stdout)
     return 0
+
+
+def cmd_env(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Verify as `external` does, then print the token as AUTHRESS_KEY for a job script: it reaches the
+    Authress provider through the environment and never enters Terraform state."""
+    from . import flow, settings
+
+    config = settings.from_query(query_from_args(args), environ)
+    token = shlex.quote(flow.obtain(config, environ).result["access_token"])
+    warn_about_audience(config.audience, config.api_url)
+    sys.stdout.write(f"export {ENV_NAME}={token}\n" if args.format == "shell" else f"{ENV_NAME}={token}\n")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Show where the token came from, its claims (never the token), each check passed or failed, the
+    Authress check, and the one fix to make."""
+    from . import doctor
+
+    report = doctor.diagnose(query_from_args(args), environ)
+    sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n" if args.json else report.render())
+    return 0 if report.ok else 1
+
+
+def cmd_setup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Print what to enter in Authress and GitLab for one project and branch or tag."""
+    from . import setup_guide
+
+    guide = setup_guide.build(args.project, args.branch, args.tag, args.audience, args.issuer, environ)
+    for warning in guide.warnings:
+        warn(warning)
+    sys.stdout.write(json.dumps(guide.to_json(), indent=2) + "\n" if args.json else guide.render())
+    return 0
+
+
+def warn_about_audience(audience: str, api_url: str) -> None:
+    from .authress import audience_warning
+
+    message = audience_warning(audience, api_url)
+    if message:
+        warn(message)
+
+
+def warn(message: str) -> None:
+    """One line on stderr; the run still succeeds (Terraform shows stderr only on failure)."""
+    sys.stderr.write(PREFIX + "warning: " + " ".join(message.split()) + "\n")
+
+
+def query_options(p: argparse.ArgumentParser, audience_required: bool) -> None:
+    """One flag per query key (`--token-env` for `token_env`), from the query schema: the two stay alike."""
+    from .external import load_schema
+
+    schema = load_schema()
+    for key, prop in schema["properties"].items():
+        help_text = prop["description"].replace("%", "%%")
+        required = audience_required and key in schema.get("required", [])
+        p.add_argument(
+            "--" + key.replace("_", "-"),
+            dest=f"q_{key}",
+            metavar=None if "enum" in prop else "VALUE",
+            choices=prop.get("enum"),
+            required=required,
+            help=help_text,
+        )
+
+
+def query_from_args(args: argparse.Namespace) -> dict[str, str]:
+    """The flags given, as the query `external` would read (validated against the same schema)."""
+    from .external import load_schema, validate
+
+    query = {k[2:]: v for k, v in vars(args).items() if k.startswith("q_") and v is not None}
+    validate(query, {**load_schema(), "required": []}, what="option")
+    return query
 
 
 def parser() -> argparse.ArgumentParser:
@@ -43,6 +113,30 @@ def parser() -> argparse.ArgumentParser:
         help='speak Terraform\'s data "external" protocol (query on stdin)',
         description=cmd_external.__doc__,
     ).set_defaults(run=cmd_external)
+
+    env = commands.add_parser(
+        "env", help="verify, then print `export AUTHRESS_KEY=...` for a job script", description=cmd_env.__doc__
+    )
+    query_options(env, audience_required=True)
+    env.add_argument("--format", choices=["shell", "dotenv"], default="shell", help="shell: `export NAME=VALUE`")
+    env.set_defaults(run=cmd_env)
+
+    doctor = commands.add_parser("doctor", help="explain what works and what to fix", description=cmd_doctor.__doc__)
+    query_options(doctor, audience_required=False)
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    doctor.set_defaults(run=cmd_doctor)
+
+    setup = commands.add_parser(
+        "setup", help="print what to enter in Authress and GitLab", description=cmd_setup.__doc__
+    )
+    setup.add_argument("--project", help="GROUP/PROJECT; default $CI_PROJECT_PATH")
+    ref = setup.add_mutually_exclusive_group()
+    ref.add_argument("--branch", help="the branch that may apply; default $CI_COMMIT_REF_NAME")
+    ref.add_argument("--tag", help="the tag that may apply, instead of a branch")
+    setup.add_argument("--audience", help="the account's API URL, https://ACCOUNT_ID.api.authress.io")
+    setup.add_argument("--issuer", help="GitLab's issuer; default $CI_SERVER_URL, else https://gitlab.com")
+    setup.add_argument("--json", action="store_true", help="machine-readable output")
+    setup.set_defaults(run=cmd_setup)
     return p
 
 

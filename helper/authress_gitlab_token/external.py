@@ -65,6 +65,8 @@ def describe(error: Any, schema: dict[str, Any], what: str) -> str:
         return f"{where} must be a string, got a JSON {_json_type(error.instance)}; Terraform sends strings only"
     if kind == "minLength":
         return f"{where} is empty; leave the key out (null) to use the default"
+    if kind == "enum":
+        return f"{where} is {quoted(error.instance)}, expected one of {', '.join(map(quoted, error.validator_value))}"
     if kind == "pattern":
         desc = schema.get("properties", {}).get(path[0], {}).get("description", "") if path else ""
         return f"{where} is {quoted(error.instance)}, which is not allowed: {desc}"

@@ -237,6 +237,11 @@ class IssuerKeys:
         )
 
 
+def issuer_keys(issuer: str, environ: Mapping[str, str]) -> IssuerKeys:
+    """The keys of `issuer`, with the cache directory and HTTP timeout the environment sets."""
+    return IssuerKeys(issuer, KeyCache(default_cache_dir(environ), issuer), timeout=timeout_from_env(environ))
+
+
 def fetch_bound(timeout: float) -> float:
     """Seconds a lookup may take: enough for every attempt at `timeout`, never more than MAX_FETCH_SECONDS."""
     return min(ATTEMPTS * (timeout + 1.0), MAX_FETCH_SECONDS)

@@ -44,6 +44,8 @@ class Settings:
     bound_claims: tuple[BoundClaim, ...]
     leeway_seconds: int
     min_validity_seconds: int
+    check: str = "none"  # "none" | "authress": the live check after verification
+    api_url: str = ""  # the Authress API base URL when the query names one; "" = derived from the audience
 
 
 def from_query(query: Mapping[str, str], environ: Mapping[str, str]) -> Settings:
@@ -78,6 +80,8 @@ def from_query(query: Mapping[str, str], environ: Mapping[str, str]) -> Settings
         bound_claims=tuple(bound),
         leeway_seconds=leeway,
         min_validity_seconds=min_validity,
+        check=query.get("check", "none"),
+        api_url=query.get("api_url", "").rstrip("/"),
     )
 
 

@@ -12,13 +12,15 @@ from .errors import TokenMalformed, TokenNotFound
 MAX_TOKEN_BYTES = 16 * 1024  # GitLab ID tokens are about 1-2 KB
 # A compact JWS is base64url parts joined by dots; a base64 decoder would skip anything else silently.
 _NOT_JWS = re.compile(r"[^A-Za-z0-9_.-]")
+GITLAB_ID_TOKEN = "gitlab-id-token"
+SERVICE_CLIENT_KEY = "service-client-key"
 
 
 @dataclass(frozen=True)
 class Credential:
     """A secret and where it came from; `value` never appears in a repr."""
 
-    kind: str  # "gitlab-id-token"
+    kind: str  # GITLAB_ID_TOKEN or SERVICE_CLIENT_KEY
     origin: str  # e.g. "$AUTHRESS_KEY"
     value: str = field(repr=False)
 
@@ -57,18 +59,32 @@ def gitlab_id_token(environ: Mapping[str, str], name: str, audience: str) -> Cre
             f"${name} holds {what} at position {stray.start()} inside the token; a JWT has none: "
             "pass the job's ID token from `id_tokens:` unchanged (surrounding whitespace is stripped)"
         )
-    return Credential("gitlab-id-token", f"${name}", value)
+    return Credential(GITLAB_ID_TOKEN, f"${name}", value)
+
+
+def service_client_key(environ: Mapping[str, str], name: str) -> Credential | None:
+    """An Authress service-client access key (CLIENT_ID.KEY_ID.ACCOUNT_ID.PRIVATE_KEY), for runs outside
+    GitLab: a laptop or another CI. Its private key must load, or the error says to copy it again."""
+    value = read_variable(environ, name)
+    if value is None or value.count(".") != 3:
+        return None
+    from . import service_client
+
+    if not service_client.looks_like_access_key(value):
+        return None
+    service_client.parse(value, f"${name}")
+    return Credential(SERVICE_CLIENT_KEY, f"${name}", value)
 
 
 def find_credential(environ: Mapping[str, str], name: str, audience: str) -> Credential:
     """The first source that is present; an error that names the variable when none is."""
-    credential = gitlab_id_token(environ, name, audience)
-    if credential is not None:
-        return credential
+    for credential in (gitlab_id_token(environ, name, audience), service_client_key(environ, name)):
+        if credential is not None:
+            return credential
     if read_variable(environ, name) is not None:
         raise TokenMalformed(
-            f"${name} is set but does not hold a JWT (three dot-separated parts); "
-            f"set it from the job's `id_tokens:` entry, not from a CI/CD variable"
+            f"${name} is set but holds neither a JWT (three dot-separated parts) nor an Authress "
+            "service-client access key (four parts); in GitLab set it from the job's `id_tokens:` entry"
         )
     raise TokenNotFound(
         f'no token in ${name}; in the GitLab job add id_tokens: {{ {name}: {{ aud: "{audience}" }} }}, '

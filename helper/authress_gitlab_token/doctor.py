@@ -1,0 +1,259 @@
+"""`doctor`: the same steps as `external`, one at a time, each reported, ending with the one fix to make.
+The token itself is never part of the report; its claims are."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import sources
+from .errors import HelperError, quoted
+from .settings import DEFAULT_TOKEN_ENV, Settings
+
+PLACEHOLDER_AUDIENCE = "https://ACCOUNT_ID.api.authress.io"
+FIRST_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "nbf")
+TIME_CLAIMS = ("exp", "iat", "nbf")
+KINDS = {sources.GITLAB_ID_TOKEN: "a GitLab ID token", sources.SERVICE_CLIENT_KEY: "an Authress service-client key"}
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    status: str  # "pass" | "fail" | "warn" | "skip"
+    detail: str
+
+
+@dataclass(frozen=True)
+class Report:
+    origin: str
+    kind: str
+    claims: dict[str, Any]
+    steps: tuple[Step, ...]
+    now: float
+
+    @property
+    def ok(self) -> bool:
+        return not any(s.status == "fail" for s in self.steps)
+
+    @property
+    def fix(self) -> str:
+        """What to do about the first failure, else the first warning: messages read "what is wrong; what
+        to do", so the part after the first "; " (the whole message when there is none)."""
+        for status in ("fail", "warn"):
+            step = next((s for s in self.steps if s.status == status), None)
+            if step is not None:
+                return step.detail.split("; ", 1)[-1]
+        return "nothing: the token is ready for Terraform"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "credential": {"origin": self.origin, "kind": self.kind},
+            "claims": self.claims,
+            "steps": [dataclasses.asdict(s) for s in self.steps],
+            "fix": self.fix,
+        }
+
+    def render(self) -> str:
+        from .verify import rfc3339
+
+        kind = {
+            sources.GITLAB_ID_TOKEN: "a GitLab ID token",
+            sources.SERVICE_CLIENT_KEY: "an Authress service-client key",
+        }
+        lines = [f"Token:  {self.origin or 'none'} holds {kind.get(self.kind, 'nothing usable')} (never shown)"]
+        if self.claims:
+            lines.append("Claims:")
+            width = max(len(k) for k in self.claims)
+            for name, value in self.claims.items():
+                text = value if isinstance(value, str) else quoted(value, 200)
+                if name in TIME_CLAIMS and isinstance(value, int | float):
+                    text = f"{rfc3339(value)} ({_relative(value - self.now)})"
+                lines.append(f"  {name.ljust(width)}  {text}")
+        lines.append("Checks:")
+        width = max(len(s.name) for s in self.steps)
+        lines += [f"  [{s.status}] {s.name.ljust(width)}  {s.detail}" for s in self.steps]
+        lines.append(("OK: " if self.ok else "Fix: ") + self.fix)
+        return "\n".join(lines) + "\n"
+
+
+def _relative(seconds: float) -> str:
+    return f"in {int(seconds)} s" if seconds >= 0 else f"{int(-seconds)} s ago"
+
+
+class _Steps:
+    """Collects steps; `run` records a pass, or the error's message as a failure."""
+
+    def __init__(self) -> None:
+        self.steps: list[Step] = []
+
+    def add(self, name: str, status: str, detail: str) -> None:
+        self.steps.append(Step(name, status, detail))
+
+    def run(self, name: str, action: Any) -> Any:
+        try:
+            value, detail = action()
+        except HelperError as exc:
+            self.add(name, "fail", str(exc))
+            return None
+        self.add(name, "pass", detail)
+        return value
+
+
+def diagnose(query: Mapping[str, str], environ: Mapping[str, str], now: float | None = None) -> Report:
+    """Every step `external` takes, reported one by one; stops at the first failure that blocks the rest."""
+    now = time.time() if now is None else now
+    steps = _Steps()
+    name = query.get("token_env", DEFAULT_TOKEN_ENV)
+    credential = steps.run(
+        "token",
+        lambda: _found(sources.find_credential(environ, name, query.get("audience", PLACEHOLDER_AUDIENCE))),
+    )
+    if credential is None:
+        return Report(f"${name}", "", {}, tuple(steps.steps), now)
+    claims = _claims(credential)
+    query = dict(query)
+    if "audience" not in query:
+        query["audience"] = _audience_guess(credential, claims, steps)
+    settings = steps.run("options", lambda: _settings(query, environ))
+    if settings is not None:
+        _audience_sanity(settings, steps)
+        if credential.kind == sources.SERVICE_CLIENT_KEY:
+            outcome = steps.run("service-client token", lambda: _minted(credential, settings, now))
+        else:
+            outcome = _verified(credential, claims, settings, environ, now, steps)
+        _check(outcome, settings, "check" in query, environ, steps)
+    return Report(credential.origin, credential.kind, claims, tuple(steps.steps), now)
+
+
+def _found(credential: sources.Credential) -> tuple[sources.Credential, str]:
+    return credential, f"{credential.origin} holds {KINDS[credential.kind]}"
+
+
+def _claims(credential: sources.Credential) -> dict[str, Any]:
+    """What the credential says, unverified, for the table: a JWT's claims, or a key's ids."""
+    if credential.kind == sources.SERVICE_CLIENT_KEY:
+        client_id, key_id, account_id, _ = credential.value.split(".")
+        return {"client_id": client_id, "key_id": key_id, "account_id": account_id}
+    import jwt
+
+    try:
+        claims: dict[str, Any] = jwt.decode(credential.value, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return {}
+    ordered = {k: claims[k] for k in FIRST_CLAIMS if k in claims}
+    ordered.update(sorted((k, v) for k, v in claims.items() if k not in ordered))
+    return ordered
+
+
+def _audience_guess(credential: sources.Credential, claims: Mapping[str, Any], steps: _Steps) -> str:
+    if credential.kind == sources.SERVICE_CLIENT_KEY:
+        return f"https://{claims['account_id']}.api.authress.io"
+    aud = claims.get("aud")
+    if isinstance(aud, list) and len(aud) == 1:
+        aud = aud[0]
+    if isinstance(aud, str) and aud:
+        steps.add("audience", "warn", f"taken from the token ({quoted(aud)}); pass --audience to check it")
+        return aud
+    steps.add("audience", "fail", "the token's aud is not one string; pass --audience with the one to check")
+    return PLACEHOLDER_AUDIENCE
+
+
+def _settings(query: Mapping[str, str], environ: Mapping[str, str]) -> tuple[Settings, str]:
+    from .settings import from_query
+
+    settings = from_query(query, environ)
+    return settings, f"issuer {quoted(settings.issuer)}, audience {quoted(settings.audience)}"
+
+
+def _audience_sanity(settings: Settings, steps: _Steps) -> None:
+    from .authress import audience_warning
+
+    warning = audience_warning(settings.audience, settings.api_url)
+    if warning:
+        steps.add("audience", "warn", warning)
+
+
+def _minted(credential: sources.Credential, settings: Settings, now: float) -> tuple[Any, str]:
+    from .flow import from_service_client
+
+    outcome = from_service_client(credential, settings, now)
+    return outcome, f"minted for client {quoted(outcome.result['user_id'])}, expires {outcome.result['expires_at']}"
+
+
+def _verified(
+    credential: sources.Credential,
+    claims: Mapping[str, Any],
+    settings: Settings,
+    environ: Mapping[str, str],
+    now: float,
+    steps: _Steps,
+) -> Any:
+    from . import keys, verify
+    from .flow import Outcome
+    from .result import gitlab_result
+
+    issuer_keys = keys.issuer_keys(settings.issuer, environ)
+    kid = _kid(credential.value)
+    if kid:  # without one, the next step says what is wrong with the header
+        found = steps.run(
+            "issuer keys", lambda: (issuer_keys.jwk(kid), f"key {quoted(kid, 60)} from {quoted(settings.issuer)}")
+        )
+        if found is None:
+            return None
+    plain = dataclasses.replace(settings, bound_claims=(), min_validity_seconds=0)
+    verified = steps.run(
+        "signature and claims",
+        lambda: (verify.verify(credential.value, plain, issuer_keys, now), "RS256 signature, iss, aud, exp, iat"),
+    )
+    if verified is None:
+        return None
+    for bound in settings.bound_claims:
+        detail = f"{quoted(bound.claim)} is {quoted(verified.get(bound.claim))} (from {bound.source})"
+        if steps.run(f"bound {bound.source}", lambda b=bound, d=detail: (_bound(verified, b), d)) is None:
+            return None
+    left = int(verified["exp"] - now)
+    if left < settings.min_validity_seconds:
+        steps.add(
+            "lifetime",
+            "fail",
+            f"token expires in {left} s, less than min_validity_seconds {settings.min_validity_seconds}; "
+            "an ID token lives as long as the job timeout: raise the job's `timeout:`",
+        )
+        return None
+    return Outcome(credential, verified, gitlab_result(credential.value, verified, settings, now))
+
+
+def _bound(claims: Mapping[str, Any], bound: Any) -> bool:
+    from .verify import check_bound_claim
+
+    check_bound_claim(claims, bound)
+    return True
+
+
+def _kid(token: str) -> str:
+    import jwt
+
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError:
+        return ""
+    return kid if isinstance(kid, str) else ""
+
+
+def _check(outcome: Any, settings: Settings, asked: bool, environ: Mapping[str, str], steps: _Steps) -> None:
+    """doctor runs the Authress check unless told `--check none`, and skips it when it cannot be placed."""
+    from .flow import check
+
+    if outcome is None:
+        steps.add("authress", "skip", "needs a verified token")
+    elif asked and settings.check == "none":
+        steps.add("authress", "skip", "--check none")
+    elif not outcome.result["api_url"] or not outcome.result["account_id"]:
+        status = "fail" if asked else "skip"
+        steps.add("authress", status, "the audience names no Authress account; pass --api-url to check")
+    else:
+        steps.run("authress", lambda: (None, check(outcome, environ)))

@@ -1,0 +1,79 @@
+"""From settings to a result: find the credential, verify it (or mint from a service-client key), then
+the optional Authress check. `external` and `env` run it whole; `doctor` runs its parts one by one."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import sources
+from .errors import VerificationFailed, quoted
+from .settings import Settings
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A usable access token and what the result says about it."""
+
+    credential: sources.Credential
+    claims: dict[str, Any]
+    result: dict[str, str] = field(repr=False)  # holds the token
+
+
+def obtain(settings: Settings, environ: Mapping[str, str], now: float | None = None) -> Outcome:
+    """The verified (or minted) token and the result; then the Authress check when asked for."""
+    now = time.time() if now is None else now
+    credential = sources.find_credential(environ, settings.token_env, settings.audience)
+    if credential.kind == sources.SERVICE_CLIENT_KEY:
+        outcome = from_service_client(credential, settings, now)
+    else:
+        outcome = from_gitlab(credential, settings, environ, now)
+    if settings.check == "authress":
+        check(outcome, environ)
+    return outcome
+
+
+def from_gitlab(credential: sources.Credential, settings: Settings, environ: Mapping[str, str], now: float) -> Outcome:
+    from . import keys, verify
+    from .result import gitlab_result
+
+    claims = verify.verify(credential.value, settings, keys.issuer_keys(settings.issuer, environ), now)
+    return Outcome(credential, claims, gitlab_result(credential.value, claims, settings, now))
+
+
+def from_service_client(credential: sources.Credential, settings: Settings, now: float) -> Outcome:
+    """A service-client key never passes GitLab verification, so it cannot satisfy bound claims: a
+    laptop's key must not quietly stand in for `ref = "main"`. It must be for the audience's account."""
+    from . import service_client
+    from .authress import target
+    from .result import service_client_result
+
+    if settings.bound_claims:
+        keys_named = ", ".join(dict.fromkeys(quoted(b.source) for b in settings.bound_claims))
+        raise VerificationFailed(
+            f"{credential.origin} holds an Authress service-client key, which has no GitLab claims to match "
+            f"{keys_named}; outside GitLab leave the bound claims null, or run in the GitLab job with `id_tokens:`"
+        )
+    key = service_client.parse(credential.value, credential.origin)
+    account_id, api_url = target(settings.audience, settings.api_url)
+    if account_id and account_id != key.account_id:
+        raise VerificationFailed(
+            f"{credential.origin} holds a service-client key for account {quoted(key.account_id)}, but the "
+            f"audience names account {quoted(account_id)}; use a key from that account"
+        )
+    lifetime = max(service_client.LIFETIME, settings.min_validity_seconds + 60)
+    minted = service_client.mint(key, settings.api_url, lifetime, now)
+    result = service_client_result(minted.token, minted.claims, api_url, now)
+    return Outcome(credential, minted.claims, result)
+
+
+def check(outcome: Outcome, environ: Mapping[str, str]) -> str:
+    """The live Authress check for this outcome; what passed, or AuthressCheckFailed with the fix."""
+    from . import authress, keys
+
+    result = outcome.result
+    caller = authress.Caller(outcome.credential.kind, result["user_id"], result["issuer"], result["audience"])
+    timeout = keys.timeout_from_env(environ)
+    return authress.check(result["access_token"], result["api_url"], result["account_id"], caller, timeout)

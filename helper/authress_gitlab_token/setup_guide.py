@@ -1,0 +1,121 @@
+"""`setup`: what to enter in Authress and GitLab for one project and ref, derived from the same rules the
+helper verifies with, so the portal, the job and the HCL agree on every string."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .authress import audience_warning
+from .errors import QueryError, quoted
+from .settings import DEFAULT_ISSUER, DEFAULT_TOKEN_ENV, check_issuer
+
+_PROJECT = re.compile(r"^[^\s/]+(/[^\s/]+)+$")
+
+
+@dataclass(frozen=True)
+class Guide:
+    issuer: str
+    audience: str
+    project: str
+    ref_type: str
+    ref: str
+    warnings: tuple[str, ...]
+
+    @property
+    def user_id(self) -> str:
+        """GitLab's default `sub`, which is the Authress user ID of the access record."""
+        return f"project_path:{self.project}:ref_type:{self.ref_type}:ref:{self.ref}"
+
+    def id_tokens_yaml(self) -> str:
+        return f"id_tokens:\n  {DEFAULT_TOKEN_ENV}:\n    aud: {json.dumps(self.audience)}\n"
+
+    def module_hcl(self) -> str:
+        args = {"source": "./modules/authress-gitlab-token", "audience": self.audience}
+        if self.issuer != DEFAULT_ISSUER:
+            args["issuer"] = self.issuer
+        args.update(project_path=self.project, ref_type=self.ref_type, ref=self.ref)
+        width = max(len(k) for k in args)
+        body = "".join(f"  {k.ljust(width)} = {_hcl(v)}\n" for k, v in args.items())
+        return (
+            "# source: a copy of the terraform/ directory of authress-gitlab-token\n"
+            'module "authress_token" {\n'
+            f"{body}}}\n\n"
+            'provider "authress" {\n'
+            "  access_key = module.authress_token.access_token\n"
+            "}\n"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "trusted_identity": {"issuer": self.issuer, "audience": self.audience},
+            "access_record_user_id": self.user_id,
+            "id_tokens_yaml": self.id_tokens_yaml(),
+            "module_hcl": self.module_hcl(),
+            "warnings": list(self.warnings),
+        }
+
+    def render(self) -> str:
+        return (
+            "1. In Authress, Connections -> OIDC trusted identities, add:\n"
+            f"     issuer:   {self.issuer}\n"
+            f"     audience: {self.audience}\n"
+            "2. In Authress, Access records, create a record whose user ID is exactly:\n"
+            f"     {self.user_id}\n"
+            "   with the roles Terraform needs on the resources it manages.\n"
+            "   (This is GitLab's default `sub`; if the project changed its ID token sub claim components,\n"
+            "   use the `user_id` that `authress-gitlab-token doctor` shows in the job.)\n"
+            "3. In .gitlab-ci.yml, in the job that runs terraform (GitLab >= 15.7):\n"
+            + _indent(self.id_tokens_yaml(), 5)
+            + "4. In Terraform:\n"
+            + _indent(self.module_hcl(), 5)
+            + "5. Check it from the job:\n"
+            f"     authress-gitlab-token doctor --audience {self.audience}\n"
+        )
+
+
+def _hcl(value: str) -> str:
+    return json.dumps(value).replace("${", "$${").replace("%{", "%%{")
+
+
+def _indent(text: str, width: int) -> str:
+    return "".join(" " * width + line + "\n" if line else "\n" for line in text.splitlines())
+
+
+def build(
+    project: str | None,
+    branch: str | None,
+    tag: str | None,
+    audience: str | None,
+    issuer: str | None,
+    environ: Mapping[str, str],
+) -> Guide:
+    """Flags first, then the GitLab job's CI_* variables; an error names the flag that is missing."""
+    project = project or environ.get("CI_PROJECT_PATH")
+    if not project or not _PROJECT.match(project):
+        raise QueryError(f"--project is {quoted(project)}; pass --project GROUP/PROJECT (default: $CI_PROJECT_PATH)")
+    if tag:
+        ref_type, ref = "tag", tag
+    elif branch:
+        ref_type, ref = "branch", branch
+    elif environ.get("CI_COMMIT_TAG"):
+        ref_type, ref = "tag", environ["CI_COMMIT_TAG"]
+    elif environ.get("CI_COMMIT_REF_NAME"):
+        ref_type, ref = "branch", environ["CI_COMMIT_REF_NAME"]
+    else:
+        raise QueryError("no branch or tag; pass --branch NAME or --tag NAME (default: $CI_COMMIT_REF_NAME)")
+    if not audience:
+        raise QueryError(
+            "no audience; pass --audience with your account's API URL, https://ACCOUNT_ID.api.authress.io "
+            "(Authress portal -> API access)"
+        )
+    source = "--issuer"
+    if not issuer:
+        issuer = environ.get("CI_SERVER_URL") or DEFAULT_ISSUER
+        source = "CI_SERVER_URL" if environ.get("CI_SERVER_URL") else "the default issuer"
+    check_issuer(issuer, source)
+    warning = audience_warning(audience, "")
+    return Guide(issuer, audience, project, ref_type, ref, (warning,) if warning else ())
