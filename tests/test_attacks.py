@@ -265,14 +265,16 @@ def test_one_mebibyte_of_garbage_is_refused_by_size(in_process: InProcess, issue
 
 
 @pytest.mark.parametrize(
-    "inside", ["\n", " ", "\t", "\r\n", "    "], ids=["newline", "space", "tab", "crlf", "4-spaces"]
+    ("inside", "part"),
+    [("\n", 2), (" ", 0), ("\t", 1), ("\r\n", 2), ("    ", 2)],
+    ids=["newline-in-signature", "space-in-header", "tab-in-payload", "crlf-in-signature", "4-spaces-in-signature"],
 )
-@pytest.mark.parametrize("part", [0, 1, 2], ids=["header", "payload", "signature"])
 def test_whitespace_inside_the_token_is_refused(
     helper: Helper, issuer: LocalIssuer, token: str, inside: str, part: int
 ) -> None:
     """Surrounding whitespace is stripped (test_external); inside, base64 decoders would skip it, so the
-    helper refuses it rather than hand Authress a token that differs from the one verified."""
+    helper refuses it rather than hand Authress a token that differs from the one verified. Four spaces
+    keep the part's length a multiple of four, which is what a lenient decoder needs to skip them."""
     parts = token.split(".")
     parts[part] = parts[part][:8] + inside + parts[part][8:]
     helper.external(query(issuer), ".".join(parts)).refused("$AUTHRESS_KEY holds whitespace at position")
