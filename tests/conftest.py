@@ -3,6 +3,7 @@ Terraform runs it. Every output the helper produces is kept and scanned for leak
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -56,21 +57,31 @@ class Run:
         for fragment in fragments:
             if fragment not in self.stderr:
                 raise AssertionError(f"{fragment!r} not in stderr {safe(self.stderr)!r}")
+        if leaks(self.stderr):
+            raise AssertionError(f"stderr holds a token: {safe(self.stderr)!r}")
 
 
 RUNS: list[Run] = []
 
 
+def _secrets(tokens: set[str]) -> list[str]:
+    """Each token and its signature part (when long enough that a chance match is impossible), longest first.
+
+    A token with an empty signature (alg none) is still a secret-shaped string: it is checked whole."""
+    pieces = set(tokens) | {t.rsplit(".", 1)[-1] for t in tokens if len(t.rsplit(".", 1)[-1]) >= 16}
+    return sorted(pieces, key=len, reverse=True)
+
+
 def safe(text: str) -> str:
     """`text` with every minted token masked, for assertion messages."""
-    for t in MINTED:
-        text = text.replace(t, "[token]").replace(t.rsplit(".", 1)[-1], "[signature]")
+    for piece in _secrets(MINTED):
+        text = text.replace(piece, "[token]")
     return text
 
 
-def leaks(text: str) -> bool:
+def leaks(text: str, tokens: set[str] = MINTED) -> bool:
     """True when `text` holds any minted token or its signature part."""
-    return any(t in text or t.rsplit(".", 1)[-1] in text for t in MINTED if t.rsplit(".", 1)[-1])
+    return any(piece in text for piece in _secrets(tokens))
 
 
 ENV_LINE = re.compile(r"^(export )?AUTHRESS_KEY=\S+$")
@@ -80,9 +91,12 @@ def allowed_stdout(run: Run) -> str:
     """stdout with the one place a token may appear removed: `access_token` of a successful `external`
     run, or the first `AUTHRESS_KEY=` line of a successful `env` run."""
     if run.returncode == 0 and run.args[:1] == ("external",):
-        value = json.loads(run.stdout)
-        value.pop("access_token", None)
-        return json.dumps(value)
+        try:
+            value = json.loads(run.stdout)
+            value.pop("access_token", None)
+            return json.dumps(value)
+        except (ValueError, AttributeError):
+            return run.stdout  # not the object Terraform expects: scan all of it
     if run.returncode == 0 and run.args[:1] == ("env",):
         lines = run.stdout.splitlines()
         first = next((i for i, line in enumerate(lines) if ENV_LINE.match(line)), None)
@@ -90,11 +104,20 @@ def allowed_stdout(run: Run) -> str:
     return run.stdout
 
 
+def leaked_runs(runs: list[Run], tokens: set[str] = MINTED) -> list[str]:
+    """The runs whose stderr, or stdout outside the allowed place, holds a token."""
+    return [
+        f"{' '.join(r.args)} (exit {r.returncode})"
+        for r in runs
+        if leaks(r.stderr, tokens) or leaks(allowed_stdout(r), tokens)
+    ]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_token_leaks() -> Iterator[None]:
     """Suite-wide secret hygiene: after all tests, no output the helper produced holds a token."""
     yield
-    leaked = [f"{' '.join(r.args)} (exit {r.returncode})" for r in RUNS if leaks(r.stderr) or leaks(allowed_stdout(r))]
+    leaked = leaked_runs(RUNS)
     if leaked:
         raise AssertionError(f"{len(leaked)} helper run(s) printed a token: {leaked[:5]}")
 
@@ -190,3 +213,26 @@ def helper(ca: LocalCA, tmp_path: Path) -> Helper:
     home = tmp_path / "home"
     home.mkdir()
     return Helper(ca, home)
+
+
+class InProcess:
+    """The helper's `main()` inside pytest, for what a subprocess cannot show (log records); its
+    stdout and stderr, taken with capsys, are recorded and scanned for leaks like a subprocess's."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+        self.capsys, self.monkeypatch = capsys, monkeypatch
+
+    def run(self, args: list[str], stdin: bytes, environ: Mapping[str, str]) -> Run:
+        from authress_gitlab_token.cli import main
+
+        self.monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+        code = main(args, environ)
+        out, err = self.capsys.readouterr()
+        run = Run(tuple(args), code, out, err)
+        RUNS.append(run)
+        return run
+
+
+@pytest.fixture
+def in_process(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> InProcess:
+    return InProcess(capsys, monkeypatch)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from tests.conftest import AUDIENCE, Helper, safe
-from tests.fixtures.issuer import DISCOVERY_PATH, JWKS_PATH, LocalIssuer
+from tests.conftest import AUDIENCE, Helper
+from tests.fixtures.issuer import LocalIssuer
 
 
 def query(issuer: LocalIssuer) -> dict[str, Any]:
@@ -33,10 +32,3 @@ def test_terraforms_call_with_cached_keys_loads_no_http_client_and_no_parser(
     assert not {m for m in modules if m.split(".")[0] in ("httpx", "httpcore", "h11")}
     assert "argparse" not in modules, "Terraform's `external` call should not build the argument parser"
     assert len(issuer.requests) == 2
-
-
-def test_parallel_jobs_with_an_empty_cache_share_one_key_fetch(helper: Helper, issuer: LocalIssuer, token: str) -> None:
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        runs = list(pool.map(lambda _: helper.external(query(issuer), token), range(8)))
-    assert [r.returncode for r in runs] == [0] * 8, [safe(r.stderr) for r in runs if r.returncode]
-    assert issuer.hits(DISCOVERY_PATH) == 1 and issuer.hits(JWKS_PATH) == 1, issuer.requests

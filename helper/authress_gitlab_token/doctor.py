@@ -196,7 +196,7 @@ def _verified(
     from .flow import Outcome
     from .result import gitlab_result
 
-    issuer_keys = keys.IssuerKeys(settings.issuer, keys.KeyCache(keys.default_cache_dir(environ), settings.issuer))
+    issuer_keys = keys.issuer_keys(settings.issuer, environ)
     kid = _kid(credential.value)
     if kid:  # without one, the next step says what is wrong with the header
         found = steps.run(

@@ -31,6 +31,8 @@ def read_query(stream: IO[bytes]) -> dict[str, str]:
         raise QueryError(f"the query on stdin is not JSON ({exc.msg} at byte {exc.pos}); {USAGE}") from None
     except UnicodeDecodeError:
         raise QueryError(f"the query on stdin is not UTF-8 text; {USAGE}") from None
+    except RecursionError:
+        raise QueryError(f"the query on stdin is nested too deeply; {USAGE}") from None
     if not isinstance(value, dict):
         raise QueryError(f"the query on stdin is a JSON {_json_type(value)}, expected an object; {USAGE}")
     validate(value, load_schema())

@@ -39,8 +39,7 @@ def from_gitlab(credential: sources.Credential, settings: Settings, environ: Map
     from . import keys, verify
     from .result import gitlab_result
 
-    cache = keys.KeyCache(keys.default_cache_dir(environ), settings.issuer)
-    claims = verify.verify(credential.value, settings, keys.IssuerKeys(settings.issuer, cache), now)
+    claims = verify.verify(credential.value, settings, keys.issuer_keys(settings.issuer, environ), now)
     return Outcome(credential, claims, gitlab_result(credential.value, claims, settings, now))
 
 

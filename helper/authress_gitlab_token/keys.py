@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import random
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -25,10 +27,11 @@ CACHE_DIR_ENV = "AUTHRESS_GITLAB_TOKEN_CACHE_DIR"
 TIMEOUT_ENV = "AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT"
 DEFAULT_TIMEOUT = 5.0  # seconds, for connect and for each read
 ATTEMPTS = 4  # per URL; retried on connection errors, timeouts, 429 and 5xx
+MAX_FETCH_SECONDS = 30.0  # all a run spends on keys (waiting for another run's fetch included), whatever the timeout
+MAX_DOCUMENT_BYTES = 1024 * 1024  # discovery and JWKS are a few KiB; refuse to buffer more
 MAX_AGE_DEFAULT, MAX_AGE_MIN, MAX_AGE_MAX = 3600, 300, 86400  # JWKS freshness, from Cache-Control
 STALE_GRACE = 24 * 3600  # serve the last good keys this long past freshness when the issuer is down
 UNKNOWN_KID_COOLDOWN = 30  # a refetch for an unknown kid at most this often
-LOCK_WAIT = 30.0  # how long a process waits for another one's fetch before fetching itself
 USER_AGENT = f"authress-gitlab-token/{__version__}"
 
 
@@ -90,17 +93,19 @@ class KeyCache:
 
     def load(self) -> KeySet | None:
         try:
-            with open(self.path, "rb") as f:
+            # O_NOFOLLOW: a symlink planted in the cache directory must not choose our keys.
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+            with open(fd, "rb") as f:
                 st = os.fstat(f.fileno())
                 # Keys decide what we trust: ignore a file someone else could have written.
                 if st.st_uid != os.getuid() or st.st_mode & 0o022:
                     return None
-                data = json.loads(f.read(1024 * 1024))
+                data = json.loads(f.read(MAX_DOCUMENT_BYTES))
             keys = valid_keys(data["jwks"])
             if data["version"] != 1 or data["issuer"] != self.issuer or keys is None:
                 return None
             return KeySet(self.issuer, str(data["jwks_uri"]), keys, float(data["fetched_at"]), float(data["max_age"]))
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             return None
 
     def store(self, keyset: KeySet) -> None:
@@ -120,83 +125,108 @@ class KeyCache:
             pass  # a read-only home only costs a fetch per run
 
     @contextlib.contextmanager
-    def fetch_lock(self) -> Iterator[None]:
-        """Let one process fetch while parallel ones wait for its result (bounded wait)."""
+    def fetch_lock(self, deadline: float) -> Iterator[bool]:
+        """Let one process fetch while parallel ones wait for its result, until `deadline` (monotonic).
+
+        Yields whether the lock is held; True too when locking is impossible (no cache directory)."""
         import fcntl
 
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(self.path.with_suffix(".lock"), os.O_CREAT | os.O_RDWR, 0o600)
+            fd = os.open(self.path.with_suffix(".lock"), os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600)
         except OSError:
-            yield
+            yield True
             return
         try:
-            deadline = time.monotonic() + LOCK_WAIT
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    locked = True
                     break
                 except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        break  # the holder is stuck; fetch without the lock rather than fail
+                    if time.monotonic() >= deadline:
+                        locked = False
+                        break
                     time.sleep(0.02)
-            yield
+            yield locked
         finally:
             os.close(fd)  # releases the lock
 
 
+Fetch = Callable[[str, float], KeySet]  # (issuer, monotonic deadline) -> keys, or KeyFetchFailed
+
+
 class IssuerKeys:
-    """Finds the public key for a `kid` of the configured issuer: cache first, then the network."""
+    """Finds the public key for a `kid` of the configured issuer: cache first, then the network.
+
+    Everything a lookup does, waiting for a parallel run's fetch included, ends by one deadline."""
 
     def __init__(
         self,
         issuer: str,
         cache: KeyCache | None,
-        fetch: Callable[[str], KeySet] | None = None,
+        fetch: Fetch | None = None,
         clock: Callable[[], float] = time.time,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.issuer = issuer
         self.cache = cache
-        self._fetch = fetch or (lambda iss: fetch_keyset(iss, timeout_from_env(os.environ)))
+        self.bound = fetch_bound(timeout)
+        self._fetch = fetch or (lambda iss, deadline: fetch_keyset(iss, timeout, deadline))
         self._clock = clock
 
     def jwk(self, kid: str) -> Mapping[str, Any]:
-        now = self._clock()
+        deadline = time.monotonic() + self.bound
         cached = self.cache.load() if self.cache else None
-        if cached and cached.fresh(now):
-            found = cached.find(kid)
-            if found is not None:
-                return found
-            if now - cached.fetched_at < UNKNOWN_KID_COOLDOWN:
-                raise self._unknown(kid, cached, now)
+        found = self._cached(kid, cached, self._clock())
+        if found is not None:
+            return found
         if self.cache is None:
-            return self._fetched(kid, cached, now)
-        with self.cache.fetch_lock():
-            # Another process may have fetched while we waited: judge its keys by the time now, or
-            # keys fetched after our start look future-dated and every waiter fetches again.
-            now = self._clock()
-            again = self.cache.load()
-            if again and again.fresh(now) and (cached is None or again.fetched_at > cached.fetched_at):
-                found = again.find(kid)
+            return self._fetched(kid, cached, deadline)
+        with self.cache.fetch_lock(deadline) as locked:
+            again = self.cache.load()  # another process may have fetched while we waited
+            if again and (cached is None or again.fetched_at > cached.fetched_at):
+                # The clock is read again: the other process's keys are newer than our start.
+                found = self._cached(kid, again, self._clock())
                 if found is not None:
                     return found
-                if now - again.fetched_at < UNKNOWN_KID_COOLDOWN:
-                    raise self._unknown(kid, again, now)
-            return self._fetched(kid, again or cached, now)
+                cached = again
+            if not locked:
+                failure = KeyFetchFailed(
+                    f"another run has been fetching the keys of {quoted(self.issuer)} for {self.bound:.0f} s "
+                    "without a result; check the issuer is reachable from this runner, then retry the job"
+                )
+                return self._stale(kid, cached, failure)
+            return self._fetched(kid, cached, deadline)
 
-    def _fetched(self, kid: str, previous: KeySet | None, now: float) -> Mapping[str, Any]:
+    def _cached(self, kid: str, keyset: KeySet | None, now: float) -> Mapping[str, Any] | None:
+        """The key from fresh keys; None when a fetch is due; an error for an unknown kid in the cooldown."""
+        if keyset is None or not keyset.fresh(now):
+            return None
+        found = keyset.find(kid)
+        if found is None and now - keyset.fetched_at < UNKNOWN_KID_COOLDOWN:
+            raise self._unknown(kid, keyset, now)
+        return found
+
+    def _fetched(self, kid: str, previous: KeySet | None, deadline: float) -> Mapping[str, Any]:
         try:
-            keyset = self._fetch(self.issuer)
-        except KeyFetchFailed:
-            if previous and previous.usable_when_issuer_down(now) and previous.find(kid):
-                return previous.find(kid)  # type: ignore[return-value]
-            raise
+            keyset = self._fetch(self.issuer, deadline)
+        except KeyFetchFailed as exc:
+            return self._stale(kid, previous, exc)
         if self.cache:
             self.cache.store(keyset)
         found = keyset.find(kid)
         if found is None:
-            raise self._unknown(kid, keyset, now)
+            raise self._unknown(kid, keyset, self._clock())
         return found
+
+    def _stale(self, kid: str, previous: KeySet | None, failure: KeyFetchFailed) -> Mapping[str, Any]:
+        """The last good keys while the issuer is down, within STALE_GRACE; else the failure."""
+        if previous and previous.usable_when_issuer_down(self._clock()):
+            found = previous.find(kid)
+            if found is not None:
+                return found
+        raise failure
 
     def _unknown(self, kid: str, keyset: KeySet, now: float) -> VerificationFailed:
         known = ", ".join(quoted(k.get("kid")) for k in keyset.keys)
@@ -207,23 +237,36 @@ class IssuerKeys:
         )
 
 
+def issuer_keys(issuer: str, environ: Mapping[str, str]) -> IssuerKeys:
+    """The keys of `issuer`, with the cache directory and HTTP timeout the environment sets."""
+    return IssuerKeys(issuer, KeyCache(default_cache_dir(environ), issuer), timeout=timeout_from_env(environ))
+
+
+def fetch_bound(timeout: float) -> float:
+    """Seconds a lookup may take: enough for every attempt at `timeout`, never more than MAX_FETCH_SECONDS."""
+    return min(ATTEMPTS * (timeout + 1.0), MAX_FETCH_SECONDS)
+
+
 def timeout_from_env(environ: Mapping[str, str]) -> float:
     try:
         value = float(environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT))
     except ValueError:
         value = DEFAULT_TIMEOUT
+    if not math.isfinite(value):
+        value = DEFAULT_TIMEOUT
     return min(max(value, 0.1), 60.0)
 
 
-def fetch_keyset(issuer: str, timeout: float = DEFAULT_TIMEOUT) -> KeySet:
-    """Discovery (whose `issuer` must equal ours exactly), then its https `jwks_uri`."""
+def fetch_keyset(issuer: str, timeout: float = DEFAULT_TIMEOUT, deadline: float | None = None) -> KeySet:
+    """Discovery (whose `issuer` must equal ours exactly), then its https `jwks_uri`, by `deadline`."""
     import httpx  # only a cold run pays for it
 
-    deadline = time.monotonic() + ATTEMPTS * (timeout + 1.0)
+    if deadline is None:
+        deadline = time.monotonic() + fetch_bound(timeout)
     with httpx.Client(
         timeout=httpx.Timeout(timeout), headers={"User-Agent": USER_AGENT}, follow_redirects=False
     ) as client:
-        discovery, _ = _get_json(client, issuer + "/.well-known/openid-configuration", deadline)
+        discovery, _ = _get_json(client, issuer + "/.well-known/openid-configuration", timeout, deadline)
         if not isinstance(discovery, dict):
             raise KeyFetchFailed(
                 f'the discovery document of {quoted(issuer)} is not a JSON object; check the query key "issuer"'
@@ -239,7 +282,7 @@ def fetch_keyset(issuer: str, timeout: float = DEFAULT_TIMEOUT) -> KeySet:
                 f"discovery at {quoted(issuer)} names jwks_uri {quoted(jwks_uri)}, "
                 "expected an https URL; keys are only fetched over https"
             )
-        jwks, headers = _get_json(client, jwks_uri, deadline)
+        jwks, headers = _get_json(client, jwks_uri, timeout, deadline)
     keys = valid_keys(jwks)
     if keys is None:
         raise KeyFetchFailed(
@@ -248,47 +291,76 @@ def fetch_keyset(issuer: str, timeout: float = DEFAULT_TIMEOUT) -> KeySet:
     return KeySet(issuer, jwks_uri, keys, time.time(), max_age(headers.get("cache-control", "")))
 
 
+_MAX_AGE = re.compile(r"\s*max-age\s*=\s*\"?([0-9]{1,10})\"?\s*", re.IGNORECASE)
+
+
 def max_age(cache_control: str) -> float:
     for part in cache_control.split(","):
-        name, _, value = part.strip().partition("=")
-        if name.lower() == "max-age" and value.strip().isdigit():
-            return float(min(max(int(value), MAX_AGE_MIN), MAX_AGE_MAX))
+        match = _MAX_AGE.fullmatch(part)
+        if match:
+            return float(min(max(int(match[1]), MAX_AGE_MIN), MAX_AGE_MAX))
     return float(MAX_AGE_DEFAULT)
 
 
-def _get_json(client: Any, url: str, deadline: float) -> tuple[Any, Mapping[str, str]]:
-    """GET with bounded retries (backoff with jitter; Retry-After honoured within the deadline)."""
-    import httpx
+def retry_after(value: str | None) -> float:
+    """Retry-After in seconds (the delta form; an HTTP date or nonsense counts as none)."""
+    try:
+        seconds = float(value or 0)
+    except ValueError:
+        return 0.0
+    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
 
-    last = ""
-    for attempt in range(ATTEMPTS):
-        retry_after = 0.0
+
+class _Retry(Exception):
+    """A failure worth another attempt: connection, timeout, 429 or 5xx."""
+
+
+def _get_json(client: Any, url: str, timeout: float, deadline: float) -> tuple[Any, Mapping[str, str]]:
+    """GET with bounded retries (backoff with jitter; Retry-After honoured within the deadline)."""
+    last, attempts = "no time was left", 0
+    while attempts < ATTEMPTS and (remaining := deadline - time.monotonic()) > 0:
+        attempts += 1
         try:
-            response = client.get(url)
-        except httpx.TimeoutException:
-            last = "timed out"
-        except httpx.TransportError as exc:
-            last = f"connection failed ({type(exc).__name__})"
-        else:
-            if response.status_code == 200:
-                try:
-                    return response.json(), response.headers
-                except ValueError:
-                    raise KeyFetchFailed(
-                        f"{quoted(url)} did not return JSON; is the issuer URL a GitLab instance?"
-                    ) from None
-            if response.status_code != 429 and response.status_code < 500:
-                raise KeyFetchFailed(
-                    f'{quoted(url)} answered HTTP {response.status_code}; check the query key "issuer"'
-                )
-            last = f"HTTP {response.status_code}"
-            with contextlib.suppress(ValueError):
-                retry_after = float(response.headers.get("retry-after", "0"))
-        pause = max(retry_after, 0.2 * 2**attempt + random.uniform(0, 0.2))
-        if attempt + 1 == ATTEMPTS or time.monotonic() + pause >= deadline:
+            return _get_once(client, url, min(timeout, remaining), deadline)
+        except _Retry as exc:
+            last, wait = exc.args[0], retry_after(exc.args[1] if len(exc.args) > 1 else None)
+        pause = max(wait, 0.2 * 2 ** (attempts - 1) + random.uniform(0, 0.2))
+        if attempts == ATTEMPTS or time.monotonic() + pause >= deadline:
             break
         time.sleep(pause)
     raise KeyFetchFailed(
-        f"could not fetch {quoted(url)}: {last} after {attempt + 1} attempt(s); "
+        f"could not fetch {quoted(url)}: {last} after {attempts} attempt(s); "
         "check the issuer is reachable from this runner, then retry the job"
     )
+
+
+def _get_once(client: Any, url: str, timeout: float, deadline: float) -> tuple[Any, Mapping[str, str]]:
+    """One GET: the JSON body (at most MAX_DOCUMENT_BYTES, read by `deadline`), or _Retry, or KeyFetchFailed."""
+    import httpx
+
+    try:
+        with client.stream("GET", url, timeout=httpx.Timeout(timeout)) as response:
+            if response.status_code == 429 or response.status_code >= 500:
+                raise _Retry(f"HTTP {response.status_code}", response.headers.get("retry-after"))
+            if response.status_code != 200:
+                raise KeyFetchFailed(
+                    f'{quoted(url)} answered HTTP {response.status_code}; check the query key "issuer"'
+                )
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_DOCUMENT_BYTES:
+                    raise KeyFetchFailed(
+                        f"{quoted(url)} sent more than {MAX_DOCUMENT_BYTES} bytes; is the issuer URL a GitLab instance?"
+                    )
+                if time.monotonic() > deadline:
+                    raise _Retry("timed out")  # a trickle of bytes must not outlast the bound
+            headers = response.headers
+    except httpx.TimeoutException:
+        raise _Retry("timed out") from None
+    except httpx.TransportError as exc:
+        raise _Retry(f"connection failed ({type(exc).__name__})") from None
+    try:
+        return json.loads(body), headers
+    except (ValueError, RecursionError):
+        raise KeyFetchFailed(f"{quoted(url)} did not return JSON; is the issuer URL a GitLab instance?") from None

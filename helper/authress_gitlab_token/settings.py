@@ -87,14 +87,7 @@ def from_query(query: Mapping[str, str], environ: Mapping[str, str]) -> Settings
 
 def check_issuer(issuer: str, source: str) -> None:
     """Keys are fetched from the issuer, so it must be a plain https origin (and path) we can trust."""
-    parts = urlsplit(issuer)
-    problem = None
-    if parts.scheme != "https":
-        problem = "is not an https URL"
-    elif not parts.hostname or parts.username or parts.password:
-        problem = "has no host, or has user info"
-    elif parts.query or parts.fragment or issuer.endswith("/"):
-        problem = "has a query, a fragment or a trailing slash"
+    problem = _issuer_problem(issuer)
     if problem:
         raise QueryError(
             f'{source} is {quoted(issuer)}, which {problem}; set the query key "issuer" '
@@ -102,12 +95,27 @@ def check_issuer(issuer: str, source: str) -> None:
         )
 
 
+def _issuer_problem(issuer: str) -> str | None:
+    try:
+        parts = urlsplit(issuer)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number in range
+    except ValueError:
+        return "is not a valid URL (host or port)"
+    if parts.scheme != "https":
+        return "is not an https URL"
+    if not parts.hostname or parts.username or parts.password:
+        return "has no host, or has user info"
+    if parts.query or parts.fragment or issuer.endswith("/"):
+        return "has a query, a fragment or a trailing slash"
+    return None
+
+
 def parse_bound_claims(text: str) -> list[BoundClaim]:
     """`bound_claims`: a JSON object from claim name to a glob or a non-empty list of globs."""
     hint = 'expected a JSON object such as {"pipeline_source": ["push", "web"]}'
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise QueryError(f'query key "bound_claims" is not JSON; {hint}') from None
     if not isinstance(value, dict) or not value:
         raise QueryError(f'query key "bound_claims" is not a non-empty JSON object; {hint}')

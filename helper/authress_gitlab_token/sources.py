@@ -3,12 +3,15 @@ that says what to add when it should be there but is not usable."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .errors import TokenMalformed, TokenNotFound
 
 MAX_TOKEN_BYTES = 16 * 1024  # GitLab ID tokens are about 1-2 KB
+# A compact JWS is base64url parts joined by dots; a base64 decoder would skip anything else silently.
+_NOT_JWS = re.compile(r"[^A-Za-z0-9_.-]")
 GITLAB_ID_TOKEN = "gitlab-id-token"
 SERVICE_CLIENT_KEY = "service-client-key"
 
@@ -49,6 +52,13 @@ def gitlab_id_token(environ: Mapping[str, str], name: str, audience: str) -> Cre
         return None
     if value.count(".") != 2:
         return None
+    stray = _NOT_JWS.search(value)
+    if stray:
+        what = "whitespace" if stray[0].isspace() else "a character outside base64url"
+        raise TokenMalformed(
+            f"${name} holds {what} at position {stray.start()} inside the token; a JWT has none: "
+            "pass the job's ID token from `id_tokens:` unchanged (surrounding whitespace is stripped)"
+        )
     return Credential(GITLAB_ID_TOKEN, f"${name}", value)
 
 

@@ -32,7 +32,8 @@ def verify(token: str, settings: Settings, keys: KeySource, now: float | None = 
     for bound in settings.bound_claims:
         check_bound_claim(claims, bound)
     left = int(claims["exp"] - now)
-    if left < settings.min_validity_seconds:
+    # Only when asked for: with no minimum, a token past `exp` but within the leeway is accepted.
+    if settings.min_validity_seconds and left < settings.min_validity_seconds:
         raise VerificationFailed(
             f"token expires in {left} s, less than min_validity_seconds {settings.min_validity_seconds}; "
             "an ID token lives as long as the job timeout: raise the job's `timeout:` or lower the minimum"
@@ -46,6 +47,10 @@ def _header(token: str) -> dict[str, Any]:
     except jwt.DecodeError as exc:
         raise TokenMalformed(
             f"the token is not a well-formed JWT ({_reason(exc)}); pass the job's ID token from `id_tokens:` unchanged"
+        ) from None
+    except jwt.InvalidTokenError as exc:  # PyJWT >= 2.12 checks `crit` while reading the header
+        raise VerificationFailed(
+            f"token header is refused ({_reason(exc)}); GitLab ID tokens carry no critical extensions"
         ) from None
     alg = header.get("alg")
     if alg not in PINNED_ALGORITHMS:

@@ -1,0 +1,332 @@
+"""The attack suite: each attack on the verifier, run through the real helper as Terraform runs it.
+
+Every test asserts exit != 0, the message that names the check, nothing on stdout and no token on
+stderr (`Run.refused`). Attacks already shown in test_external.py are not repeated here:
+bad signature (test_bad_signature_is_refused), unknown kid
+(test_token_signed_by_a_key_the_issuer_does_not_publish_is_refused), another issuer's `iss`
+(test_token_from_another_issuer_is_refused), expired (test_expired_token_is_refused), wrong `aud`
+(test_wrong_audience_is_refused_with_expected_and_got), a non-JWT string
+(test_variable_holding_something_else_than_a_jwt_is_refused), a non-string query value
+(test_non_string_query_value_is_refused), surrounding whitespace stripped
+(test_token_with_a_trailing_newline_is_stripped_and_accepted).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import AUDIENCE, Helper, InProcess
+from tests.fixtures.ca import LocalCA
+from tests.fixtures.issuer import DISCOVERY_PATH, JWKS_PATH, LocalIssuer, running_issuer
+from tests.fixtures.tokens import SigningKey, forge, gitlab_claims, mint
+
+
+def query(issuer: LocalIssuer, **extra: str) -> dict[str, str]:
+    return {"audience": AUDIENCE, "issuer": issuer.url, **extra}
+
+
+@pytest.fixture(scope="module")
+def attacker(ca: LocalCA, other_key: SigningKey) -> Iterator[LocalIssuer]:
+    """An attacker's key server on loopback, serving the attacker's key; it must never be asked."""
+    with running_issuer(ca, [other_key]) as server:
+        yield server
+
+
+@pytest.fixture
+def claims(issuer: LocalIssuer) -> dict[str, Any]:
+    return gitlab_claims(issuer.url, AUDIENCE)
+
+
+# --- the header: algorithm, key selection, extensions -------------------------------------------------
+
+
+@pytest.mark.parametrize("alg", ["none", "None", "NONE"])
+def test_unsigned_token_alg_none_is_refused(
+    helper: Helper, issuer: LocalIssuer, signing_key: SigningKey, claims: dict[str, Any], alg: str
+) -> None:
+    token = forge({"alg": alg, "kid": signing_key.kid, "typ": "JWT"}, claims)
+    helper.external(query(issuer), token).refused(f'token header alg is "{alg}", expected "RS256"')
+
+
+def test_hs256_token_keyed_with_the_issuers_public_key_is_refused(
+    helper: Helper, issuer: LocalIssuer, signing_key: SigningKey, claims: dict[str, Any]
+) -> None:
+    """Algorithm confusion: a verifier that let the header pick HMAC would take the public PEM as the secret."""
+    for secret in (signing_key.public_pem(), json.dumps(signing_key.public_jwk()).encode()):
+        token = forge({"alg": "HS256", "kid": signing_key.kid, "typ": "JWT"}, claims, hmac_secret=secret)
+        helper.external(query(issuer), token).refused('token header alg is "HS256", expected "RS256"')
+
+
+@pytest.mark.parametrize("alg", ["RS384", "RS512", "PS256"])
+def test_token_signed_with_an_algorithm_outside_the_pinned_list_is_refused(
+    helper: Helper, issuer: LocalIssuer, signing_key: SigningKey, claims: dict[str, Any], alg: str
+) -> None:
+    """A real signature by the issuer's own key, but not RS256: GitLab never signs so."""
+    token = mint(signing_key, claims, algorithm=alg)
+    helper.external(query(issuer), token).refused(f'token header alg is "{alg}", expected "RS256"')
+
+
+def test_token_without_a_kid_is_refused(
+    helper: Helper, issuer: LocalIssuer, signing_key: SigningKey, claims: dict[str, Any]
+) -> None:
+    token = forge({"alg": "RS256", "typ": "JWT"}, claims, b"\x01" * 256)
+    helper.external(query(issuer), token).refused("token header has no kid")
+
+
+@pytest.mark.parametrize(
+    "kid",
+    ["../../../../etc/passwd", "' OR '1'='1' --", "/oauth/discovery/keys?kid=x", "kid\u0000\r\nX-Injected: 1"],
+    ids=["path", "sql", "url", "control-characters"],
+)
+def test_kid_with_path_or_sql_content_is_only_looked_up_never_followed(
+    helper: Helper, issuer: LocalIssuer, signing_key: SigningKey, claims: dict[str, Any], kid: str
+) -> None:
+    token = mint(signing_key, claims, headers={"kid": kid})
+    helper.external(query(issuer), token).refused("is not among the keys of issuer")
+    assert set(issuer.requests) <= {DISCOVERY_PATH, JWKS_PATH}
+
+
+@pytest.mark.parametrize("header", ["jku", "x5u", "jwk"])
+def test_key_location_header_pointing_at_an_attackers_key_is_ignored(
+    helper: Helper,
+    issuer: LocalIssuer,
+    attacker: LocalIssuer,
+    other_key: SigningKey,
+    claims: dict[str, Any],
+    header: str,
+) -> None:
+    """Keys come only from the configured issuer: the attacker signs with their key and says where it is."""
+    value: Any = {
+        "jku": attacker.url + JWKS_PATH,
+        "x5u": attacker.url + "/cert.pem",
+        "jwk": other_key.public_jwk(),
+    }[header]
+    attacker.reset()
+    token = mint(other_key, claims, headers={header: value})
+    helper.external(query(issuer), token).refused(f'token kid "{other_key.kid}" is not among the keys')
+    assert attacker.requests == []
+
+
+def test_key_location_headers_with_the_issuers_kid_still_need_the_issuers_signature(
+    helper: Helper,
+    issuer: LocalIssuer,
+    attacker: LocalIssuer,
+    signing_key: SigningKey,
+    other_key: SigningKey,
+    claims: dict[str, Any],
+) -> None:
+    headers = {
+        "kid": signing_key.kid,
+        "jku": attacker.url + JWKS_PATH,
+        "x5u": attacker.url + "/cert.pem",
+        "jwk": {**other_key.public_jwk(), "kid": signing_key.kid},
+    }
+    attacker.reset()
+    token = mint(other_key, claims, headers=headers)
+    helper.external(query(issuer), token).refused("token signature does not verify")
+    assert attacker.requests == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"crit": ["exp"]}, "token header is refused (Unsupported critical extension: exp)"),
+        ({"crit": "exp"}, "token header is refused (Invalid 'crit' header"),
+        ({"crit": ["b64"], "b64": True}, 'token header has crit ["b64"]'),  # one PyJWT supports; we do not
+        ({"crit": ["b64"], "b64": False}, "the token is not a well-formed JWT"),
+    ],
+    ids=["unknown-extension", "not-a-list", "b64", "b64-unencoded-payload"],
+)
+def test_token_with_a_crit_header_is_refused(
+    helper: Helper,
+    issuer: LocalIssuer,
+    signing_key: SigningKey,
+    claims: dict[str, Any],
+    extra: dict[str, Any],
+    message: str,
+) -> None:
+    token = forge({"alg": "RS256", "kid": signing_key.kid, "typ": "JWT", **extra}, claims, b"\x01" * 256)
+    helper.external(query(issuer), token).refused(message)
+
+
+def test_token_signed_by_another_issuers_key_under_our_kid_is_refused(
+    helper: Helper, issuer: LocalIssuer, signing_key: SigningKey, other_key: SigningKey, claims: dict[str, Any]
+) -> None:
+    token = mint(other_key, claims, headers={"kid": signing_key.kid})
+    helper.external(query(issuer), token).refused("token signature does not verify")
+
+
+# --- registered claims ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda url: url + "/",
+        lambda url: url[:-1],
+        lambda url: url + "0",
+        lambda url: url + ".evil.example",
+        lambda url: "http://" + url.removeprefix("https://"),
+        lambda url: url.upper(),
+    ],
+    ids=["trailing-slash", "prefix", "suffix-digit", "suffix-host", "other-scheme", "case"],
+)
+def test_iss_that_only_resembles_ours_is_refused(
+    helper: Helper, issuer: LocalIssuer, signing_key: SigningKey, mangle: Any
+) -> None:
+    iss = mangle(issuer.url)
+    token = mint(signing_key, gitlab_claims(iss, AUDIENCE))
+    helper.external(query(issuer), token).refused(f'claim "iss" is "{iss}", expected "{issuer.url}"')
+
+
+@pytest.mark.parametrize(
+    "aud",
+    [
+        ["https://vault.example.com", "https://other.api.authress.io"],
+        AUDIENCE + "/",
+        AUDIENCE.upper(),
+        "https://acc-1a2b3c.api.authress.io.evil.example",
+    ],
+    ids=["list-without-ours", "trailing-slash", "case", "suffix"],
+)
+def test_aud_that_is_not_ours_is_refused(
+    helper: Helper, issuer: LocalIssuer, signing_key: SigningKey, aud: Any
+) -> None:
+    token = mint(signing_key, gitlab_claims(issuer.url, aud))
+    helper.external(query(issuer), token).refused('claim "aud" is', f'expected "{AUDIENCE}"')
+
+
+@pytest.mark.parametrize("aud", [[], ""], ids=["empty-list", "empty-string"])
+def test_empty_aud_counts_as_missing_and_is_refused(
+    helper: Helper, issuer: LocalIssuer, signing_key: SigningKey, aud: Any
+) -> None:
+    token = mint(signing_key, gitlab_claims(issuer.url, aud))
+    helper.external(query(issuer), token).refused('token has no "aud" claim')
+
+
+@pytest.mark.parametrize("claim", ["sub", "exp", "iat", "aud", "iss"])
+def test_token_missing_a_required_claim_is_refused(
+    helper: Helper, issuer: LocalIssuer, signing_key: SigningKey, claims: dict[str, Any], claim: str
+) -> None:
+    del claims[claim]
+    token = mint(signing_key, claims)
+    helper.external(query(issuer), token).refused(f'token has no "{claim}" claim')
+
+
+def test_token_expired_beyond_the_leeway_is_refused_and_within_it_accepted(
+    helper: Helper, issuer: LocalIssuer, signing_key: SigningKey
+) -> None:
+    now = int(time.time())
+    late = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE, now=now - 300, lifetime=300 - 90))
+    helper.external(query(issuer, leeway_seconds="60"), late).refused("token expired at", "leeway 60 s")
+    within = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE, now=now - 300, lifetime=300 - 30))
+    run = helper.external(query(issuer, leeway_seconds="60"), within)
+    assert run.returncode == 0, run.stderr
+    run = helper.external(query(issuer, leeway_seconds="0"), within)
+    run.refused("token expired at", "leeway 0 s")
+
+
+@pytest.mark.parametrize("claim", ["nbf", "iat"])
+def test_token_valid_only_in_the_future_is_refused(
+    helper: Helper, issuer: LocalIssuer, signing_key: SigningKey, claims: dict[str, Any], claim: str
+) -> None:
+    claims[claim] = int(time.time()) + 600
+    token = mint(signing_key, claims)
+    helper.external(query(issuer), token).refused(
+        f'token is not valid yet: claim "{claim}"', "check the runner's clock"
+    )
+
+
+# --- the token's form: the variable holds what GitLab sets, nothing else ---------------------------------
+
+
+def test_two_dots_only_is_refused(helper: Helper, issuer: LocalIssuer) -> None:
+    helper.external(query(issuer), "..").refused("the token is not a well-formed JWT")
+
+
+def test_huge_garbage_in_the_token_variable_is_refused_by_size(helper: Helper, issuer: LocalIssuer) -> None:
+    """127 KiB: Linux refuses any environment string over 128 KiB (MAX_ARG_STRLEN), so a 1 MiB token can
+    never reach a subprocess; the next test runs the 1 MiB case through `main()` in process."""
+    garbage = ("A" * 40_000 + ".") * 3 + "B" * 10_000
+    helper.external(query(issuer), garbage).refused("$AUTHRESS_KEY holds 130003 bytes, more than a token ever needs")
+
+
+def test_one_mebibyte_of_garbage_is_refused_by_size(in_process: InProcess, issuer: LocalIssuer) -> None:
+    garbage = "A.B." + "x" * (1024 * 1024)
+    stdin = json.dumps(query(issuer)).encode()
+    in_process.run(["external"], stdin, {"AUTHRESS_KEY": garbage}).refused(
+        f"$AUTHRESS_KEY holds {len(garbage)} bytes, more than a token ever needs"
+    )
+
+
+@pytest.mark.parametrize(
+    ("inside", "part"),
+    [("\n", 2), (" ", 0), ("\t", 1), ("\r\n", 2), ("    ", 2)],
+    ids=["newline-in-signature", "space-in-header", "tab-in-payload", "crlf-in-signature", "4-spaces-in-signature"],
+)
+def test_whitespace_inside_the_token_is_refused(
+    helper: Helper, issuer: LocalIssuer, token: str, inside: str, part: int
+) -> None:
+    """Surrounding whitespace is stripped (test_external); inside, base64 decoders would skip it, so the
+    helper refuses it rather than hand Authress a token that differs from the one verified. Four spaces
+    keep the part's length a multiple of four, which is what a lenient decoder needs to skip them."""
+    parts = token.split(".")
+    parts[part] = parts[part][:8] + inside + parts[part][8:]
+    helper.external(query(issuer), ".".join(parts)).refused("$AUTHRESS_KEY holds whitespace at position")
+
+
+def test_padding_or_standard_base64_characters_in_the_token_are_refused(
+    helper: Helper, issuer: LocalIssuer, token: str
+) -> None:
+    helper.external(query(issuer), token + "==").refused("a character outside base64url")
+
+
+# --- stdin: the query ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stdin", "message"),
+    [
+        (b"", "no query on stdin"),
+        (b" \n", "no query on stdin"),
+        (b"audience=x", "the query on stdin is not JSON"),
+        (b'{"audience": "x"', "the query on stdin is not JSON"),
+        (b"\xff\xfe{}", "the query on stdin is not"),
+        (b'["audience", "x"]', "the query on stdin is a JSON array, expected an object"),
+        (b'"audience"', "the query on stdin is a JSON string, expected an object"),
+        (b"null", "the query on stdin is a JSON null, expected an object"),
+        (b'{"audience": {"value": "x"}}', 'query key "audience" must be a string, got a JSON object'),
+        (b'{"audience": ["x"]}', 'query key "audience" must be a string, got a JSON array'),
+        (b'{"audience": true}', 'query key "audience" must be a string, got a JSON boolean'),
+        (b'{"audience": null}', 'query key "audience" must be a string, got a JSON null'),
+        (b"[" * 50_000 + b"]" * 10_000, "the query on stdin is nested too deeply"),
+        (b'{"audience": "x", "ref": ' + b"[" * 20_000 + b"]" * 20_000 + b"}", "nested too deeply"),
+        (b'{"audience": "' + b"a" * (64 * 1024) + b'"}', "the query on stdin is larger than 65536 bytes"),
+    ],
+    ids=[
+        "empty",
+        "whitespace",
+        "not-json",
+        "truncated-json",
+        "not-utf8",
+        "array",
+        "string",
+        "null",
+        "nested-object-value",
+        "nested-array-value",
+        "boolean-value",
+        "null-value",
+        "deeply-nested",
+        "deeply-nested-value",
+        "over-64-KiB",
+    ],
+)
+def test_stdin_that_is_not_a_query_is_refused_with_exit_2(
+    helper: Helper, token: str, stdin: bytes, message: str
+) -> None:
+    helper.run(["external"], stdin, {"AUTHRESS_KEY": token}).refused(message, code=2)

@@ -1,0 +1,101 @@
+"""Secret hygiene: the ID token never appears in stderr, log records or anywhere in stdout but
+`access_token`. The suite-wide check (conftest `no_token_leaks`) is shown here to catch a planted leak."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from authress_gitlab_token import verify
+from authress_gitlab_token.errors import VerificationFailed
+from tests.conftest import AUDIENCE, InProcess, Run, leaked_runs, leaks, safe
+from tests.fixtures.ca import LocalCA
+from tests.fixtures.issuer import LocalIssuer
+from tests.fixtures.tokens import SigningKey, forge, gitlab_claims, mint
+
+
+def test_leak_check_flags_a_token_anywhere_but_the_access_token_of_a_success(token: str) -> None:
+    signature = token.rsplit(".", 1)[1]
+    unsigned = forge({"alg": "none", "kid": "k"}, {"sub": "x"})
+    ok = json.dumps({"access_token": token, "user_id": "x"})
+    planted = {
+        "stderr": Run(("external",), 1, "", f"authress-gitlab-token: bad token {token}\n"),
+        "signature in stderr": Run(("external",), 1, "", f"sig {signature}\n"),
+        "unsigned token in stderr": Run(("external",), 1, "", f"{unsigned}\n"),
+        "another output key": Run(("external",), 0, json.dumps({"access_token": token, "debug": token}), ""),
+        "stdout of a refusal": Run(("external",), 1, ok, "authress-gitlab-token: no\n"),
+        "stdout that is not JSON": Run(("external",), 0, f"token={token}\n", ""),
+        "another command": Run(("doctor",), 0, ok, ""),
+    }
+    for what, run in planted.items():
+        assert leaked_runs([run]) != [], f"not flagged: {what}"
+    assert leaked_runs([Run(("external",), 0, ok, "")]) == []
+    assert leaked_runs([Run(("external",), 1, "", "authress-gitlab-token: signature does not verify\n")]) == []
+
+
+def test_assertion_messages_mask_tokens(token: str) -> None:
+    text = safe(f"got {token} and {token.rsplit('.', 1)[1]}")
+    assert not leaks(text) and text == "got [token] and [token]"
+
+
+@pytest.fixture
+def cold_run_env(ca: LocalCA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca.ca_path))  # httpx reads it from the process environment
+    return {"AUTHRESS_GITLAB_TOKEN_CACHE_DIR": str(tmp_path / "cache"), "AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT": "2"}
+
+
+def test_no_log_record_at_any_level_holds_the_token(
+    in_process: InProcess,
+    issuer: LocalIssuer,
+    signing_key: SigningKey,
+    token: str,
+    cold_run_env: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)  # every logger, httpx and httpcore included
+    stdin = json.dumps({"audience": AUDIENCE, "issuer": issuer.url, "ref": "main"}).encode()
+    run = in_process.run(["external"], stdin, {**cold_run_env, "AUTHRESS_KEY": token})
+    assert run.returncode == 0, safe(run.stderr)
+    other_branch = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE, ref="feature/x"))
+    in_process.run(["external"], stdin, {**cold_run_env, "AUTHRESS_KEY": other_branch}).refused('claim "ref"')
+
+    assert any(r.name.startswith("httpx") for r in caplog.records), "the cold fetch logged nothing: capture broken?"
+    logged = "\n".join(f"{r.name} {r.getMessage()} {r.args!r}" for r in caplog.records)
+    assert not leaks(logged)
+
+
+def test_a_message_that_held_the_token_is_redacted_before_it_is_printed(
+    in_process: InProcess,
+    issuer: LocalIssuer,
+    token: str,
+    cold_run_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Defence in depth for a future bug: messages are built without the token, and redacted anyway."""
+
+    def careless(jwt: str, *args: object, **kwargs: object) -> dict[str, str]:
+        raise VerificationFailed(f"refused {jwt} (signature {jwt.rsplit('.', 1)[1]})")
+
+    monkeypatch.setattr(verify, "verify", careless)
+    stdin = json.dumps({"audience": AUDIENCE, "issuer": issuer.url}).encode()
+    run = in_process.run(["external"], stdin, {**cold_run_env, "AUTHRESS_KEY": token})
+    run.refused("refused [redacted] (signature [redacted])")
+
+
+def test_an_internal_error_carrying_the_token_prints_only_its_type(
+    in_process: InProcess,
+    issuer: LocalIssuer,
+    token: str,
+    cold_run_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def crash(jwt: str, *args: object, **kwargs: object) -> dict[str, str]:
+        raise RuntimeError(jwt)
+
+    monkeypatch.setattr(verify, "verify", crash)
+    stdin = json.dumps({"audience": AUDIENCE, "issuer": issuer.url}).encode()
+    run = in_process.run(["external"], stdin, {**cold_run_env, "AUTHRESS_KEY": token})
+    run.refused("internal error (RuntimeError)")

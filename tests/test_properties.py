@@ -1,0 +1,154 @@
+"""Property-based tests: any query either becomes Settings or is refused naming a key, and claim
+globs match exactly what a plain reference matcher says. In process, for speed; the subprocess path
+over the same functions is covered by the attack suite."""
+
+from __future__ import annotations
+
+import io
+import json
+from functools import cache
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from authress_gitlab_token.errors import QueryError, quoted
+from authress_gitlab_token.external import load_schema, read_query
+from authress_gitlab_token.settings import MAX_LEEWAY, Settings, from_query
+from authress_gitlab_token.verify import glob_regex
+
+KNOWN_KEYS = sorted(load_schema()["properties"])
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+# Strings shaped like real values, and the edges each key's checks must hold against.
+edge_strings = st.sampled_from(
+    [
+        "https://gitlab.com",
+        "https://gitlab.com/",
+        "http://gitlab.com",
+        "https://[",
+        "https://h:99999",
+        "https://h:x",
+        "https://u@h",
+        "60",
+        "301",
+        "60\n",
+        "99999",
+        "AUTHRESS_KEY",
+        "{}",
+        "[]",
+        '{"ref": "main"}',
+        '{"ref": ["a", "b*"]}',
+        '{"ref": []}',
+        '{"": "x"}',
+        "[" * 5000,
+        "",
+    ]
+)
+any_string = st.text(max_size=20) | edge_strings
+bound_claims = any_string | st.builds(json.dumps, st.dictionaries(st.text(max_size=5), json_values, max_size=3))
+# Values each key's schema accepts, so that the checks after the schema are reached as well.
+schema_valid = st.fixed_dictionaries(
+    {"audience": st.text(min_size=1, max_size=10)},
+    optional={
+        "issuer": (edge_strings | st.builds(lambda rest: "https://" + rest, st.text(max_size=20))).filter(bool),
+        "token_env": st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True),
+        "leeway_seconds": st.from_regex(r"[0-9]{1,3}", fullmatch=True),
+        "min_validity_seconds": st.from_regex(r"[0-9]{1,5}", fullmatch=True),
+        "bound_claims": bound_claims.filter(lambda v: len(v) >= 2),
+        **{key: any_string.filter(bool) for key in ("subject", "project_path", "ref", "environment")},
+    },
+)
+queries = st.one_of(
+    st.dictionaries(st.sampled_from(KNOWN_KEYS) | st.text(max_size=8), any_string | json_values, max_size=6),
+    schema_valid,
+)
+
+
+def outcome(query: dict[str, Any]) -> Settings | QueryError:
+    try:
+        return from_query(read_query(io.BytesIO(json.dumps(query).encode())), {})
+    except QueryError as exc:
+        return exc
+
+
+@settings(max_examples=400, deadline=2000)
+@given(queries)
+def test_any_json_object_becomes_settings_or_a_refusal_naming_a_key(query: dict[str, Any]) -> None:
+    result = outcome(query)
+    if isinstance(result, QueryError):
+        message = str(result)
+        assert "\n" not in message
+        assert any(quoted(key) in message for key in [*query, "audience"]) or "bound_claims" in message, message
+    else:
+        assert result.audience == query["audience"]
+        assert result.issuer.startswith("https://") and result.issuer == query.get("issuer", "https://gitlab.com")
+        assert 0 <= result.leeway_seconds <= MAX_LEEWAY
+        assert all(bound.globs and all(bound.globs) for bound in result.bound_claims)
+
+
+@settings(max_examples=300, deadline=2000)
+@given(st.binary(max_size=300))
+def test_any_bytes_on_stdin_are_a_query_or_a_query_error(raw: bytes) -> None:
+    try:
+        read_query(io.BytesIO(raw))
+    except QueryError as exc:
+        assert "\n" not in str(exc)
+
+
+# --- claim globs -------------------------------------------------------------------------------------
+
+
+def reference_match(glob: str, value: str) -> bool:
+    """The documented rule, written plainly: `*` any run, `?` one character, anything else itself."""
+
+    @cache
+    def match(i: int, j: int) -> bool:
+        if i == len(glob):
+            return j == len(value)
+        if glob[i] == "*":
+            return match(i + 1, j) or (j < len(value) and match(i, j + 1))
+        return j < len(value) and glob[i] in ("?", value[j]) and match(i + 1, j + 1)
+
+    return match(0, 0)
+
+
+# Regex and fnmatch metacharacters, separators GitLab claims use, and a newline.
+ALPHABET = "ab*?.[]!^$()+{}|\\/:-\n"
+globs = st.text(alphabet=ALPHABET, max_size=12) | st.text(max_size=8)
+values = st.text(alphabet=ALPHABET.replace("*", "").replace("?", "") + "*?", max_size=14) | st.text(max_size=8)
+
+
+@st.composite
+def glob_and_a_value_it_names(draw: st.DrawFn) -> tuple[str, str]:
+    """A glob and a value built from it: each `*` replaced by any run, each `?` by any character."""
+    glob = draw(globs)
+    value = "".join(
+        draw(st.text(alphabet=ALPHABET, max_size=4)) if c == "*" else draw(st.characters()) if c == "?" else c
+        for c in glob
+    )
+    return glob, value
+
+
+@settings(max_examples=500, deadline=1000)
+@given(globs, values)
+def test_glob_matches_exactly_what_the_reference_matcher_says(glob: str, value: str) -> None:
+    assert (glob_regex(glob).fullmatch(value) is not None) is reference_match(glob, value)
+
+
+@settings(max_examples=300, deadline=1000)
+@given(glob_and_a_value_it_names())
+def test_glob_matches_every_value_it_describes(pair: tuple[str, str]) -> None:
+    glob, value = pair
+    assert glob_regex(glob).fullmatch(value) is not None
+
+
+@settings(max_examples=300, deadline=1000)
+@given(st.text(max_size=12).filter(lambda g: "*" not in g and "?" not in g), st.text(max_size=12))
+def test_glob_without_wildcards_matches_only_itself(glob: str, value: str) -> None:
+    assert (glob_regex(glob).fullmatch(value) is not None) is (value == glob)
+    assert glob_regex(glob).fullmatch(glob) is not None
