@@ -11,14 +11,12 @@ import shutil
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import BIN_DIR, safe
-from tests.fixtures.authress import AuthressStandIn
 from tests.fixtures.ca import LocalCA
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,19 +125,3 @@ def stage(config: str, tmp_path: Path) -> Path:
     their relative paths so `source = "../.../terraform"` resolves; return the configuration's copy."""
     module = copy_config(ROOT / "terraform", tmp_path / "terraform")
     return module if config == "terraform" else copy_config(ROOT / config, tmp_path / config)
-
-
-class JsonStandIn(AuthressStandIn):
-    """The stand-in, labelling its JSON `application/json` for a client that asks only for that.
-    hashicorp/http 1.2.0 refuses any other JSON type; the body is the same."""
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        base = super()._handler()
-
-        class Negotiating(base):  # type: ignore[valid-type,misc]
-            def send_header(self, keyword: str, value: str) -> None:
-                if keyword.lower() == "content-type" and self.headers.get("Accept") == "application/json":
-                    value = "application/json"
-                super().send_header(keyword, value)
-
-        return Negotiating

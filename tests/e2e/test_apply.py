@@ -20,7 +20,7 @@ from tests.fixtures.connect_proxy import ConnectProxy, running_proxy
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
-from .conftest import JsonStandIn, Terraform, Toolchain, stage
+from .conftest import Terraform, Toolchain, stage
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +37,7 @@ CLIS = ["terraform", "tofu"]
 def authress_api(ca: LocalCA, issuer: LocalIssuer) -> Iterator[tuple[AuthressStandIn, ConnectProxy]]:
     """The stand-in for account acc-1a2b3c, trusting the issuer with AUDIENCE and granting SUB, reached
     as https://acc-1a2b3c.api.authress.test through the CONNECT proxy."""
-    stand_in = JsonStandIn(ca, ACCOUNT_ID, hostnames=[API_HOST]).start()
+    stand_in = AuthressStandIn(ca, ACCOUNT_ID, hostnames=[API_HOST]).start()
     try:
         with running_proxy(API_HOST, stand_in.port) as proxy:
             add_role_routes(stand_in)
