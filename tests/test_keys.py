@@ -27,10 +27,10 @@ from authress_gitlab_token.keys import (
     KeySet,
     fetch_bound,
     max_age,
-    retry_after,
     timeout_from_env,
     valid_keys,
 )
+from authress_gitlab_token.network import retry_after
 
 ISSUER = "https://gitlab.example.com"
 T0 = 1_800_000_000.0

@@ -3,8 +3,7 @@ live pre-flight check that names the missing setup step."""
 
 from __future__ import annotations
 
-import contextlib
-import random
+import json
 import re
 import time
 from collections.abc import Mapping
@@ -115,43 +114,30 @@ def _untrusted(caller: Caller, account_id: str) -> str:
 
 
 def _get(url: str, token: str, timeout: float) -> tuple[int, Any]:
-    """One GET, retried within a total bound on connection errors, timeouts, 429 and 5xx."""
-    import httpx
-
-    from .keys import USER_AGENT
+    """One GET (retried within a total bound); the status and the JSON body, if any."""
+    from . import network
 
     deadline = time.monotonic() + ATTEMPTS * (timeout + 1.0)
-    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json", "User-Agent": USER_AGENT}
-    last = ""
-    # No redirects: the Bearer token goes to the configured API URL and nowhere else.
-    with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False) as client:
-        for attempt in range(ATTEMPTS):
-            retry_after = 0.0
-            try:
-                response = client.get(url, headers=headers)
-            except httpx.TimeoutException:
-                last = "timed out"
-            except httpx.TransportError as exc:
-                last = f"connection failed ({type(exc).__name__})"
-            else:
-                if response.status_code != 429 and response.status_code < 500:
-                    try:
-                        body = response.json() if response.content else None
-                    except ValueError:
-                        body = None
-                    return response.status_code, body
-                last = f"answered HTTP {response.status_code}"
-                with contextlib.suppress(ValueError):
-                    retry_after = float(response.headers.get("retry-after", "0"))
-            pause = max(retry_after, 0.2 * 2**attempt + random.uniform(0, 0.2))
-            if attempt + 1 == ATTEMPTS or time.monotonic() + pause >= deadline:
-                break
-            time.sleep(pause)
-    down = (
-        "Authress may be down: retry the job later"
-        if last.startswith("answered")
-        else ('check "api_url" and that this machine can reach it')
-    )
-    raise AuthressCheckFailed(
-        f"could not check the token with Authress at {quoted(url)}: {last} after {attempt + 1} attempt(s); {down}"
-    )
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    try:
+        # No redirects (network.session): the Bearer token goes to the configured API URL and nowhere else.
+        with network.session(timeout) as client:
+            response = network.get(client, url, headers=headers, timeout=timeout, deadline=deadline, attempts=ATTEMPTS)
+    except network.Unanswered as exc:
+        down = (
+            "Authress may be down: retry the job later"
+            if exc.reason.startswith("HTTP")
+            else ('check "api_url" and that this machine can reach it')
+        )
+        raise AuthressCheckFailed(
+            f"could not check the token with Authress at {quoted(url)}: {exc.reason} after "
+            f"{exc.attempts} attempt(s); {down}"
+        ) from None
+    except network.TooLarge:
+        raise AuthressCheckFailed(
+            f'{quoted(url)} sent more than {network.MAX_BODY_BYTES} bytes; check that "api_url" is the Authress API'
+        ) from None
+    try:
+        return response.status, json.loads(response.body) if response.body else None
+    except (ValueError, RecursionError):
+        return response.status, None

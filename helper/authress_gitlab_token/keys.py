@@ -11,7 +11,6 @@ import hashlib
 import json
 import math
 import os
-import random
 import re
 import tempfile
 import time
@@ -20,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__
 from .errors import KeyFetchFailed, VerificationFailed, quoted
 
 CACHE_DIR_ENV = "AUTHRESS_GITLAB_TOKEN_CACHE_DIR"
@@ -28,11 +26,10 @@ TIMEOUT_ENV = "AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT"
 DEFAULT_TIMEOUT = 5.0  # seconds, for connect and for each read
 ATTEMPTS = 4  # per URL; retried on connection errors, timeouts, 429 and 5xx
 MAX_FETCH_SECONDS = 30.0  # all a run spends on keys (waiting for another run's fetch included), whatever the timeout
-MAX_DOCUMENT_BYTES = 1024 * 1024  # discovery and JWKS are a few KiB; refuse to buffer more
+MAX_CACHE_BYTES = 1024 * 1024  # a cache file holds a JWKS of a few KiB
 MAX_AGE_DEFAULT, MAX_AGE_MIN, MAX_AGE_MAX = 3600, 300, 86400  # JWKS freshness, from Cache-Control
 STALE_GRACE = 24 * 3600  # serve the last good keys this long past freshness when the issuer is down
 UNKNOWN_KID_COOLDOWN = 30  # a refetch for an unknown kid at most this often
-USER_AGENT = f"authress-gitlab-token/{__version__}"
 
 
 @dataclass(frozen=True)
@@ -100,7 +97,7 @@ class KeyCache:
                 # Keys decide what we trust: ignore a file someone else could have written.
                 if st.st_uid != os.getuid() or st.st_mode & 0o022:
                     return None
-                data = json.loads(f.read(MAX_DOCUMENT_BYTES))
+                data = json.loads(f.read(MAX_CACHE_BYTES))
             keys = valid_keys(data["jwks"])
             if data["version"] != 1 or data["issuer"] != self.issuer or keys is None:
                 return None
@@ -259,13 +256,11 @@ def timeout_from_env(environ: Mapping[str, str]) -> float:
 
 def fetch_keyset(issuer: str, timeout: float = DEFAULT_TIMEOUT, deadline: float | None = None) -> KeySet:
     """Discovery (whose `issuer` must equal ours exactly), then its https `jwks_uri`, by `deadline`."""
-    import httpx  # only a cold run pays for it
+    from . import network  # only a cold run pays for httpx
 
     if deadline is None:
         deadline = time.monotonic() + fetch_bound(timeout)
-    with httpx.Client(
-        timeout=httpx.Timeout(timeout), headers={"User-Agent": USER_AGENT}, follow_redirects=False
-    ) as client:
+    with network.session(timeout) as client:
         discovery, _ = _get_json(client, issuer + "/.well-known/openid-configuration", timeout, deadline)
         if not isinstance(discovery, dict):
             raise KeyFetchFailed(
@@ -302,65 +297,24 @@ def max_age(cache_control: str) -> float:
     return float(MAX_AGE_DEFAULT)
 
 
-def retry_after(value: str | None) -> float:
-    """Retry-After in seconds (the delta form; an HTTP date or nonsense counts as none)."""
-    try:
-        seconds = float(value or 0)
-    except ValueError:
-        return 0.0
-    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
-
-
-class _Retry(Exception):
-    """A failure worth another attempt: connection, timeout, 429 or 5xx."""
-
-
 def _get_json(client: Any, url: str, timeout: float, deadline: float) -> tuple[Any, Mapping[str, str]]:
-    """GET with bounded retries (backoff with jitter; Retry-After honoured within the deadline)."""
-    last, attempts = "no time was left", 0
-    while attempts < ATTEMPTS and (remaining := deadline - time.monotonic()) > 0:
-        attempts += 1
-        try:
-            return _get_once(client, url, min(timeout, remaining), deadline)
-        except _Retry as exc:
-            last, wait = exc.args[0], retry_after(exc.args[1] if len(exc.args) > 1 else None)
-        pause = max(wait, 0.2 * 2 ** (attempts - 1) + random.uniform(0, 0.2))
-        if attempts == ATTEMPTS or time.monotonic() + pause >= deadline:
-            break
-        time.sleep(pause)
-    raise KeyFetchFailed(
-        f"could not fetch {quoted(url)}: {last} after {attempts} attempt(s); "
-        "check the issuer is reachable from this runner, then retry the job"
-    )
-
-
-def _get_once(client: Any, url: str, timeout: float, deadline: float) -> tuple[Any, Mapping[str, str]]:
-    """One GET: the JSON body (at most MAX_DOCUMENT_BYTES, read by `deadline`), or _Retry, or KeyFetchFailed."""
-    import httpx
+    """The JSON body of a 200 answer, or KeyFetchFailed naming the URL and what to check."""
+    from . import network
 
     try:
-        with client.stream("GET", url, timeout=httpx.Timeout(timeout)) as response:
-            if response.status_code == 429 or response.status_code >= 500:
-                raise _Retry(f"HTTP {response.status_code}", response.headers.get("retry-after"))
-            if response.status_code != 200:
-                raise KeyFetchFailed(
-                    f'{quoted(url)} answered HTTP {response.status_code}; check the query key "issuer"'
-                )
-            body = bytearray()
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > MAX_DOCUMENT_BYTES:
-                    raise KeyFetchFailed(
-                        f"{quoted(url)} sent more than {MAX_DOCUMENT_BYTES} bytes; is the issuer URL a GitLab instance?"
-                    )
-                if time.monotonic() > deadline:
-                    raise _Retry("timed out")  # a trickle of bytes must not outlast the bound
-            headers = response.headers
-    except httpx.TimeoutException:
-        raise _Retry("timed out") from None
-    except httpx.TransportError as exc:
-        raise _Retry(f"connection failed ({type(exc).__name__})") from None
+        response = network.get(client, url, timeout=timeout, deadline=deadline, attempts=ATTEMPTS)
+    except network.Unanswered as exc:
+        raise KeyFetchFailed(
+            f"could not fetch {quoted(url)}: {exc.reason} after {exc.attempts} attempt(s); "
+            "check the issuer is reachable from this runner, then retry the job"
+        ) from None
+    except network.TooLarge:
+        raise KeyFetchFailed(
+            f"{quoted(url)} sent more than {network.MAX_BODY_BYTES} bytes; is the issuer URL a GitLab instance?"
+        ) from None
+    if response.status != 200:
+        raise KeyFetchFailed(f'{quoted(url)} answered HTTP {response.status}; check the query key "issuer"')
     try:
-        return json.loads(body), headers
+        return json.loads(response.body), response.headers
     except (ValueError, RecursionError):
         raise KeyFetchFailed(f"{quoted(url)} did not return JSON; is the issuer URL a GitLab instance?") from None
