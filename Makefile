@@ -11,7 +11,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
-demo: $(BIN)/.installed
+demo: $(BIN)/.installed e2e-tools
 	$(BIN)/python scripts/demo.py
 
 lint: $(BIN)/.installed

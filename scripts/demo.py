@@ -1,5 +1,6 @@
 """The local demo: a GitLab-like issuer on loopback (real TLS, a throwaway CA), a GitLab-shaped ID
-token, and the helper run exactly as Terraform's data "external" runs it."""
+token, the helper run exactly as Terraform's data "external" runs it, then, where the CLI and the
+providers built by tests/e2e/build_providers.sh are present, `terraform apply` of the module."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from tests.fixtures.ca import LocalCA
-from tests.fixtures.issuer import running_issuer
-from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
+from tests.fixtures.ca import LocalCA  # noqa: E402
+from tests.fixtures.issuer import running_issuer  # noqa: E402
+from tests.fixtures.tokens import SigningKey, gitlab_claims, mint  # noqa: E402
 
 AUDIENCE = "https://demo-account.api.authress.io"
 
@@ -64,6 +66,47 @@ def main() -> int:
             check=False,
         )
         print(f'\nthe same token with ref = "release" (exit {bad.returncode}):\n{bad.stderr}', end="")
+        return terraform_demo(Path(tmp), env, issuer.url)
+
+
+def terraform_demo(tmp: Path, env: dict[str, str], issuer_url: str) -> int:
+    """`terraform apply` of the module (tests/e2e/configs/module_outputs) with providers from the mirror."""
+    cache = Path(os.environ.get("AGT_CACHE") or Path.home() / ".cache" / "authress-gitlab-token")
+    status_path = cache / "e2e-status.json"
+    status = json.loads(status_path.read_text(encoding="utf-8")) if status_path.is_file() else {}
+    cli = status.get("clis", {}).get("terraform", {}).get("path")
+    external = status.get("providers", {}).get("hashicorp/external", {}).get("version")
+    if not (cli and external):
+        print(
+            f"\nTerraform: skipped (no CLI or hashicorp/external provider recorded in {status_path}; "
+            "`make e2e-tools` builds them)"
+        )
+        return 0
+    config = ROOT / "tests" / "e2e" / "configs" / "module_outputs"
+    workdir = tmp / config.relative_to(ROOT)
+    shutil.copytree(ROOT / "terraform", tmp / "terraform")
+    shutil.copytree(config, workdir)
+    tf_env = {
+        **env,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
+        "TF_CLI_CONFIG_FILE": status["cli_config"],
+        "CHECKPOINT_DISABLE": "1",
+        "TF_IN_AUTOMATION": "1",
+    }
+    variables = ["-var", f"audience={AUDIENCE}", "-var", f"issuer={issuer_url}"]
+    print(f"\n$ terraform init && terraform apply   (module ./terraform; {cli}; hashicorp/external {external})")
+    for args in (["init", "-input=false"], ["apply", "-auto-approve", "-input=false", *variables]):
+        done = subprocess.run(
+            [cli, *args, "-no-color"], cwd=workdir, env=tf_env, capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            print(done.stdout + done.stderr, file=sys.stderr)
+            return done.returncode
+    claims = subprocess.run(
+        [cli, "output", "-json", "claims"], cwd=workdir, env=tf_env, capture_output=True, text=True, check=True
+    ).stdout
+    print("module outputs (access_token is sensitive and not shown):")
+    print(json.dumps(json.loads(claims), indent=2, sort_keys=True))
     return 0
 
 
