@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -168,6 +169,21 @@ def test_doctor_reports_an_expired_token(helper: Helper, issuer: LocalIssuer, si
     report = doctor(helper, token, "--audience", AUDIENCE, "--issuer", issuer.url)
     assert statuses(report)["signature and claims"] == "fail"
     assert "run the job again" in report["fix"]
+
+
+def test_doctor_judges_the_lifetime_as_external_does(
+    helper: Helper, issuer: LocalIssuer, signing_key: SigningKey
+) -> None:
+    token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE, lifetime=120))
+    args = ("--audience", AUDIENCE, "--issuer", issuer.url, "--check", "none")
+    assert statuses(doctor(helper, token, *args))["lifetime"] == "pass"
+    report = doctor(helper, token, *args, "--min-validity-seconds", "600")
+    assert statuses(report)["lifetime"] == "fail"
+    assert "raise the job's `timeout:`" in report["fix"]
+    # Past `exp` but within the leeway, and no minimum asked for: accepted, as `external` accepts it.
+    late = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE, now=int(time.time()) - 330))
+    assert statuses(doctor(helper, late, *args))["lifetime"] == "pass"
+    helper.external({"audience": AUDIENCE, "issuer": issuer.url}, late).result  # noqa: B018 -- must parse
 
 
 # --- setup ----------------------------------------------------------------------------------------

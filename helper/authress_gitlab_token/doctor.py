@@ -60,11 +60,7 @@ class Report:
     def render(self) -> str:
         from .verify import rfc3339
 
-        kind = {
-            sources.GITLAB_ID_TOKEN: "a GitLab ID token",
-            sources.SERVICE_CLIENT_KEY: "an Authress service-client key",
-        }
-        lines = [f"Token:  {self.origin or 'none'} holds {kind.get(self.kind, 'nothing usable')} (never shown)"]
+        lines = [f"Token:  {self.origin or 'none'} holds {KINDS.get(self.kind, 'nothing usable')} (never shown)"]
         if self.claims:
             lines.append("Claims:")
             width = max(len(k) for k in self.claims)
@@ -215,14 +211,12 @@ def _verified(
         detail = f"{quoted(bound.claim)} is {quoted(verified.get(bound.claim))} (from {bound.source})"
         if steps.run(f"bound {bound.source}", lambda b=bound, d=detail: (_bound(verified, b), d)) is None:
             return None
-    left = int(verified["exp"] - now)
-    if left < settings.min_validity_seconds:
-        steps.add(
-            "lifetime",
-            "fail",
-            f"token expires in {left} s, less than min_validity_seconds {settings.min_validity_seconds}; "
-            "an ID token lives as long as the job timeout: raise the job's `timeout:`",
-        )
+
+    def lifetime() -> tuple[int, str]:
+        left = verify.check_lifetime(verified, settings.min_validity_seconds, now)
+        return left, f"{left} s left"
+
+    if steps.run("lifetime", lifetime) is None:
         return None
     return Outcome(credential, verified, gitlab_result(credential.value, verified, settings, now))
 

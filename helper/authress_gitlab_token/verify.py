@@ -31,14 +31,20 @@ def verify(token: str, settings: Settings, keys: KeySource, now: float | None = 
     claims = _decode(token, key, settings, now)
     for bound in settings.bound_claims:
         check_bound_claim(claims, bound)
+    check_lifetime(claims, settings.min_validity_seconds, now)
+    return claims
+
+
+def check_lifetime(claims: Mapping[str, Any], min_validity_seconds: int, now: float) -> int:
+    """Seconds the token has left; an error when that is less than a minimum the user asked for."""
     left = int(claims["exp"] - now)
     # Only when asked for: with no minimum, a token past `exp` but within the leeway is accepted.
-    if settings.min_validity_seconds and left < settings.min_validity_seconds:
+    if min_validity_seconds and left < min_validity_seconds:
         raise VerificationFailed(
-            f"token expires in {left} s, less than min_validity_seconds {settings.min_validity_seconds}; "
+            f"token expires in {left} s, less than min_validity_seconds {min_validity_seconds}; "
             "an ID token lives as long as the job timeout: raise the job's `timeout:` or lower the minimum"
         )
-    return claims
+    return left
 
 
 def _header(token: str) -> dict[str, Any]:
