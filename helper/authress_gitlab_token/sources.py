@@ -78,9 +78,9 @@ def service_client_key(environ: Mapping[str, str], name: str) -> Credential | No
 
 def find_credential(environ: Mapping[str, str], name: str, audience: str) -> Credential:
     """The first source that is present; an error that names the variable when none is."""
-    for credential in (gitlab_id_token(environ, name, audience), service_client_key(environ, name)):
-        if credential is not None:
-            return credential
+    credential = gitlab_id_token(environ, name, audience) or service_client_key(environ, name)
+    if credential is not None:
+        return credential
     if read_variable(environ, name) is not None:
         raise TokenMalformed(
             f"${name} is set but holds neither a JWT (three dot-separated parts) nor an Authress "
