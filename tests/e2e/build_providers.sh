@@ -77,6 +77,7 @@ find_cli() {
   local flag="" path
   [[ $1 == tofu ]] && flag=--tofu
   if path="$(AGT_CACHE="$cache" "$here/find_terraform.sh" $flag 2>"$work/cli.err")"; then
+    cat "$work/cli.err" >&2
     record cli "$1" "$path" ""
     log "$1: $path"
   else

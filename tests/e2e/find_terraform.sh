@@ -79,9 +79,11 @@ else
     exit 1
   fi
   dir="$(printf '%s' "$info" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  # As its release builds do (.goreleaser.yaml): without it the version reads "-dev".
+  ldflags="-X github.com/opentofu/opentofu/version.dev=no"
   cp -R "$dir" "$tmp/src"
   chmod -R u+w "$tmp/src"
-  if ! (cd "$tmp/src" && GOFLAGS="-mod=mod -trimpath -buildvcs=false" go build -ldflags="-s -w" -o "$tmp/$want" "$package") \
+  if ! (cd "$tmp/src" && GOFLAGS="-mod=mod -trimpath -buildvcs=false" go build -ldflags="-s -w $ldflags" -o "$tmp/$want" "$package") \
     >"$tmp/log" 2>&1; then
     grep -v '^go: downloading' "$tmp/log" | tail -n 20 >&2
     echo "find_terraform.sh: go build $package in $module@$version failed" >&2
