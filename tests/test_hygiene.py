@@ -11,7 +11,7 @@ import pytest
 
 from authress_gitlab_token import verify
 from authress_gitlab_token.errors import VerificationFailed
-from tests.conftest import AUDIENCE, InProcess, Run, leaked_runs, leaks, safe
+from tests.conftest import AUDIENCE, PROJECT, InProcess, Run, leaked_runs, leaks, safe
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, forge, gitlab_claims, mint
@@ -56,7 +56,7 @@ def test_no_log_record_at_any_level_holds_the_token(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)  # every logger, httpx and httpcore included
-    stdin = json.dumps({"audience": AUDIENCE, "issuer": issuer.url, "ref": "main"}).encode()
+    stdin = json.dumps({"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT, "ref": "main"}).encode()
     run = in_process.run(["external"], stdin, {**cold_run_env, "AUTHRESS_KEY": token})
     assert run.returncode == 0, safe(run.stderr)
     other_branch = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE, ref="feature/x"))
@@ -80,7 +80,7 @@ def test_a_message_that_held_the_token_is_redacted_before_it_is_printed(
         raise VerificationFailed(f"refused {jwt} (signature {jwt.rsplit('.', 1)[1]})")
 
     monkeypatch.setattr(verify, "verify", careless)
-    stdin = json.dumps({"audience": AUDIENCE, "issuer": issuer.url}).encode()
+    stdin = json.dumps({"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT}).encode()
     run = in_process.run(["external"], stdin, {**cold_run_env, "AUTHRESS_KEY": token})
     run.refused("refused [redacted] (signature [redacted])")
 
@@ -96,6 +96,6 @@ def test_an_internal_error_carrying_the_token_prints_only_its_type(
         raise RuntimeError(jwt)
 
     monkeypatch.setattr(verify, "verify", crash)
-    stdin = json.dumps({"audience": AUDIENCE, "issuer": issuer.url}).encode()
+    stdin = json.dumps({"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT}).encode()
     run = in_process.run(["external"], stdin, {**cold_run_env, "AUTHRESS_KEY": token})
     run.refused("internal error (RuntimeError)")

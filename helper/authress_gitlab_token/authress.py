@@ -46,8 +46,11 @@ def audience_warning(audience: str, api_url: str) -> str | None:
     """Why the newest Authress provider would refuse a token with this `aud`, or None when it would not."""
     if _PROVIDER_AUDIENCE.match(audience):
         return None
-    if api_url and urlsplit(audience.rstrip("/"))[:2] == urlsplit(api_url)[:2]:
-        return None  # the custom domain the user named
+    try:
+        if api_url and urlsplit(audience.rstrip("/"))[:2] == urlsplit(api_url)[:2]:
+            return None  # the custom domain the user named
+    except ValueError:  # not a URL at all (e.g. "https://["): the warning below says what to use
+        pass
     return (
         f"audience {quoted(audience)} is not an Authress account API URL (https://ACCOUNT.api.authress.io) "
         'nor the custom domain in "api_url"; the newest Authress Terraform provider refuses such tokens: '

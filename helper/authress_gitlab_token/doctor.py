@@ -4,18 +4,24 @@ The token itself is never part of the report; its claims are."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from . import sources
-from .errors import HelperError, quoted
+from .errors import HelperError, printable, quoted
 from .settings import DEFAULT_TOKEN_ENV, Settings
 
 PLACEHOLDER_AUDIENCE = "https://ACCOUNT_ID.api.authress.io"
 FIRST_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "nbf")
 TIME_CLAIMS = ("exp", "iat", "nbf")
+PERSONAL_CLAIMS = ("user_email",)  # job logs are public on public projects
+HIDDEN = "[hidden; --show-personal shows it]"
+# "what is wrong; what to do": the first "; " outside the JSON-quoted values a message holds.
+_WHAT_IS_WRONG = re.compile(r'(?:"(?:[^"\\]|\\.)*"|[^"])*?; ')
 KINDS = {sources.GITLAB_ID_TOKEN: "a GitLab ID token", sources.SERVICE_CLIENT_KEY: "an Authress service-client key"}
 
 
@@ -33,6 +39,7 @@ class Report:
     claims: dict[str, Any]
     steps: tuple[Step, ...]
     now: float
+    verified: bool = False  # the claims passed the signature check (or the key minted a token)
 
     @property
     def ok(self) -> bool:
@@ -41,11 +48,12 @@ class Report:
     @property
     def fix(self) -> str:
         """What to do about the first failure, else the first warning: messages read "what is wrong; what
-        to do", so the part after the first "; " (the whole message when there is none)."""
+        to do", so all after the first "; " outside quoted values (the whole message when there is none)."""
         for status in ("fail", "warn"):
             step = next((s for s in self.steps if s.status == status), None)
             if step is not None:
-                return step.detail.split("; ", 1)[-1]
+                wrong = _WHAT_IS_WRONG.match(step.detail)
+                return step.detail[wrong.end() :] if wrong else step.detail
         return "nothing: the token is ready for Terraform"
 
     def to_json(self) -> dict[str, Any]:
@@ -53,26 +61,29 @@ class Report:
             "ok": self.ok,
             "credential": {"origin": self.origin, "kind": self.kind},
             "claims": self.claims,
+            "claims_verified": self.verified,
             "steps": [dataclasses.asdict(s) for s in self.steps],
             "fix": self.fix,
         }
 
     def render(self) -> str:
-        from .verify import rfc3339
+        """For a terminal: every value from the token or the query escaped, so none can fake a line."""
+        from .verify import is_numeric_date, rfc3339
 
-        lines = [f"Token:  {self.origin or 'none'} holds {KINDS.get(self.kind, 'nothing usable')} (never shown)"]
+        kind = KINDS.get(self.kind, "nothing usable")
+        lines = [f"Token:  {printable(self.origin or 'none')} holds {kind} (never shown)"]
         if self.claims:
-            lines.append("Claims:")
+            lines.append("Claims:" if self.verified else "Claims, NOT verified (do not trust them):")
             width = max(len(k) for k in self.claims)
             for name, value in self.claims.items():
                 text = value if isinstance(value, str) else quoted(value, 200)
-                if name in TIME_CLAIMS and isinstance(value, int | float):
+                if name in TIME_CLAIMS and is_numeric_date(value):
                     text = f"{rfc3339(value)} ({_relative(value - self.now)})"
-                lines.append(f"  {name.ljust(width)}  {text}")
+                lines.append(f"  {printable(name.ljust(width))}  {printable(text)}")
         lines.append("Checks:")
         width = max(len(s.name) for s in self.steps)
-        lines += [f"  [{s.status}] {s.name.ljust(width)}  {s.detail}" for s in self.steps]
-        lines.append(("OK: " if self.ok else "Fix: ") + self.fix)
+        lines += [f"  [{s.status}] {printable(s.name.ljust(width))}  {printable(s.detail)}" for s in self.steps]
+        lines.append(("OK: " if self.ok else "Fix: ") + printable(self.fix))
         return "\n".join(lines) + "\n"
 
 
@@ -99,7 +110,9 @@ class _Steps:
         return value
 
 
-def diagnose(query: Mapping[str, str], environ: Mapping[str, str], now: float | None = None) -> Report:
+def diagnose(
+    query: Mapping[str, str], environ: Mapping[str, str], now: float | None = None, show_personal: bool = False
+) -> Report:
     """Every step `external` takes, reported one by one; stops at the first failure that blocks the rest."""
     now = time.time() if now is None else now
     steps = _Steps()
@@ -117,12 +130,32 @@ def diagnose(query: Mapping[str, str], environ: Mapping[str, str], now: float | 
     settings = steps.run("options", lambda: _settings(query, environ))
     if settings is not None:
         _audience_sanity(settings, steps)
+        _ref_type_sanity(settings, steps)
         if credential.kind == sources.SERVICE_CLIENT_KEY:
             outcome = steps.run("service-client token", lambda: _minted(credential, settings, now))
         else:
             outcome = _verified(credential, claims, settings, environ, now, steps)
         _check(outcome, settings, "check" in query, environ, steps)
-    return Report(credential.origin, credential.kind, claims, tuple(steps.steps), now)
+    passed = {s.name for s in steps.steps if s.status == "pass"}
+    verified = bool(passed & {"signature and claims", "service-client token"})
+    report = Report(credential.origin, credential.kind, claims, tuple(steps.steps), now, verified)
+    return report if show_personal else _without_personal(report)
+
+
+def _without_personal(report: Report) -> Report:
+    """The personal claims' values hidden wherever they appear, in the table and in the steps."""
+    values = [v for k, v in report.claims.items() if k in PERSONAL_CLAIMS and isinstance(v, str) and v]
+    if not values:
+        return report
+
+    def hide(text: str) -> str:
+        for value in values:
+            text = text.replace(value, HIDDEN).replace(json.dumps(value)[1:-1], HIDDEN)
+        return text
+
+    claims = {k: HIDDEN if k in PERSONAL_CLAIMS else v for k, v in report.claims.items()}
+    steps = tuple(dataclasses.replace(s, detail=hide(s.detail)) for s in report.steps)
+    return dataclasses.replace(report, claims=claims, steps=steps)
 
 
 def _found(credential: sources.Credential) -> tuple[sources.Credential, str]:
@@ -171,6 +204,14 @@ def _audience_sanity(settings: Settings, steps: _Steps) -> None:
     warning = audience_warning(settings.audience, settings.api_url)
     if warning:
         steps.add("audience", "warn", warning)
+
+
+def _ref_type_sanity(settings: Settings, steps: _Steps) -> None:
+    from .settings import ref_type_warning
+
+    warning = ref_type_warning(settings)
+    if warning:
+        steps.add("ref_type", "warn", warning)
 
 
 def _minted(credential: sources.Credential, settings: Settings, now: float) -> tuple[Any, str]:
