@@ -174,6 +174,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
                 return cmd_external(None, environ)
             args = parser().parse_args(argv)
             code: int = args.run(args, environ)
+            sys.stdout.flush()  # a reader that went away shows here, not in Python's message at exit
             return code
         except HelperError as exc:
             return fail(str(exc), exc.exit_code, environ)
