@@ -179,7 +179,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         except HelperError as exc:
             return fail(str(exc), exc.exit_code, environ)
         except KeyboardInterrupt:
-            return fail("interrupted (SIGINT); nothing was written to stdout, run it again", 130, environ)
+            return fail("interrupted (SIGINT, Ctrl-C); run it again", 130, environ)
         except BrokenPipeError:
             discard_stdout()
             return fail("stdout was closed before the output was written; let the reader read all of it", 1, environ)
