@@ -17,8 +17,8 @@ EMAIL = "sample-user@example.com"  # gitlab_claims's user_email
 
 
 def doctor(helper: Helper, token: str, *args: str) -> tuple[int, str, dict]:
-    """The text report, then the JSON one, of one doctor run each."""
-    base = ["doctor", "--audience", AUDIENCE, "--project-path", PROJECT, *args]
+    """The text report, then the JSON one, of one doctor run each (no Authress check: it is not local)."""
+    base = ["doctor", "--audience", AUDIENCE, "--project-path", PROJECT, "--check", "none", *args]
     text = helper.run(base, env={"AUTHRESS_KEY": token})
     as_json = helper.run([*base, "--json"], env={"AUTHRESS_KEY": token})
     assert text.returncode == as_json.returncode
@@ -43,7 +43,7 @@ def test_claims_that_did_not_verify_are_labelled_so(
 ) -> None:
     _, text, report = doctor(helper, mint(other_key, gitlab_claims(issuer.url, AUDIENCE)), "--issuer", issuer.url)
     assert "Claims, NOT verified (do not trust them):" in text and report["claims_verified"] is False
-    args = ("--issuer", issuer.url, "--ref-type", "branch", "--check", "none")
+    args = ("--issuer", issuer.url, "--ref-type", "branch")
     _, text, report = doctor(helper, mint(signing_key, gitlab_claims(issuer.url, AUDIENCE)), *args)
     assert "\nClaims:\n" in text and "NOT verified" not in text and report["claims_verified"] is True
 
@@ -74,7 +74,7 @@ def test_ref_without_ref_type_is_warned_about_by_doctor_and_bound_by_setup(
     helper: Helper, issuer: LocalIssuer, signing_key: SigningKey
 ) -> None:
     token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE))
-    code, _, report = doctor(helper, token, "--issuer", issuer.url, "--ref", "main", "--check", "none")
+    code, _, report = doctor(helper, token, "--issuer", issuer.url, "--ref", "main")
     warning = next(s for s in report["steps"] if s["name"] == "ref_type")
     assert code == 0 and warning["status"] == "warn"
     assert 'ref is bound to "main" but ref_type is not, so a tag of that name would match too' in warning["detail"]
@@ -102,7 +102,7 @@ def test_no_command_prints_a_spoilt_token(helper: Helper, issuer: LocalIssuer, t
     bad = spoil(token)
     query = {"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT}
     runs = [helper.external(query, bad)]
-    flags = ["--audience", AUDIENCE, "--issuer", issuer.url, "--project-path", PROJECT]
+    flags = ["--audience", AUDIENCE, "--issuer", issuer.url, "--project-path", PROJECT, "--check", "none"]
     for args in (["env", *flags], ["doctor", *flags], ["doctor", *flags, "--json"]):
         runs.append(helper.run(args, env={"AUTHRESS_KEY": bad}))
     pieces = spoilt_pieces(token, bad)
@@ -142,3 +142,18 @@ def test_a_usage_error_is_one_line_with_exit_2(helper: Helper, args: list[str], 
 def test_setup_refuses_an_audience_the_module_would_refuse(helper: Helper, audience: str) -> None:
     run = helper.run(["setup", "--project", PROJECT, "--branch", "main", "--audience", audience])
     run.refused(f'--audience is "{audience}", not an https URL', code=2)
+
+
+def test_the_doctor_command_setup_prints_passes_in_the_job_it_describes(
+    helper: Helper, issuer: LocalIssuer, token: str
+) -> None:
+    """setup's last step must bind what the module binds, or doctor refuses the query it is given."""
+    import shlex
+
+    job = {"CI_SERVER_URL": issuer.url, "CI_PROJECT_PATH": PROJECT, "CI_COMMIT_REF_NAME": "main"}
+    guide = helper.run(["setup", "--audience", AUDIENCE], env=job)
+    command = shlex.split(guide.stdout.rstrip().splitlines()[-1])
+    assert command[:2] == ["authress-gitlab-token", "doctor"]
+    run = helper.run([*command[1:], "--check", "none"], env={**job, "AUTHRESS_KEY": token})
+    assert run.returncode == 0, run.stdout
+    assert "[pass] signature and claims" in run.stdout and "[warn]" not in run.stdout

@@ -53,6 +53,14 @@ class Guide:
             "}\n"
         )
 
+    def doctor_command(self) -> str:
+        """The `doctor` run that checks this setup in the job: the same bindings as the module call."""
+        import shlex
+
+        flags = [("--audience", self.audience), ("--project-path", self.project)]
+        flags += [("--ref-type", self.ref_type), ("--ref", self.ref)]
+        return "authress-gitlab-token doctor " + " ".join(f"{k} {shlex.quote(v)}" for k, v in flags)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "trusted_identity": {"issuer": self.issuer, "audience": self.audience},
@@ -77,7 +85,7 @@ class Guide:
             + "4. In Terraform:\n"
             + _indent(self.module_hcl(), 5)
             + "5. Check it from the job:\n"
-            f"     authress-gitlab-token doctor --audience {self.audience}\n"
+            f"     {self.doctor_command()}\n"
         )
 
 
