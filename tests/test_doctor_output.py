@@ -138,6 +138,11 @@ def test_a_usage_error_is_one_line_with_exit_2(helper: Helper, args: list[str], 
     helper.run(args).refused(fragment, code=2)
 
 
+def test_setup_refuses_a_project_with_a_trailing_newline(helper: Helper) -> None:
+    run = helper.run(["setup", "--project", PROJECT + "\n", "--branch", "main", "--audience", AUDIENCE])
+    run.refused('--project is "my-org/authress-configuration\\n"', code=2)
+
+
 @pytest.mark.parametrize("audience", ["http://acc-1a2b3c.api.authress.io", "acc-1a2b3c.api.authress.io", "https://a b"])
 def test_setup_refuses_an_audience_the_module_would_refuse(helper: Helper, audience: str) -> None:
     run = helper.run(["setup", "--project", PROJECT, "--branch", "main", "--audience", audience])

@@ -157,6 +157,16 @@ def test_an_audience_that_is_no_url_beside_an_api_url_only_warns(
     assert run.stderr.count("\n") == 1
 
 
+def test_an_audience_with_a_trailing_newline_names_no_account_and_is_warned_about(
+    helper: Helper, issuer: LocalIssuer, signing_key: SigningKey
+) -> None:
+    audience = AUDIENCE + "\n"
+    run = helper.external(query(issuer, audience=audience), mint(signing_key, gitlab_claims(issuer.url, audience)))
+    assert run.returncode == 0, run.stderr
+    assert (run.result["account_id"], run.result["api_url"]) == ("", "")
+    assert run.stderr.startswith('authress-gitlab-token: warning: audience "https://acc-1a2b3c.api.authress.io\\n"')
+
+
 def test_a_query_that_binds_no_project_is_refused_unless_it_allows_any(
     helper: Helper, issuer: LocalIssuer, token: str
 ) -> None:

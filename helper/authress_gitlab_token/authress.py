@@ -15,9 +15,9 @@ from .errors import AuthressCheckFailed, QueryError, quoted
 from .sources import SERVICE_CLIENT_KEY
 
 # https://ACCOUNT.api.authress.io or https://ACCOUNT.api-REGION.authress.io (a trailing slash tolerated).
-_ACCOUNT_API = re.compile(r"^https://(?P<account>[a-z0-9][a-z0-9-]*)\.(?P<api>api(?:-[a-z0-9-]+)?)\.authress\.io/?$")
+_ACCOUNT_API = re.compile(r"^https://(?P<account>[a-z0-9][a-z0-9-]*)\.(?P<api>api(?:-[a-z0-9-]+)?)\.authress\.io/?\Z")
 # What the newest Authress provider accepts as `aud` (it reads the API URL from it), with api-REGION too.
-_PROVIDER_AUDIENCE = re.compile(r"^https://(?P<account>[^./]+)\.api(?:-[a-z0-9-]+)?\.authress\.[^/]+$")
+_PROVIDER_AUDIENCE = re.compile(r"^https://(?P<account>[^./\s]+)\.api(?:-[a-z0-9-]+)?\.authress\.[^/\s]+\Z")
 ATTEMPTS = 3  # the check's GET, retried on connection errors, timeouts, 429 and 5xx
 
 

@@ -13,7 +13,7 @@ from .authress import audience_warning
 from .errors import QueryError, quoted
 from .settings import DEFAULT_ISSUER, DEFAULT_TOKEN_ENV, check_issuer
 
-_PROJECT = re.compile(r"^[^\s/]+(/[^\s/]+)+$")
+_PROJECT = re.compile(r"^[^\s/]+(/[^\s/]+)+\Z")
 _HTTPS_URL = re.compile(r"https://[^/?#@\s]+(/[^?#\s]*)?")  # as the module's audience and api_url
 
 
