@@ -168,3 +168,14 @@ def test_glob_matches_every_value_it_describes(pair: tuple[str, str]) -> None:
 def test_glob_without_wildcards_matches_only_itself(glob: str, value: str) -> None:
     assert glob_match(glob, value) is (value == glob)
     assert glob_match(glob, glob)
+
+
+PATTERNS = {key: prop["pattern"] for key, prop in load_schema()["properties"].items() if "pattern" in prop}
+
+
+@settings(max_examples=200, deadline=1000)
+@given(st.sampled_from(sorted(PATTERNS)).flatmap(lambda key: st.tuples(st.just(key), st.from_regex(PATTERNS[key]))))
+def test_no_schema_pattern_takes_a_value_with_a_trailing_newline(key_and_value: tuple[str, str]) -> None:
+    """JSON Schema patterns are searched, and Python's `$` also matches before a final newline."""
+    key, value = key_and_value
+    assert re.search(PATTERNS[key], value + "\n") is None, (key, value)
