@@ -12,7 +12,6 @@ from typing import Any
 from . import sources
 from .errors import printable, quoted
 
-TIME_CLAIMS = ("exp", "iat", "nbf")
 PERSONAL_CLAIMS = ("user_email",)  # job logs are public on public projects
 HIDDEN = "[hidden; --show-personal shows it]"
 # "what is wrong; what to do": the first "; " outside the JSON-quoted values a message holds.
@@ -63,7 +62,7 @@ class Report:
 
     def render(self) -> str:
         """For a terminal: every value from the token or the query escaped, so none can fake a line."""
-        from .verify import is_numeric_date, rfc3339
+        from .verify import TIME_CLAIMS, is_numeric_date, rfc3339
 
         kind = KINDS.get(self.kind, "nothing usable")
         lines = [f"Token:  {printable(self.origin or 'none')} holds {kind} (never shown)"]
