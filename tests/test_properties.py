@@ -7,13 +7,14 @@ from __future__ import annotations
 import io
 import json
 import re
+import unicodedata
 from functools import cache
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from authress_gitlab_token.errors import QueryError, quoted
+from authress_gitlab_token.errors import QueryError, printable, quoted
 from authress_gitlab_token.external import load_schema, read_query
 from authress_gitlab_token.settings import MAX_LEEWAY, Settings, from_query
 from authress_gitlab_token.verify import glob_match
@@ -179,3 +180,12 @@ def test_no_schema_pattern_takes_a_value_with_a_trailing_newline(key_and_value: 
     """JSON Schema patterns are searched, and Python's `$` also matches before a final newline."""
     key, value = key_and_value
     assert re.search(PATTERNS[key], value + "\n") is None, (key, value)
+
+
+@settings(max_examples=500, deadline=1000)
+@given(st.text())
+def test_printable_leaves_no_character_that_could_drive_a_terminal(text: str) -> None:
+    """doctor shows the token's claims with it: no control, format, separator or unassigned character."""
+    shown = printable(text)
+    assert all(c == " " or unicodedata.category(c)[0] not in "CZ" for c in shown)
+    assert printable(shown) == shown  # what it prints is printable as it is
