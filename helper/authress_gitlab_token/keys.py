@@ -103,4 +103,6 @@ class IssuerKeys:
 
 def issuer_keys(issuer: str, environ: Mapping[str, str]) -> IssuerKeys:
     """The keys of `issuer`, with the cache directory and HTTP timeout the environment sets."""
-    return IssuerKeys(issuer, KeyCache(default_cache_dir(environ), issuer), timeout=timeout_from_env(environ))
+    directory = default_cache_dir(environ)
+    cache = KeyCache(directory, issuer) if directory is not None else None
+    return IssuerKeys(issuer, cache, timeout=timeout_from_env(environ))
