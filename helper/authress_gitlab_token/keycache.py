@@ -62,15 +62,17 @@ def locate(environ: Mapping[str, str]) -> tuple[Path | None, str]:
     path. A relative one (HOME unset and a uid without a passwd entry, or a relative XDG_CACHE_HOME)
     would be inside the checkout, where anyone who can push could plant keys."""
     if environ.get(CACHE_DIR_ENV):
-        where, source = environ[CACHE_DIR_ENV], CACHE_DIR_ENV
+        where, source, fix = environ[CACHE_DIR_ENV], CACHE_DIR_ENV, CACHE_DIR_ENV
     elif environ.get("XDG_CACHE_HOME"):
-        where, source = os.path.join(environ["XDG_CACHE_HOME"], "authress-gitlab-token"), "XDG_CACHE_HOME"
+        where = os.path.join(environ["XDG_CACHE_HOME"], "authress-gitlab-token")
+        source, fix = "XDG_CACHE_HOME", f"XDG_CACHE_HOME or {CACHE_DIR_ENV}"
     else:
-        where, source = os.path.join(_home(environ), ".cache", "authress-gitlab-token"), "the home directory"
+        where = os.path.join(_home(environ), ".cache", "authress-gitlab-token")
+        source, fix = "the home directory", f"HOME or {CACHE_DIR_ENV}"
     if not os.path.isabs(where):
         return None, (
             f"no disk cache: {source} gives the relative path {quoted(where)}, where a checkout could plant keys; "
-            f"set HOME or {CACHE_DIR_ENV} to an absolute path (until then keys are fetched on every run)"
+            f"set {fix} to an absolute path (until then keys are fetched on every run)"
         )
     return Path(where), f"keys cached in {quoted(where)}"
 
