@@ -6,10 +6,8 @@ ends by itself within a bounded wait. Memory and time figures are measured by sc
 from __future__ import annotations
 
 import gzip
-import itertools
 import json
 import time
-from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -17,7 +15,7 @@ import pytest
 from authress_gitlab_token.keyfetch import fetch_bound
 from tests.conftest import ACCOUNT_ID, AUDIENCE, Helper, Run
 from tests.fixtures.ca import LocalCA
-from tests.fixtures.hostile import answer, gzip_bomb, head, running_hostile, trickle, trickled_headers
+from tests.fixtures.hostile import answer, gzip_bomb, running_hostile, trickled_headers, trickling_issuer
 from tests.fixtures.issuer import DISCOVERY_PATH, JWKS_PATH, LocalIssuer, Reply
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
@@ -108,22 +106,6 @@ def test_a_gzip_bomb_from_authress_is_refused_at_the_decoded_cap(
 # --- one deadline: connect, TLS, headers, body ------------------------------------------------------------
 
 
-def hostile_issuer(url: str, body_every: float | None = None, headers_every: float | None = None) -> Any:
-    """A GitLab-like issuer at `url` whose JWKS answer trickles: its headers, or its body."""
-
-    def respond(path: str) -> Iterable[bytes]:
-        if path == DISCOVERY_PATH:
-            return answer(json.dumps({"issuer": url, "jwks_uri": url + JWKS_PATH}).encode())
-        if headers_every is not None:
-            return trickled_headers(headers_every)
-        body = b" " * 100_000
-        return itertools.chain(
-            [head(200, Content_Type="application/json", Content_Length=str(len(body)))], trickle(body, body_every or 0)
-        )
-
-    return respond
-
-
 @pytest.mark.parametrize("part", ["headers", "body"])
 def test_a_server_trickling_bytes_is_cut_at_the_stated_bound(
     helper: Helper, ca: LocalCA, signing_key: SigningKey, part: str
@@ -131,11 +113,7 @@ def test_a_server_trickling_bytes_is_cut_at_the_stated_bound(
     """One byte every 0.1 s: every read succeeds well within the 0.5 s timeout, yet the lookup ends
     within 4 x (timeout + 1 s), as the README states. Before, headers trickled without limit."""
 
-    def respond(path: str) -> Iterable[bytes]:
-        kwargs = {"headers_every": 0.1} if part == "headers" else {"body_every": 0.1}
-        return hostile_issuer(server.url, **kwargs)(path)
-
-    with running_hostile(ca, respond) as server:
+    with trickling_issuer(ca, part, 0.1) as server:
         token = mint(signing_key, gitlab_claims(server.url, AUDIENCE))
         run, elapsed = timed_external(helper, query(server.url), token, fetch_bound(TIMEOUT), SLOW)
         run.refused(f'could not fetch "{server.url}{JWKS_PATH}": timed out after 1 attempt(s)')
