@@ -170,7 +170,7 @@ def test_a_certificate_from_an_unknown_ca_is_named_and_not_retried(
         token = mint(signing_key, gitlab_claims(server.url, AUDIENCE))
         run = helper.external(query(server.url), token)
         run.refused(
-            'the TLS certificate of "127.0.0.1" did not verify (certificate verify failed',
+            'the TLS certificate of "127.0.0.1" did not verify (unable to get local issuer certificate)',
             "set SSL_CERT_FILE (or SSL_CERT_DIR) to a file holding that CA",
         )
         assert server.connections == 1
