@@ -4,7 +4,6 @@ Only the configured issuer is ever asked; nothing in a token chooses where keys 
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Mapping
@@ -87,6 +86,9 @@ def _get_json(client: Any, url: str, timeout: float, deadline: float) -> tuple[A
     if response.status != 200:
         raise KeyFetchFailed(f'{quoted(url)} answered HTTP {response.status}; check the query key "issuer"')
     try:
-        return json.loads(response.body), response.headers
+        return network.parse_json(response.body), response.headers
     except (ValueError, RecursionError):
-        raise KeyFetchFailed(f"{quoted(url)} did not return JSON; is the issuer URL a GitLab instance?") from None
+        raise KeyFetchFailed(
+            f"{quoted(url)} did not return JSON (or returned more than {network.MAX_JSON_VALUES} values); "
+            "is the issuer URL a GitLab instance?"
+        ) from None

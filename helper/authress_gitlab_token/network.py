@@ -11,6 +11,7 @@ request is made."""
 from __future__ import annotations
 
 import contextvars
+import json
 import math
 import random
 import ssl
@@ -28,6 +29,7 @@ from .errors import quoted
 USER_AGENT = f"authress-gitlab-token/{__version__}"
 MAX_BODY_BYTES = 1024 * 1024  # discovery, JWKS and an account are a few KiB; refuse to keep more, decoded
 CHUNK = 64 * 1024  # the most one decompression step may produce
+MAX_JSON_VALUES = 10_000  # discovery, a JWKS or an account hold a few hundred at most
 CA_ADVICE = "if it uses a private CA, set SSL_CERT_FILE (or SSL_CERT_DIR) to a file holding that CA"
 
 
@@ -139,6 +141,14 @@ def _deadline_backend(inner: Any) -> Any:
             inner.sleep(seconds)
 
     return Backend()
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON in `body`; ValueError also for more than MAX_JSON_VALUES values (counted from the
+    separators, strings included): parsed, 1 MiB of `[{},{},...]` would take 25 MiB."""
+    if sum(body.count(c) for c in (b"{", b"[", b",", b":")) > MAX_JSON_VALUES:
+        raise ValueError(f"more than {MAX_JSON_VALUES} JSON values")
+    return json.loads(body)
 
 
 def retry_after(value: str | None) -> float:
