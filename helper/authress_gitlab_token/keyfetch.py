@@ -41,7 +41,8 @@ def fetch_keyset(issuer: str, timeout: float = DEFAULT_TIMEOUT, deadline: float 
     if deadline is None:
         deadline = time.monotonic() + fetch_bound(timeout)
     with network.session(timeout) as client:
-        discovery, _ = _get_json(client, issuer + "/.well-known/openid-configuration", timeout, deadline)
+        discovery_url = issuer + "/.well-known/openid-configuration"
+        discovery, _ = _get_json(client, discovery_url, timeout, deadline, 'check the query key "issuer"')
         if not isinstance(discovery, dict):
             raise KeyFetchFailed(
                 f'the discovery document of {quoted(issuer)} is not a JSON object; check the query key "issuer"'
@@ -57,7 +58,8 @@ def fetch_keyset(issuer: str, timeout: float = DEFAULT_TIMEOUT, deadline: float 
                 f"discovery at {quoted(issuer)} names jwks_uri {quoted(jwks_uri)}, "
                 "expected an https URL; keys are only fetched over https"
             )
-        jwks, headers = _get_json(client, jwks_uri, timeout, deadline)
+        misconfigured = f"the discovery document of {quoted(issuer)} names it as jwks_uri: the issuer is misconfigured"
+        jwks, headers = _get_json(client, jwks_uri, timeout, deadline, misconfigured)
     keys = valid_keys(jwks)
     if keys is None:
         raise KeyFetchFailed(
@@ -66,7 +68,7 @@ def fetch_keyset(issuer: str, timeout: float = DEFAULT_TIMEOUT, deadline: float 
     return KeySet(issuer, jwks_uri, keys, time.time(), max_age(headers.get("cache-control", "")))
 
 
-def _get_json(client: Any, url: str, timeout: float, deadline: float) -> tuple[Any, Mapping[str, str]]:
+def _get_json(client: Any, url: str, timeout: float, deadline: float, bad_url: str) -> tuple[Any, Mapping[str, str]]:
     """The JSON body of a 200 answer, or KeyFetchFailed naming the URL and what to check."""
     from . import network
 
@@ -81,6 +83,8 @@ def _get_json(client: Any, url: str, timeout: float, deadline: float) -> tuple[A
         raise KeyFetchFailed(
             f"{quoted(url)} sent more than {network.MAX_BODY_BYTES} bytes; is the issuer URL a GitLab instance?"
         ) from None
+    except network.BadURL as exc:
+        raise KeyFetchFailed(f"{exc.message}; {bad_url}") from None
     except network.Refused as exc:
         raise KeyFetchFailed(exc.message) from None
     if response.status != 200:

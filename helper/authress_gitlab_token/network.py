@@ -57,6 +57,14 @@ class Refused(Exception):
         self.message = message
 
 
+class BadURL(Refused):
+    """A URL that cannot even be requested (a control character, a malformed IPv6 host); the caller
+    adds where it came from."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{quoted(url)} is not a URL that can be fetched ({reason})")
+
+
 class TooLarge(Exception):
     """The body is larger than MAX_BODY_BYTES, raw or decoded."""
 
@@ -206,9 +214,7 @@ def _get_once(client: Any, url: str, timeout: float, headers: Mapping[str, str])
     except httpx.TimeoutException:
         raise _Retry("timed out") from None
     except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-        raise Refused(
-            f"{quoted(url)} is not a URL that can be fetched ({_first_line(exc)}); check where it comes from"
-        ) from None
+        raise BadURL(url, _first_line(exc)) from None
     except httpx.TransportError as exc:
         unverified = _certificate_error(exc)
         if unverified is not None:
