@@ -79,7 +79,9 @@ def test_every_install_in_the_documents_pins_this_version() -> None:
     docs = documents()
     problems = {str(p.relative_to(ROOT)): unpinned_installs(p.read_text(encoding="utf-8"), __version__) for p in docs}
     assert {k: v for k, v in problems.items() if v} == {}
-    installing = {str(p.relative_to(ROOT)) for p in docs if any(map(REQUIREMENT.search, PIP_LINE.findall(p.read_text())))}
+    installing = {
+        str(p.relative_to(ROOT)) for p in docs if any(map(REQUIREMENT.search, PIP_LINE.findall(p.read_text())))
+    }
     assert {"README.md", "terraform/README.md", "examples/gitlab/.gitlab-ci.yml"} <= installing
 
 
@@ -125,8 +127,8 @@ def guard(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_release_guard_accepts_the_tag_of_this_version() -> None:
-    wheel, sdist = f"authress_gitlab_token-{__version__}-py3-none-any.whl", f"authress_gitlab_token-{__version__}.tar.gz"
-    done = guard(f"v{__version__}", f"dist/{wheel}", f"dist/{sdist}")
+    stem = f"dist/authress_gitlab_token-{__version__}"
+    done = guard(f"v{__version__}", f"{stem}-py3-none-any.whl", f"{stem}.tar.gz")
     assert (done.returncode, done.stderr) == (0, "")
 
 
