@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,13 @@ def test_setup_prints_the_install_of_the_version_it_is(helper: Helper) -> None:
     assert unpinned_installs(run.stdout, __version__) == []
     assert install_command().endswith(f'authress-gitlab-token.git@v{__version__}"')
     assert install_command() in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_readme_states_the_floors_the_package_declares() -> None:
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    floors = dict(re.match(r"^([\w\[\]-]+)>=([\w.]+)$", d).groups() for d in declared)  # type: ignore[union-attr]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert dict(re.findall(r"^\| `([\w\[\]-]+)` \| ([\d.]+) \|", readme, flags=re.MULTILINE)) == floors
 
 
 # --- the release guard ----------------------------------------------------------------------------
