@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from authress_gitlab_token import __version__
+from authress_gitlab_token import __version__, setup_guide
 from tests.conftest import BIN_DIR
 from tests.fixtures import ci_inputs
 
@@ -159,3 +159,16 @@ def test_no_cache_is_shared_with_unprotected_branches() -> None:
     for name, job in ci.items():
         for cache in job.get("cache", []) if isinstance(job, dict) else []:
             assert not cache.get("unprotect"), f"{name}: a branch could poison the default branch's cache"
+
+
+def test_setup_prints_the_include_and_the_module_source_the_example_uses() -> None:
+    guide = setup_guide.build(
+        "my-org/authress-configuration", "main", None, "https://acc-1a2b3c.api.authress.io", None, {}
+    ).to_json()
+    (printed,) = load(fill_in(guide["component_yaml"]))["include"]
+    (example,) = load(fill_in(PIPELINE.read_text(encoding="utf-8")))["include"]
+    assert printed["component"] == example["component"]
+    example_inputs = {k: v for k, v in example["inputs"].items() if k != "route"}
+    assert printed["inputs"] == {**example_inputs, "ref": "main"}
+    (source,) = re.findall(r'^\s*source\s*=\s*(".*")$', guide["module_hcl"], flags=re.M)
+    assert f"  source = {source}\n" in (ROOT / "examples" / "gitlab" / "main.tf").read_text(encoding="utf-8")
