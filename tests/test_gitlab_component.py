@@ -4,7 +4,6 @@ refuse what the component must not take; and the job it gives runs the pinned he
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -130,5 +129,6 @@ def test_the_renderer_refuses_what_gitlab_refuses() -> None:
     spec = "spec:\n  inputs:\n    a:\n      default: x\n---\njob:\n  script: ['$[[ inputs.b ]]']\n"
     with pytest.raises(InputError, match="unknown interpolation key"):
         ci_inputs.render(spec, {})
-    spec = "spec:\n  inputs:\n    on:\n      type: boolean\n      default: true\n---\njob:\n  a: $[[ inputs.on ]]\n  b: x-$[[ inputs.on ]]\n"
+    spec = "spec:\n  inputs:\n    on:\n      type: boolean\n      default: true\n---\n"
+    spec += "job:\n  a: $[[ inputs.on ]]\n  b: x-$[[ inputs.on ]]\n"
     assert ci_inputs.render(spec, {}) == {"job": {"a": True, "b": "x-true"}}

@@ -117,7 +117,7 @@ def test_the_example_pins_this_release_everywhere() -> None:
     assert match and match.group("version") == __version__
     assert "helper_version" not in entry["inputs"], "the component's default is the pin"
     main_tf = (ROOT / "examples" / "gitlab" / "main.tf").read_text(encoding="utf-8")
-    assert f"//terraform?ref=v{__version__}\"" in main_tf
+    assert f'//terraform?ref=v{__version__}"' in main_tf
     assert pipeline[".terraform"]["cache"][0]["key"] == f"authress-gitlab-token-{__version__}"
 
 

@@ -84,7 +84,8 @@ class Guide:
             "   (This is GitLab's default `sub`; if the project changed its ID token sub claim components,\n"
             "   use the `user_id` that `authress-gitlab-token doctor` shows in the job.)\n"
             "3. In .gitlab-ci.yml, include the CI/CD component (GitLab >= 17.0), where YOUR_GROUP holds your\n"
-            "   copy of authress-gitlab-token, and give the job that runs terraform `extends: .authress-gitlab-token`:\n"
+            "   copy of authress-gitlab-token, and give the job that runs terraform\n"
+            "   `extends: .authress-gitlab-token`:\n"
             + _indent(self.component_yaml(), 5)
             + "   or, without the component, in that job (GitLab >= 15.7; under `default:`, GitLab >= 16.4):\n"
             + _indent(self.id_tokens_yaml(), 5)
