@@ -9,12 +9,15 @@ The module comes, as step 4 says, from a git URL at the release tag: a local clo
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
 import subprocess
+import threading
 import zipfile
 from collections.abc import Iterator, Mapping
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +52,8 @@ def authress(ca: LocalCA, issuer: LocalIssuer) -> Iterator[tuple[AuthressStandIn
     stand_in = AuthressStandIn(ca, ACCOUNT_ID, hostnames=[API_HOST]).start()
     try:
         with running_proxy(API_HOST, stand_in.port) as proxy:
-            add_role_routes(stand_in)
+            # 200: what authress/authress 2.0.39 accepts from createRole (tests/fixtures/authress_roles.py).
+            add_role_routes(stand_in, create_status=200)
             stand_in.trust(issuer.url, AUDIENCE)
             stand_in.grant(SUB)
             yield stand_in, proxy
@@ -58,16 +62,41 @@ def authress(ca: LocalCA, issuer: LocalIssuer) -> Iterator[tuple[AuthressStandIn
 
 
 @pytest.fixture
-def hosted_copy(tmp_path: Path) -> str:
-    """Step 4: a copy of this repository's module at the release tag, as a git URL Terraform fetches."""
+def hosted_copy(tmp_path: Path, ca: LocalCA) -> Iterator[str]:
+    """Step 4: a copy of this repository at the release tag, served over https on 127.0.0.1 as a git
+    remote (git's "dumb" HTTP protocol: static files), the URL both the job and Terraform fetch from."""
     if not shutil.which("git"):
         pytest.skip("no git on PATH: Terraform needs it to fetch the module from a git URL")
-    repo = tmp_path / "hosted" / "authress-gitlab-token.git"
-    shutil.copytree(ROOT / "terraform", repo / "terraform")
-    git = ["git", "-C", str(repo), "-c", "user.name=test", "-c", "user.email=test@127.0.0.1"]
-    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "release"], ["tag", f"v{__version__}"]):
-        subprocess.run([*git, *args], check=True, capture_output=True, timeout=60)
-    return f"file://{repo}"
+    work = tmp_path / "hosted-work"
+    shutil.copytree(ROOT / "terraform", work / "terraform")
+    served = tmp_path / "served"
+    bare = served / "platform" / "authress-gitlab-token.git"
+    identity = ["-c", "user.name=test", "-c", "user.email=test@127.0.0.1"]
+    for args in (
+        ["-C", str(work), "init", "-q"],
+        ["-C", str(work), "add", "-A"],
+        ["-C", str(work), *identity, "commit", "-qm", "release"],
+        ["-C", str(work), "tag", f"v{__version__}"],
+        ["clone", "-q", "--bare", str(work), str(bare)],
+        ["-C", str(bare), "update-server-info"],
+    ):
+        subprocess.run(["git", *args], check=True, capture_output=True, timeout=60)
+    handler = functools.partial(QuietFiles, directory=str(served))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.socket = ca.server_context(["127.0.0.1", "localhost"]).wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}/platform/authress-gitlab-token.git"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+class QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
+        pass
 
 
 def copy_example(name: str, files: list[str], workdir: Path, repository: str) -> Path:
@@ -110,6 +139,7 @@ class Job:
             "PATH": f"{cli_dir}{os.pathsep}{tf.env['PATH']}",
             "HTTPS_PROXY": proxy.url,
             "NO_PROXY": "127.0.0.1,localhost",
+            "GIT_SSL_CAINFO": tf.env["SSL_CERT_FILE"],
         }
 
     def run(self, lines: list[str], variables: Mapping[str, Any], token: str) -> subprocess.CompletedProcess[str]:
@@ -265,3 +295,32 @@ def test_the_opentofu_component_example_plans_and_applies_with_each_jobs_own_tok
     state = (root / "terraform.tfstate").read_text(encoding="utf-8")
     assert plan_token not in state and apply_token not in state, "the state holds a token"
     assert not leaks(plan.stdout + plan.stderr + apply.stdout + apply.stderr)
+
+
+def test_the_opentofu_example_job_stops_a_token_of_another_project_before_opentofu(
+    toolchain: Toolchain,
+    ca: LocalCA,
+    tmp_path: Path,
+    issuer: LocalIssuer,
+    signing_key: SigningKey,
+    authress: tuple[AuthressStandIn, ConnectProxy],
+    hosted_copy: str,
+) -> None:
+    files = [".gitlab-ci.yml", "infra/main.tf"]
+    project = copy_example("opentofu-component", files, tmp_path / "project", hosted_copy)
+    pipeline = load((project / ".gitlab-ci.yml").read_text(encoding="utf-8"))
+    root = project / "infra"
+    tofu = toolchain.cli("tofu")
+    stand_in, proxy = authress
+    token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE, project_path="acme/infra"))
+    done = Job(
+        Terraform(tofu, root, toolchain, ca, tmp_path),
+        cli_on_path(tmp_path, "tofu", tofu),
+        ci_variables(issuer, project, "build"),
+        proxy,
+    ).run([*pipeline["default"]["before_script"], "tofu init -input=false"], pipeline["variables"], token)
+    assert done.returncode != 0
+    expected = f'authress-gitlab-token: claim "project_path" is "acme/infra", expected "{PROJECT}"'
+    assert expected in done.stderr, safe(done.stderr)
+    assert not leaks(done.stdout + done.stderr)
+    assert stand_in.requests == [] and not (root / ".terraform").exists(), "OpenTofu ran after a refused token"
