@@ -172,3 +172,21 @@ def test_setup_prints_the_include_and_the_module_source_the_example_uses() -> No
     assert printed["inputs"] == {**example_inputs, "ref": "main"}
     (source,) = re.findall(r'^\s*source\s*=\s*(".*")$', guide["module_hcl"], flags=re.M)
     assert f"  source = {source}\n" in (ROOT / "examples" / "gitlab" / "main.tf").read_text(encoding="utf-8")
+
+
+def test_the_module_source_is_one_story_everywhere() -> None:
+    """A git URL pinned to this release's tag, in every document, example and `setup`'s output."""
+    expected = f"git::https://gitlab.com/YOUR_GROUP/authress-gitlab-token.git//terraform?ref=v{__version__}"
+    files = [
+        ROOT / "README.md",
+        *ROOT.glob("terraform/*.md"),
+        *ROOT.glob("examples/**/*.tf"),
+        *ROOT.glob("examples/**/*.md"),
+    ]
+    sources = {
+        (path.relative_to(ROOT), source)
+        for path in files
+        for source in re.findall(r'source\s*=\s*"([^"]+)"', path.read_text(encoding="utf-8"))
+        if not source.startswith(("authress/", "hashicorp/"))
+    }
+    assert sources and {source for _, source in sources} == {expected}, sources
