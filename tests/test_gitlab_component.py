@@ -91,6 +91,7 @@ def test_inputs_reach_the_shell_only_as_variables() -> None:
         ({"helper_repository": None}, "`helper_repository` input: required value has not been provided"),
         ({"route": "both"}, "`route` input: provided value 'both' cannot be used because it is not in the list"),
         ({"check": "always"}, "`check` input: provided value 'always' cannot be used"),
+        ({"ref_type": "branches"}, "`ref_type` input: provided value 'branches' cannot be used"),
         ({"audience": "https://ACCOUNT_ID.api.authress.io/"}, "`audience` input: provided value"),
         ({"audience": "http://acc-1a2b3c.api.authress.io"}, "does not match required RegEx pattern"),
         ({"project_path": "authress-configuration"}, "`project_path` input: provided value"),

@@ -46,7 +46,7 @@ def test_every_job_gets_the_token_for_the_audience_it_verifies_and_binds_the_pro
     assert ci["variables"]["TF_VAR_authress_api_url"] == "$AUTHRESS_AUDIENCE"
     (script,) = ci["default"]["before_script"]
     assert '--project-path "$AUTHRESS_PROJECT_PATH"' in script
-    assert '--ref "$CI_DEFAULT_BRANCH" --ref-protected true --check authress' in script
+    assert '--ref "$CI_DEFAULT_BRANCH" --ref-type branch --ref-protected true --check authress' in script
     assert 'eval "$exports"' in script
     assert [rule["if"] for rule in ci["workflow"]["rules"]] == ["$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"]
 

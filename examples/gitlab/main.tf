@@ -39,6 +39,11 @@ variable "ref" {
   type        = string
 }
 
+variable "ref_type" {
+  description = "Whether ref names a branch or a tag. The job sets it from the component's ref_type input."
+  type        = string
+}
+
 variable "protected_only" {
   description = "Accept only tokens of jobs on protected branches."
   type        = bool
@@ -54,6 +59,7 @@ module "authress_token" {
   issuer               = var.issuer
   project_path         = var.project_path
   ref                  = var.ref
+  ref_type             = var.ref_type
   ref_protected        = var.protected_only ? "true" : null
   min_validity_seconds = 60
 }

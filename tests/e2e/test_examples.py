@@ -223,7 +223,17 @@ def test_the_gitlab_example_applies_as_written(
     assert set(proxy.tunnels) == {f"{API_HOST}:443"} and not proxy.refused
 
 
-def test_the_gitlab_example_job_stops_a_token_of_another_branch_before_terraform(
+@pytest.mark.parametrize(
+    ("claims", "message"),
+    [
+        ({"ref": "feature/x", "ref_protected": "false"}, 'claim "ref" is "feature/x", expected "main"'),
+        ({"ref_type": "tag"}, 'claim "ref_type" is "tag", expected "branch"'),
+    ],
+    ids=["another branch", "a tag named like the branch"],
+)
+def test_the_gitlab_example_job_stops_a_token_of_another_ref_before_terraform(
+    claims: dict[str, str],
+    message: str,
     toolchain: Toolchain,
     ca: LocalCA,
     tmp_path: Path,
@@ -237,13 +247,13 @@ def test_the_gitlab_example_job_stops_a_token_of_another_branch_before_terraform
     tf = Terraform(toolchain.cli("terraform"), root, toolchain, ca, tmp_path)
     cli = cli_on_path(tmp_path, "terraform", toolchain.cli("terraform"))
     stand_in, proxy = authress
-    token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE, ref="feature/x", ref_protected="false"))
+    token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE, **claims))
     apply = pipeline["apply"]
     done = Job(tf, cli, ci_variables(issuer, root, "apply"), proxy).run(
         [*apply["before_script"], *apply["script"]], {**pipeline["variables"], **apply["variables"]}, token
     )
     assert done.returncode != 0
-    assert 'authress-gitlab-token: claim "ref" is "feature/x", expected "main"' in done.stderr, safe(done.stderr)
+    assert f"authress-gitlab-token: {message}" in done.stderr, safe(done.stderr)
     assert not leaks(done.stdout + done.stderr)
     assert stand_in.requests == [] and not (root / ".terraform").exists(), "Terraform ran after a refused token"
 
