@@ -34,7 +34,7 @@ from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 from tests.test_gitlab_example import FILLED_IN, check_gitlab_ci, expand, load
 
-from .conftest import ROOT, TIMEOUT, Terraform, Toolchain
+from .conftest import CLIS, ROOT, TIMEOUT, Terraform, Toolchain
 
 pytestmark = pytest.mark.e2e
 
@@ -176,7 +176,9 @@ def ci_variables(issuer: LocalIssuer, workdir: Path, stage: str) -> dict[str, st
     }
 
 
+@pytest.mark.parametrize("cli", CLIS)
 def test_the_gitlab_example_applies_as_written(
+    cli: str,
     toolchain: Toolchain,
     ca: LocalCA,
     tmp_path: Path,
@@ -185,8 +187,8 @@ def test_the_gitlab_example_applies_as_written(
     authress: tuple[AuthressStandIn, ConnectProxy],
     hosted_copy: str,
 ) -> None:
-    toolchain.provider("hashicorp/external")
-    toolchain.provider("authress/authress")
+    toolchain.provider("hashicorp/external@2.4.0")
+    toolchain.provider("authress/authress@2.0.39")
     root = copy_example("gitlab", [".gitlab-ci.yml", "main.tf"], tmp_path / "project", hosted_copy)
 
     pipeline = expand(load((root / ".gitlab-ci.yml").read_text(encoding="utf-8")))
@@ -196,18 +198,19 @@ def test_the_gitlab_example_applies_as_written(
         assert done.returncode == 0, done.stdout + done.stderr
 
     local_state(root)
-    tf = Terraform(toolchain.cli("terraform"), root, toolchain, ca, tmp_path)
-    cli = cli_on_path(tmp_path, "terraform", toolchain.cli("terraform"))
+    # The job's image runs `terraform`; under OpenTofu the same lines run with `tofu` by that name.
+    tf = Terraform(toolchain.cli(cli), root, toolchain, ca, tmp_path)
+    on_path = cli_on_path(tmp_path, "terraform", toolchain.cli(cli))
     stand_in, proxy = authress
     token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE, environment="authress"))
 
     check = pipeline["fmt-validate"]
-    job = Job(tf, cli, ci_variables(issuer, root, "check"), proxy)
+    job = Job(tf, on_path, ci_variables(issuer, root, "check"), proxy)
     done = job.run(check["script"], {**pipeline["variables"], **check.get("variables", {})}, token)
     assert done.returncode == 0, f"fmt-validate failed:\n{safe(done.stdout + done.stderr)}"
 
     apply = pipeline["apply"]
-    job = Job(tf, cli, ci_variables(issuer, root, "apply"), proxy)
+    job = Job(tf, on_path, ci_variables(issuer, root, "apply"), proxy)
     variables = {**pipeline["variables"], **apply["variables"]}
     done = job.run([*apply["before_script"], *apply["script"]], variables, token)
     output = done.stdout + done.stderr
@@ -221,6 +224,14 @@ def test_the_gitlab_example_applies_as_written(
         "the job's check did not call Authress before Terraform"
     )
     assert set(proxy.tunnels) == {f"{API_HOST}:443"} and not proxy.refused
+
+    # The role reads back as applied: the next pipeline's plan has nothing to do; destroy removes it.
+    again = [*apply["before_script"], *apply["script"][:-1]]
+    plan = job.run([*again, "terraform plan -detailed-exitcode"], variables, token)
+    assert plan.returncode == 0, f"the second plan found changes or failed:\n{safe(plan.stdout + plan.stderr)}"
+    destroy = job.run([*again, "terraform destroy -auto-approve"], variables, token)
+    assert destroy.returncode == 0, safe(destroy.stdout + destroy.stderr)
+    assert stand_in.roles == {}
 
 
 @pytest.mark.parametrize(
@@ -269,7 +280,7 @@ def test_the_opentofu_component_example_plans_and_applies_with_each_jobs_own_tok
 ) -> None:
     """The component's plan job saves a plan; its apply job applies it later with its own token. Neither
     the plan nor the state holds a token."""
-    toolchain.provider("authress/authress")
+    toolchain.provider("authress/authress@2.0.39")
     files = [".gitlab-ci.yml", "infra/main.tf"]
     project = copy_example("opentofu-component", files, tmp_path / "project", hosted_copy)
     pipeline = load((project / ".gitlab-ci.yml").read_text(encoding="utf-8"))
