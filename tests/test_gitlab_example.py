@@ -190,3 +190,12 @@ def test_the_module_source_is_one_story_everywhere() -> None:
         if not source.startswith(("authress/", "hashicorp/"))
     }
     assert sources and {source for _, source in sources} == {expected}, sources
+
+
+def test_setup_for_a_tag_binds_the_component_to_that_tag(tmp_path: Path) -> None:
+    guide = setup_guide.build("grp/infra", None, "v1.2.0", "https://acc-1a2b3c.api.authress.io", None, {})
+    text = fill_in(guide.component_yaml())
+    (entry,) = load(text)["include"]
+    assert entry["inputs"]["ref"] == "v1.2.0" and entry["inputs"]["ref_type"] == "tag"
+    rendered = ci_inputs.render(COMPONENT.read_text(encoding="utf-8"), entry["inputs"])
+    assert rendered[".authress-gitlab-token"]["variables"]["AUTHRESS_REF_TYPE"] == "tag"

@@ -40,6 +40,8 @@ class Guide:
     def component_yaml(self) -> str:
         """The include of this project's CI/CD component, as examples/gitlab/.gitlab-ci.yml has it."""
         inputs = {"audience": self.audience, "project_path": self.project, "ref": self.ref}
+        if self.ref_type != "branch":  # the component's default
+            inputs["ref_type"] = self.ref_type
         if self.issuer != DEFAULT_ISSUER:
             inputs["issuer"] = self.issuer
         inputs["helper_repository"] = _REPOSITORY
