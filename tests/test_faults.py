@@ -20,7 +20,7 @@ import pytest
 
 from authress_gitlab_token import __version__
 from authress_gitlab_token.keys import KeyCache, fetch_bound
-from tests.conftest import AUDIENCE, Helper, Run
+from tests.conftest import AUDIENCE, PROJECT, Helper, Run
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.issuer import DISCOVERY_PATH, JWKS_PATH, LocalIssuer, Reply, running_issuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
@@ -30,7 +30,7 @@ STARTUP = 5.0  # slack for starting Python (and the runs before the one timed) o
 
 
 def query(issuer_url: str) -> dict[str, str]:
-    return {"audience": AUDIENCE, "issuer": issuer_url}
+    return {"audience": AUDIENCE, "issuer": issuer_url, "project_path": PROJECT}
 
 
 def timed(call: Callable[..., Run], *args: Any, **kwargs: Any) -> tuple[Run, float]:
@@ -158,8 +158,19 @@ def test_jwks_without_our_kid_then_with_it(
         (b'{"keys": "none"}', "did not return a non-empty JSON Web Key Set"),
         (b"{}", "did not return a non-empty JSON Web Key Set"),
         (b" " * (1024 * 1024 + 1), "sent more than 1048576 bytes"),
+        (b'{"keys": [' + b",".join([b'{"kty": "RSA"}'] * 10_000) + b"]}", "returned more than 10000 values"),
     ],
-    ids=["truncated", "html", "deeply-nested", "empty-keys", "key-without-kty", "keys-not-a-list", "no-keys", "huge"],
+    ids=[
+        "truncated",
+        "html",
+        "deeply-nested",
+        "empty-keys",
+        "key-without-kty",
+        "keys-not-a-list",
+        "no-keys",
+        "huge",
+        "too-many-values",
+    ],
 )
 def test_malformed_jwks_is_refused_and_never_cached(
     helper: Helper, issuer: LocalIssuer, token: str, body: bytes, message: str

@@ -59,7 +59,7 @@ module "authress_token" {
   issuer               = var.issuer
   project_path         = var.project_path
   ref                  = var.ref
-  ref_type             = var.ref_type
+  ref_type             = var.ref_type # else a tag named like the branch would match too
   ref_protected        = var.protected_only ? "true" : null
   min_validity_seconds = 60
 }

@@ -3,7 +3,6 @@ live pre-flight check that names the missing setup step."""
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Mapping
@@ -15,9 +14,9 @@ from .errors import AuthressCheckFailed, QueryError, quoted
 from .sources import SERVICE_CLIENT_KEY
 
 # https://ACCOUNT.api.authress.io or https://ACCOUNT.api-REGION.authress.io (a trailing slash tolerated).
-_ACCOUNT_API = re.compile(r"^https://(?P<account>[a-z0-9][a-z0-9-]*)\.(?P<api>api(?:-[a-z0-9-]+)?)\.authress\.io/?$")
+_ACCOUNT_API = re.compile(r"^https://(?P<account>[a-z0-9][a-z0-9-]*)\.(?P<api>api(?:-[a-z0-9-]+)?)\.authress\.io/?\Z")
 # What the newest Authress provider accepts as `aud` (it reads the API URL from it), with api-REGION too.
-_PROVIDER_AUDIENCE = re.compile(r"^https://(?P<account>[^./]+)\.api(?:-[a-z0-9-]+)?\.authress\.[^/]+$")
+_PROVIDER_AUDIENCE = re.compile(r"^https://(?P<account>[^./\s]+)\.api(?:-[a-z0-9-]+)?\.authress\.[^/\s]+\Z")
 ATTEMPTS = 3  # the check's GET, retried on connection errors, timeouts, 429 and 5xx
 
 
@@ -46,8 +45,11 @@ def audience_warning(audience: str, api_url: str) -> str | None:
     """Why the newest Authress provider would refuse a token with this `aud`, or None when it would not."""
     if _PROVIDER_AUDIENCE.match(audience):
         return None
-    if api_url and urlsplit(audience.rstrip("/"))[:2] == urlsplit(api_url)[:2]:
-        return None  # the custom domain the user named
+    try:
+        if api_url and urlsplit(audience.rstrip("/"))[:2] == urlsplit(api_url)[:2]:
+            return None  # the custom domain the user named
+    except ValueError:  # not a URL at all (e.g. "https://["): the warning below says what to use
+        pass
     return (
         f"audience {quoted(audience)} is not an Authress account API URL (https://ACCOUNT.api.authress.io) "
         'nor the custom domain in "api_url"; the newest Authress Terraform provider refuses such tokens: '
@@ -137,7 +139,11 @@ def _get(url: str, token: str, timeout: float) -> tuple[int, Any]:
         raise AuthressCheckFailed(
             f'{quoted(url)} sent more than {network.MAX_BODY_BYTES} bytes; check that "api_url" is the Authress API'
         ) from None
+    except network.BadURL as exc:
+        raise AuthressCheckFailed(f'{exc.message}; check "api_url"') from None
+    except network.Refused as exc:
+        raise AuthressCheckFailed(exc.message) from None
     try:
-        return response.status, json.loads(response.body) if response.body else None
+        return response.status, network.parse_json(response.body) if response.body else None
     except (ValueError, RecursionError):
         return response.status, None
