@@ -12,6 +12,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from authress_gitlab_token import __version__, setup_guide
+from authress_gitlab_token.setup_guide import install_command
 from tests.conftest import BIN_DIR
 from tests.fixtures import ci_inputs
 
@@ -199,3 +200,15 @@ def test_setup_for_a_tag_binds_the_component_to_that_tag(tmp_path: Path) -> None
     assert entry["inputs"]["ref"] == "v1.2.0" and entry["inputs"]["ref_type"] == "tag"
     rendered = ci_inputs.render(COMPONENT.read_text(encoding="utf-8"), entry["inputs"])
     assert rendered[".authress-gitlab-token"]["variables"]["AUTHRESS_REF_TYPE"] == "tag"
+
+
+def test_the_job_installs_the_release_setup_prints(tmp_path: Path) -> None:
+    """The component builds the pip requirement from its inputs; as the example leaves them, it is the
+    install line `setup` prints (and the release's pin check holds the documents to)."""
+    apply = expand(load(PIPELINE.read_text(encoding="utf-8").replace("ACCOUNT_ID", "acc-1a2b3c")))["apply"]
+    (block,) = [line for line in apply["before_script"] if "requirement=" in line]
+    script = block.replace('/opt/authress-gitlab-token/bin/pip install --quiet "$requirement"', 'echo "$requirement"')
+    variables = {k: v for k, v in apply["variables"].items() if k.startswith("AUTHRESS_HELPER_")}
+    done = subprocess.run(["bash", "-e", "-c", script], env=variables, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert f'pip install "{done.stdout.strip()}"' == install_command()

@@ -21,6 +21,13 @@ _REPOSITORY = "https://gitlab.com/YOUR_GROUP/authress-gitlab-token.git"
 _COMPONENT = f"$CI_SERVER_FQDN/YOUR_GROUP/authress-gitlab-token/authress-token@v{__version__}"
 
 
+def install_command(version: str = __version__) -> str:
+    """The job's install of this very release, from its git tag (README, Install): the one pin that setup
+    prints, derived from `__version__`; tests hold the documents' install lines to it."""
+    url = "https://gitlab.com/YOUR_GROUP/authress-gitlab-token.git"
+    return f'pip install "authress-gitlab-token @ git+{url}@v{version}"'
+
+
 @dataclass(frozen=True)
 class Guide:
     issuer: str
@@ -84,6 +91,7 @@ class Guide:
             "component_yaml": self.component_yaml(),
             "id_tokens_yaml": self.id_tokens_yaml(),
             "module_hcl": self.module_hcl(),
+            "install_command": install_command(),
             "warnings": list(self.warnings),
         }
 
@@ -105,7 +113,9 @@ class Guide:
             + _indent(self.id_tokens_yaml(), 5)
             + "4. In Terraform:\n"
             + _indent(self.module_hcl(), 5)
-            + "5. Check it from the job:\n"
+            + "5. Install the helper in the job (YOUR_GROUP: where you host authress-gitlab-token; README, Install):\n"
+            f"     {install_command()}\n"
+            "   and check it from the job:\n"
             f"     {self.doctor_command()}\n"
         )
 
