@@ -26,7 +26,6 @@ from .conftest import (
     init,
     routed,
     selected,
-    stage,
     variables,
 )
 
@@ -209,43 +208,3 @@ def test_the_newest_provider_creates_the_role_with_only_access_key(
     tf.ok("apply", "-auto-approve", *variables(AUDIENCE, issuer), env=routed(proxy, token))
     assert ROLE_ID in stand_in.roles
     assert set(stand_in.tokens_seen()) == {token}
-
-
-# -- the GitLab example as shipped ---------------------------------------------------------------
-
-
-@pytest.fixture(params=CLIS)
-def example(request: pytest.FixtureRequest, toolchain: Toolchain, ca: LocalCA, tmp_path: Path) -> Terraform:
-    """examples/gitlab as shipped, with its GitLab state backend overridden by local state and its API URL
-    by the stand-in's name (the audience here names no *.authress.io account; in a user's pipeline the
-    module derives the API URL from it)."""
-    toolchain.provider("hashicorp/external@2.4.0")
-    toolchain.provider(AUTHRESS)
-    workdir = stage("examples/gitlab", tmp_path)
-    (workdir / "backend_override.tf").write_text('terraform {\n  backend "local" {}\n}\n', encoding="utf-8")
-    api_url = f'module "authress_token" {{\n  api_url = "{AUDIENCE}"\n}}\n'
-    (workdir / "api_url_override.tf").write_text(api_url, encoding="utf-8")
-    tf = Terraform(toolchain.cli(request.param), workdir, toolchain, ca, tmp_path)
-    tf.ok("init", "-input=false")
-    assert selected(workdir, "authress/authress") == "2.0.39"
-    return tf
-
-
-def test_the_gitlab_example_creates_the_role_in_authress_with_the_helpers_token(
-    example: Terraform,
-    authress_api: tuple[AuthressStandIn, ConnectProxy],
-    issuer: LocalIssuer,
-    signing_key: SigningKey,
-) -> None:
-    stand_in, proxy = authress_api
-    token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE))
-    env = routed(proxy, token)
-    apply = example.ok("apply", "-auto-approve", *variables(AUDIENCE, issuer), env=env)
-    assert not leaks(apply.output), "terraform printed the token"
-    assert stand_in.roles["ro_documents_reader"]["permissions"] == [READ]
-    assert seen(stand_in, token) == [("POST", "/v1/roles", 200)]
-    assert set(proxy.tunnels) == {f"{API_HOST}:443"} and not proxy.refused
-    # The role reads back as applied: a second plan has nothing to do; destroy removes it.
-    assert example("plan", "-detailed-exitcode", *variables(AUDIENCE, issuer), env=env).returncode == 0
-    example.ok("destroy", "-auto-approve", *variables(AUDIENCE, issuer), env=env)
-    assert stand_in.roles == {}

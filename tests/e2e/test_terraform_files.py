@@ -43,15 +43,6 @@ def test_the_module_and_the_test_configurations_validate(
     assert "The configuration is valid" in tf.ok("validate").output
 
 
-@pytest.mark.parametrize("cli", CLIS)
-def test_the_gitlab_example_validates(cli: str, toolchain: Toolchain, ca: LocalCA, tmp_path: Path) -> None:
-    toolchain.provider("hashicorp/external@2.4.0")
-    toolchain.provider("authress/authress@2.0.39")
-    tf = Terraform(toolchain.cli(cli), stage("examples/gitlab", tmp_path), toolchain, ca, tmp_path)
-    tf.ok("init", "-input=false", "-backend=false")
-    assert "The configuration is valid" in tf.ok("validate").output
-
-
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
