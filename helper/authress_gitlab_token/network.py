@@ -1,7 +1,8 @@
-"""HTTP GET for the two places that talk to servers, the issuer's keys and the Authress check: explicit
-timeouts, bounded retries with backoff and jitter on connection errors, timeouts, 429 and 5xx
-(Retry-After honoured within the deadline), a capped body, and no redirects. httpx is imported only
-here, and only when a request is made."""
+"""HTTP for the places that talk to servers (the issuer's keys, the Authress check, `setup --apply`):
+explicit timeouts, bounded retries with backoff and jitter on connection errors, timeouts, 429 and 5xx
+(Retry-After honoured within the deadline), a capped body, and no redirects. A write is retried only
+when repeating it is harmless (PUT replaces; a POST gets one attempt). httpx is imported only here,
+and only when a request is made."""
 
 from __future__ import annotations
 
@@ -74,11 +75,43 @@ def get(
 ) -> Response:
     """The first answer that is not 429 or 5xx; Unanswered when none came within `attempts` and
     `deadline` (time.monotonic())."""
+    return request(client, "GET", url, timeout=timeout, deadline=deadline, attempts=attempts, headers=headers)
+
+
+def send(
+    client: Any,
+    method: str,
+    url: str,
+    body: Any,
+    *,
+    timeout: float,
+    deadline: float,
+    attempts: int,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """A request with an optional JSON body. A POST gets one attempt whatever `attempts` says (a retried
+    create could make two); GET and PUT, which replaces, are retried."""
+    tries = 1 if method == "POST" else attempts
+    return request(client, method, url, timeout=timeout, deadline=deadline, attempts=tries, headers=headers, body=body)
+
+
+def request(
+    client: Any,
+    method: str,
+    url: str,
+    *,
+    timeout: float,
+    deadline: float,
+    attempts: int,
+    headers: Mapping[str, str] | None = None,
+    body: Any = None,
+) -> Response:
+    """`get` for any method, with an optional JSON body."""
     last, made = "no time was left", 0
     while made < attempts and (remaining := deadline - time.monotonic()) > 0:
         made += 1
         try:
-            return _get_once(client, url, min(timeout, remaining), deadline, headers or {})
+            return _once(client, method, url, min(timeout, remaining), deadline, headers or {}, body)
         except _Retry as exc:
             last, wait = exc.args[0], retry_after(exc.args[1] if len(exc.args) > 1 else None)
         pause = max(wait, 0.2 * 2 ** (made - 1) + random.uniform(0, 0.2))
@@ -88,11 +121,13 @@ def get(
     raise Unanswered(last, made)
 
 
-def _get_once(client: Any, url: str, timeout: float, deadline: float, headers: Mapping[str, str]) -> Response:
+def _once(
+    client: Any, method: str, url: str, timeout: float, deadline: float, headers: Mapping[str, str], body: Any
+) -> Response:
     import httpx
 
     try:
-        with client.stream("GET", url, headers=headers, timeout=httpx.Timeout(timeout)) as response:
+        with client.stream(method, url, headers=headers, timeout=httpx.Timeout(timeout), json=body) as response:
             if response.status_code == 429 or response.status_code >= 500:
                 raise _Retry(f"HTTP {response.status_code}", response.headers.get("retry-after"))
             body = bytearray()
