@@ -62,6 +62,7 @@ def test_apply_from_an_empty_account_makes_the_pipelines_token_accepted_and_a_re
     assert run.stdout.splitlines() == [
         f'+ create trusted identity issuer "{issuer.url}" audience "{AUDIENCE}"',
         f'+ create access record "{RECORD}" user "{SUB}" roles ["ro_terraform"] on "*"',
+        "Applied: 2 change(s).",
     ]
     assert [(r.method, r.path, r.status) for r in empty.writes()] == [
         ("POST", "/v1/identities", 201),
@@ -101,6 +102,7 @@ def test_a_changed_role_list_updates_the_record_and_says_what_it_was(
     run = setup(helper, issuer, empty, admin.value, "--apply", roles=("ro_terraform", "ro_audit"))
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
+    assert lines[2] == "Applied: 1 change(s)."
     assert lines[0].startswith("= unchanged trusted identity")
     assert lines[1] == (
         f'~ update access record "{RECORD}" user "{SUB}" roles ["ro_terraform", "ro_audit"] on "*" '
@@ -108,6 +110,19 @@ def test_a_changed_role_list_updates_the_record_and_says_what_it_was(
     )
     assert empty.writes()[-1].method == "PUT" and empty.writes()[-1].status == 202
     assert empty.access_records[RECORD]["statements"][0]["roles"] == ["ro_terraform", "ro_audit"]
+
+
+def test_a_deleted_record_is_planned_as_an_update_and_apply_brings_the_pipeline_back(
+    helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, admin: ServiceClientKey, token: str
+) -> None:
+    """deleteRecord keeps the record as DELETED: a plan that compared only roles would call it unchanged."""
+    assert setup(helper, issuer, empty, admin.value, "--apply").returncode == 0
+    empty.access_records[RECORD]["status"] = "DELETED"
+    helper.external(checked(issuer, empty), token).refused("answered 404")
+    plan = setup(helper, issuer, empty, admin.value, "--plan")
+    assert plan.stdout.splitlines()[1].endswith(f'(was: DELETED, users ["{SUB}"], roles ["ro_terraform"] on ["*"])')
+    assert setup(helper, issuer, empty, admin.value, "--apply").returncode == 0
+    assert helper.external(checked(issuer, empty), token).returncode == 0
 
 
 def test_json_output_lists_each_change(
@@ -216,6 +231,11 @@ def test_missing_key_or_role_is_refused(
     assert empty.requests == []
 
 
+def test_admin_flags_without_plan_or_apply_are_refused(helper: Helper) -> None:
+    args = ["setup", "--project", "my-org/x", "--branch", "main", "--audience", AUDIENCE, "--role", "ro_terraform"]
+    helper.run(args).refused("take effect with --plan or --apply only", code=2)
+
+
 def test_a_key_of_another_account_is_refused(helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn) -> None:
     other = ServiceClientKey.generate(account_id="acc-other")
     setup(helper, issuer, empty, other.value, "--plan").refused(
@@ -252,7 +272,7 @@ def test_a_write_refused_after_another_succeeded_says_what_was_made(
     )
     authress.grant(admin.client_id)
     run = setup(helper, issuer, authress, admin.value, "--apply")
-    assert [line[:11] for line in run.stdout.splitlines()] == ["= unchanged", "+ create ac"]
+    assert [line[:11] for line in run.stdout.splitlines()] == ["= unchanged", "+ create ac", "Applied: 1 "]
 
 
 @pytest.mark.parametrize(("status", "fragment"), [(409, "answered 409 to POST"), (503, "HTTP 503 after 1 attempt(s)")])

@@ -132,7 +132,8 @@ def apply(api: Any, desired: Desired, changes: Sequence[Change]) -> None:
 
 
 def _normal(record: Mapping[str, Any]) -> tuple[Any, ...]:
-    """What setup manages in a record: its name, users and statements (order-insensitive)."""
+    """What setup manages in a record: its name, users and statements (order-insensitive), and that it
+    is not DELETED (deleteRecord keeps the record with that status)."""
     users = sorted(str(u.get("userId")) for u in record.get("users") or [] if isinstance(u, dict))
     statements = sorted(
         (
@@ -143,13 +144,14 @@ def _normal(record: Mapping[str, Any]) -> tuple[Any, ...]:
         for s in record.get("statements") or []
         if isinstance(s, dict)
     )
-    return record.get("name"), tuple(users), tuple(statements)
+    return record.get("name"), tuple(users), tuple(statements), record.get("status") == "DELETED"
 
 
 def _summary(record: Mapping[str, Any]) -> dict[str, Any]:
-    name, users, statements = _normal(record)
+    name, users, statements, deleted = _normal(record)
     return {
         "name": name,
+        "status": "DELETED" if deleted else "ACTIVE",
         "users": list(users),
         "statements": [{"roles": list(r), "resources": list(res)} for r, res, _ in statements],
     }
@@ -157,7 +159,8 @@ def _summary(record: Mapping[str, Any]) -> dict[str, Any]:
 
 def _describe(before: Mapping[str, Any]) -> str:
     parts = [f"roles {_list(s['roles'])} on {_list(s['resources'])}" for s in before["statements"]]
-    return f"users {_list(before['users'])}, " + ("; ".join(parts) or "no statements")
+    deleted = "DELETED, " if before["status"] == "DELETED" else ""
+    return f"{deleted}users {_list(before['users'])}, " + ("; ".join(parts) or "no statements")
 
 
 def _list(values: Sequence[str]) -> str:

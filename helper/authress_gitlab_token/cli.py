@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .errors import HelperError, redact
+from .errors import HelperError, QueryError, redact
 from .settings import DEFAULT_TOKEN_ENV
 
 if TYPE_CHECKING:
@@ -64,6 +64,8 @@ def cmd_setup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     guide = setup_guide.build(args.project, args.branch, args.tag, args.audience, args.issuer, environ)
     if args.plan or args.apply:
         return setup_changes(args, guide, environ)
+    if args.role or args.api_url or args.resource != "*":
+        raise QueryError("--role, --resource and --api-url take effect with --plan or --apply only; add one of them")
     for warning in guide.warnings:
         warn(warning)
     sys.stdout.write(json.dumps(guide.to_json(), indent=2) + "\n" if args.json else guide.render())
@@ -92,6 +94,8 @@ def setup_changes(args: argparse.Namespace, guide: setup_guide.Guide, environ: M
         sys.stdout.write(
             f"Plan: {len(pending)} change(s); run with --apply to make them.\n" if pending else "Nothing to change.\n"
         )
+    elif pending:
+        sys.stdout.write(f"Applied: {len(pending)} change(s).\n")
     return 0
 
 

@@ -75,7 +75,7 @@ def test_setup_apply_then_terraform_apply_works_from_an_empty_account_and_a_reru
 
     first = setup_apply(helper, issuer, stand_in, proxy, admin.value)
     assert first.returncode == 0, first.stderr
-    assert [line[:8] for line in first.stdout.splitlines()] == ["+ create", "+ create"]
+    assert [line[:8] for line in first.stdout.splitlines()] == ["+ create", "+ create", "Applied:"]
     assert f'user "{SUB}"' in first.stdout
 
     passed = helper.external(query, token, env=routed(proxy, token))
