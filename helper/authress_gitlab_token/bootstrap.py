@@ -7,13 +7,16 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from . import service_client
 from .authress import account_from_audience, audience_warning, target
 from .errors import HelperError, QueryError, TokenMalformed, quoted
 from .setup_guide import Guide
+
+if TYPE_CHECKING:
+    from .admin_api import AdminApi
 
 TOOL = "authress-gitlab-token"
 # The description's recordId allows ^[a-zA-Z0-9-_:|~]+$, 1 to 100 characters, and a `sub` holds "/" and
@@ -110,7 +113,7 @@ def plan(desired: Desired, identities: Sequence[tuple[str, str]], record: Mappin
     return changes
 
 
-def apply(api: Any, desired: Desired, changes: Sequence[Change]) -> None:
+def apply(api: AdminApi, desired: Desired, changes: Sequence[Change]) -> None:
     """Make each change in order; when one fails after another was made, say which were made."""
     made: list[Change] = []
     for change in changes:
