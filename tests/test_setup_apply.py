@@ -173,11 +173,16 @@ def test_the_record_id_is_derived_from_the_sub_within_the_characters_authress_al
         ("role ID with a space", {"--role": "ro terraform"}, "Authress role IDs are 1 to 64"),
         ("resource URI with a space", {"--resource": "/a b"}, "not an Authress resource URI"),
         ("api url over http", {"--api-url": "http://127.0.0.1:1"}, "pass the https base URL"),
+        (
+            "provider-shaped audience that names no API URL",
+            {"--audience": "https://acc-1a2b3c.api.authress.test", "--api-url": None},
+            "names no Authress API URL; pass --api-url",
+        ),
     ],
 )
 def test_invalid_inputs_are_refused_before_any_request(
     case: str,
-    change: dict[str, str],
+    change: dict[str, str | None],
     fragment: str,
     helper: Helper,
     issuer: LocalIssuer,
@@ -193,7 +198,7 @@ def test_invalid_inputs_are_refused_before_any_request(
         "--role": "ro_terraform",
         **change,
     }
-    args = ["setup", *[part for item in flags.items() for part in item], "--apply"]
+    args = ["setup", *[part for k, v in flags.items() if v is not None for part in (k, v)], "--apply"]
     helper.run(args, env={"AUTHRESS_KEY": admin.value}).refused(fragment, code=2)
     assert empty.requests == [], f"{case}: a request was made"
 
@@ -229,6 +234,31 @@ def test_missing_key_or_role_is_refused(
     key = "" if case == "no key" else admin.value
     setup(helper, issuer, empty, key, "--plan", **key_env).refused(fragment, code=2)
     assert empty.requests == []
+
+
+@pytest.mark.parametrize(
+    ("case", "value", "fragment"),
+    [
+        ("not a key at all", "hunter2-hunter2", "holds no Authress service-client access key"),
+        ("a key whose private part is not a key", "sc_a.key-1.acc-1a2b3c.bm90LWEta2V5", "is not a base64 PKCS#8 key"),
+    ],
+)
+def test_a_malformed_admin_key_is_refused(
+    case: str, value: str, fragment: str, helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn
+) -> None:
+    setup(helper, issuer, empty, value, "--plan").refused(fragment, code=2)
+    assert empty.requests == []
+
+
+def test_a_custom_domain_given_as_api_url_may_be_the_audience(
+    helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, admin: ServiceClientKey
+) -> None:
+    args = ["setup", "--plan", "--project", "my-org/x", "--branch", "main", "--issuer", issuer.url]
+    args += ["--audience", empty.url, "--api-url", empty.url, "--role", "ro_terraform"]
+    run = helper.run(args, env={"AUTHRESS_KEY": admin.value})
+    MINTED.update(empty.tokens_seen())
+    assert run.returncode == 0, run.stderr
+    assert f'audience "{empty.url}"' in run.stdout.splitlines()[0]
 
 
 def test_admin_flags_without_plan_or_apply_are_refused(helper: Helper) -> None:
