@@ -325,3 +325,15 @@ def test_the_stand_in_enforces_what_setup_stored(
     run = helper.external({**checked(issuer, empty), "ref": "feature/x"}, other)
     run.refused("answered 404", "project_path:my-org/authress-configuration:ref_type:branch:ref:feature/x")
     assert ACCOUNT_ID in run.stderr
+
+
+def test_an_update_is_retried_after_a_server_error_as_replacing_twice_is_harmless(
+    helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, admin: ServiceClientKey
+) -> None:
+    assert setup(helper, issuer, empty, admin.value, "--apply").returncode == 0
+    empty.requests.clear()
+    empty.script("PUT", f"/v1/records/{RECORD}", Reply(503))
+    run = setup(helper, issuer, empty, admin.value, "--apply", roles=("ro_audit",))
+    assert run.returncode == 0, run.stderr
+    assert [(r.method, r.status) for r in empty.writes()] == [("PUT", 503), ("PUT", 202)]
+    assert empty.access_records[RECORD]["statements"][0]["roles"] == ["ro_audit"]

@@ -75,43 +75,28 @@ def get(
 ) -> Response:
     """The first answer that is not 429 or 5xx; Unanswered when none came within `attempts` and
     `deadline` (time.monotonic())."""
-    return request(client, "GET", url, timeout=timeout, deadline=deadline, attempts=attempts, headers=headers)
+    return send(client, "GET", url, None, timeout=timeout, deadline=deadline, attempts=attempts, headers=headers)
 
 
 def send(
     client: Any,
     method: str,
     url: str,
-    body: Any,
+    payload: Any,
     *,
     timeout: float,
     deadline: float,
     attempts: int,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
-    """A request with an optional JSON body. A POST gets one attempt whatever `attempts` says (a retried
-    create could make two); GET and PUT, which replaces, are retried."""
-    tries = 1 if method == "POST" else attempts
-    return request(client, method, url, timeout=timeout, deadline=deadline, attempts=tries, headers=headers, body=body)
-
-
-def request(
-    client: Any,
-    method: str,
-    url: str,
-    *,
-    timeout: float,
-    deadline: float,
-    attempts: int,
-    headers: Mapping[str, str] | None = None,
-    body: Any = None,
-) -> Response:
-    """`get` for any method, with an optional JSON body."""
+    """`get` for any method, with `payload` sent as JSON unless None. A POST gets one attempt whatever
+    `attempts` says (a retried create could make two); GET and PUT, which replaces, are retried."""
+    attempts = 1 if method == "POST" else attempts
     last, made = "no time was left", 0
     while made < attempts and (remaining := deadline - time.monotonic()) > 0:
         made += 1
         try:
-            return _once(client, method, url, min(timeout, remaining), deadline, headers or {}, body)
+            return _once(client, method, url, min(timeout, remaining), deadline, headers or {}, payload)
         except _Retry as exc:
             last, wait = exc.args[0], retry_after(exc.args[1] if len(exc.args) > 1 else None)
         pause = max(wait, 0.2 * 2 ** (made - 1) + random.uniform(0, 0.2))
@@ -122,12 +107,12 @@ def request(
 
 
 def _once(
-    client: Any, method: str, url: str, timeout: float, deadline: float, headers: Mapping[str, str], body: Any
+    client: Any, method: str, url: str, timeout: float, deadline: float, headers: Mapping[str, str], payload: Any
 ) -> Response:
     import httpx
 
     try:
-        with client.stream(method, url, headers=headers, timeout=httpx.Timeout(timeout), json=body) as response:
+        with client.stream(method, url, headers=headers, timeout=httpx.Timeout(timeout), json=payload) as response:
             if response.status_code == 429 or response.status_code >= 500:
                 raise _Retry(f"HTTP {response.status_code}", response.headers.get("retry-after"))
             body = bytearray()
