@@ -89,6 +89,30 @@ class Change:
         return value if self.before is None else {**value, "before": self.before}
 
 
+def run(
+    guide: Guide,
+    roles: Sequence[str],
+    resource: str,
+    api_url: str,
+    key_env: str,
+    environ: Mapping[str, str],
+    *,
+    apply: bool,
+) -> tuple[str, list[Change]]:
+    """(the API URL called, the changes): inputs checked, the account read, and with `apply` changed."""
+    from . import admin_api
+    from .keys import timeout_from_env
+
+    wanted = desired_state(guide, roles, resource)
+    admin = admin_target(guide, api_url, environ, key_env)
+    token = service_client.mint(admin.key, admin.api_url).token
+    with admin_api.connect(admin.api_url, token, admin.who, timeout_from_env(environ)) as api:
+        changes = plan(wanted, api.identities(), api.record(wanted.record_id))
+        if apply:
+            make(api, wanted, changes)
+    return admin.api_url, changes
+
+
 class PartiallyApplied(HelperError):
     """A write failed after others succeeded; the message lists what was made."""
 
@@ -113,7 +137,7 @@ def plan(desired: Desired, identities: Sequence[tuple[str, str]], record: Mappin
     return changes
 
 
-def apply(api: AdminApi, desired: Desired, changes: Sequence[Change]) -> None:
+def make(api: AdminApi, desired: Desired, changes: Sequence[Change]) -> None:
     """Make each change in order; when one fails after another was made, say which were made."""
     made: list[Change] = []
     for change in changes:
@@ -180,7 +204,7 @@ class Target:
     who: str  # the admin, as messages name it
 
 
-def desired(guide: Guide, roles: Sequence[str], resource: str) -> Desired:
+def desired_state(guide: Guide, roles: Sequence[str], resource: str) -> Desired:
     if not roles:
         raise QueryError("no role to grant; pass --role ROLE_ID (repeatable) with --plan and --apply")
     for role in roles:

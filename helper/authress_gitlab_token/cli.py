@@ -73,19 +73,14 @@ def cmd_setup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def setup_changes(args: argparse.Namespace, guide: setup_guide.Guide, environ: Mapping[str, str]) -> int:
-    from . import admin_api, bootstrap, service_client
-    from .keys import timeout_from_env
+    from . import bootstrap
 
-    desired = bootstrap.desired(guide, args.role or [], args.resource)
-    admin = bootstrap.admin_target(guide, args.api_url or "", environ, args.key_env)
-    token = service_client.mint(admin.key, admin.api_url).token
-    with admin_api.connect(admin.api_url, token, admin.who, timeout_from_env(environ)) as api:
-        changes = bootstrap.plan(desired, api.identities(), api.record(desired.record_id))
-        if args.apply:
-            bootstrap.apply(api, desired, changes)
+    api_url, changes = bootstrap.run(
+        guide, args.role or [], args.resource, args.api_url or "", args.key_env, environ, apply=args.apply
+    )
     if args.json:
         mode = "apply" if args.apply else "plan"
-        value = {"mode": mode, "api_url": admin.api_url, "changes": [c.to_json() for c in changes]}
+        value = {"mode": mode, "api_url": api_url, "changes": [c.to_json() for c in changes]}
         sys.stdout.write(json.dumps(value, indent=2) + "\n")
         return 0
     sys.stdout.write("".join(c.line() + "\n" for c in changes))
