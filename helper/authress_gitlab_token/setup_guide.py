@@ -72,6 +72,8 @@ class Guide:
             "   with the roles Terraform needs on the resources it manages.\n"
             "   (This is GitLab's default `sub`; if the project changed its ID token sub claim components,\n"
             "   use the `user_id` that `authress-gitlab-token doctor` shows in the job.)\n"
+            "   Steps 1 and 2 in one command: rerun this with --plan, then --apply, --role ROLE_ID and an\n"
+            "   admin's Authress service-client key in $AUTHRESS_KEY.\n"
             "3. In .gitlab-ci.yml, in the job that runs terraform (GitLab >= 15.7):\n"
             + _indent(self.id_tokens_yaml(), 5)
             + "4. In Terraform:\n"
