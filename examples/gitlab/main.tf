@@ -7,8 +7,10 @@ terraform {
   required_providers {
     authress = {
       source = "authress/authress"
-      # A release whose provider block takes only `access_key`: it reads the API URL from the token's `aud`.
-      version = ">= 2.0"
+      # The generation whose provider block takes `custom_domain` (required) and `access_key`, tested
+      # end to end by this project. The newest releases ("> 2.0.39") take only `access_key` and read
+      # the API URL from the token's `aud`: see the README's table of provider generations.
+      version = "2.0.39"
     }
   }
 
@@ -58,7 +60,8 @@ module "authress_token" {
 }
 
 provider "authress" {
-  access_key = module.authress_token.access_token
+  custom_domain = module.authress_token.api_url
+  access_key    = module.authress_token.access_token
 }
 
 resource "authress_role" "documents_reader" {
