@@ -1,8 +1,6 @@
 """Two commands from an empty Authress account to a working pipeline: `setup --apply` with a service-client
-admin key, then the pipeline's `terraform apply`; a second `setup --apply` sends no write.
-
-The Authress provider cannot be built here (tests/e2e/build_providers.sh records why), so the apply is
-the module with data "http" making the provider's first call, as tests/e2e/configs/authress_call does."""
+admin key, then the pipeline's `terraform apply`, which creates a role with the real authress/authress
+provider (2.0.39, built from its upstream source); a second `setup --apply` sends no write."""
 
 from __future__ import annotations
 
@@ -20,8 +18,7 @@ from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.service_clients import ServiceClientKey
 from tests.fixtures.tokens import MINTED, SigningKey, gitlab_claims, mint
 
-from .conftest import Terraform, Toolchain
-from .test_apply import ACCOUNT_ID, API_HOST, AUDIENCE, CLIS, SUB, init, routed, variables
+from .conftest import ACCOUNT_ID, API_HOST, AUDIENCE, CLIS, SUB, Terraform, Toolchain, init, routed, variables
 
 pytestmark = pytest.mark.e2e
 
@@ -34,11 +31,12 @@ def admin() -> ServiceClientKey:
 @pytest.fixture
 def empty_account(ca: LocalCA, admin: ServiceClientKey) -> Iterator[tuple[AuthressStandIn, ConnectProxy]]:
     """Account acc-1a2b3c with no trusted identity and no record for the pipeline: only the admin's
-    service client, reached as https://acc-1a2b3c.api.authress.test through the CONNECT proxy."""
+    service client, reached as https://acc-1a2b3c.api.authress.test through the CONNECT proxy. Roles are
+    created with 200, the only status authress/authress 2.0.39 accepts (tests/e2e/conftest.py)."""
     stand_in = AuthressStandIn(ca, ACCOUNT_ID, hostnames=[API_HOST]).start()
     try:
         with running_proxy(API_HOST, stand_in.port) as proxy:
-            add_role_routes(stand_in)
+            add_role_routes(stand_in, create_status=200)
             stand_in.add_client(admin.client_id, admin.key_id, admin.public)
             stand_in.grant(admin.client_id)
             yield stand_in, proxy
@@ -47,9 +45,8 @@ def empty_account(ca: LocalCA, admin: ServiceClientKey) -> Iterator[tuple[Authre
 
 
 @pytest.fixture(params=CLIS)
-def authress_call(request: pytest.FixtureRequest, toolchain: Toolchain, ca: LocalCA, tmp_path: Path) -> Terraform:
-    config = "tests/e2e/configs/authress_call"
-    return init(request.param, config, toolchain, ca, tmp_path, "hashicorp/external", "hashicorp/http")
+def role(request: pytest.FixtureRequest, toolchain: Toolchain, ca: LocalCA, tmp_path: Path) -> Terraform:
+    return init(request.param, "tests/e2e/configs/authress_role", toolchain, ca, tmp_path, "authress/authress@2.0.39")
 
 
 def setup_apply(helper: Helper, issuer: LocalIssuer, stand_in: AuthressStandIn, proxy: ConnectProxy, key: str) -> Run:
@@ -60,9 +57,9 @@ def setup_apply(helper: Helper, issuer: LocalIssuer, stand_in: AuthressStandIn, 
     return run
 
 
-def test_setup_apply_then_terraform_apply_works_from_an_empty_account_and_a_rerun_writes_nothing(
+def test_setup_apply_then_terraform_apply_creates_a_role_from_an_empty_account_and_a_rerun_writes_nothing(
     helper: Helper,
-    authress_call: Terraform,
+    role: Terraform,
     empty_account: tuple[AuthressStandIn, ConnectProxy],
     issuer: LocalIssuer,
     signing_key: SigningKey,
@@ -72,6 +69,8 @@ def test_setup_apply_then_terraform_apply_works_from_an_empty_account_and_a_reru
     token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE))
     query = {"audience": AUDIENCE, "issuer": issuer.url, "check": "authress", "api_url": AUDIENCE}
     helper.external(query, token, env=routed(proxy, token)).refused("answered 401", "OIDC trusted identities")
+    assert role("apply", "-auto-approve", *variables(AUDIENCE, issuer), env=routed(proxy, token)).returncode != 0
+    assert stand_in.roles == {}
 
     first = setup_apply(helper, issuer, stand_in, proxy, admin.value)
     assert first.returncode == 0, first.stderr
@@ -82,11 +81,11 @@ def test_setup_apply_then_terraform_apply_works_from_an_empty_account_and_a_reru
     assert passed.returncode == 0, passed.stderr
 
     stand_in.requests.clear()
-    check = ["-var", "check=authress", "-var", f"api_url={AUDIENCE}"]
-    apply = authress_call.ok("apply", "-auto-approve", *variables(AUDIENCE, issuer), *check, env=routed(proxy, token))
+    apply = role.ok("apply", "-auto-approve", *variables(AUDIENCE, issuer), env=routed(proxy, token))
     assert not leaks(apply.output), "terraform printed a token"
-    assert [(r.method, r.status) for r in stand_in.requests] == [("GET", 200), ("GET", 200)]
-    assert stand_in.tokens_seen() == [token, token], "Authress did not get the pipeline's token"
+    assert list(stand_in.roles) == ["ro_terraform-deployer"]
+    assert [(r.method, r.path, r.status) for r in stand_in.requests] == [("POST", "/v1/roles", 200)]
+    assert stand_in.tokens_seen() == [token], "the provider did not call Authress with the pipeline's token"
 
     stand_in.requests.clear()
     again = setup_apply(helper, issuer, stand_in, proxy, admin.value)
