@@ -49,7 +49,14 @@ def setup(
 
 
 def checked(issuer: LocalIssuer, authress: AuthressStandIn) -> dict[str, str]:
-    return {"audience": AUDIENCE, "issuer": issuer.url, "check": "authress", "api_url": authress.url}
+    return {
+        "audience": AUDIENCE,
+        "issuer": issuer.url,
+        "project_path": "my-org/authress-configuration",
+        "ref": "main",
+        "check": "authress",
+        "api_url": authress.url,
+    }
 
 
 def test_apply_from_an_empty_account_makes_the_pipelines_token_accepted_and_a_rerun_changes_nothing(

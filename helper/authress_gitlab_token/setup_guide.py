@@ -14,10 +14,11 @@ from .errors import QueryError, quoted
 from .settings import DEFAULT_ISSUER, DEFAULT_TOKEN_ENV, check_issuer
 
 # GitLab: each path part is letters, digits, "_", "-" and ".", not starting with "-"; a project is in a group.
-_PROJECT = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*(/[A-Za-z0-9_.][A-Za-z0-9_.-]*)+$")
+_PROJECT = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*(/[A-Za-z0-9_.][A-Za-z0-9_.-]*)+\Z")
 # `git check-ref-format`: no control characters, space, ~ ^ : ? * [ \\, "..", "@{", "//", and no part that
 # starts with "." or ends with ".lock"; GitLab also refuses a name that starts with "-" or is "HEAD".
 _REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+_HTTPS_URL = re.compile(r"https://[^/?#@\s]+(/[^?#\s]*)?")  # as the module's audience and api_url
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,10 @@ class Guide:
             args["issuer"] = self.issuer
         args.update(project_path=self.project, ref_type=self.ref_type, ref=self.ref)
         width = max(len(k) for k in args)
-        body = "".join(f"  {k.ljust(width)} = {_hcl(v)}\n" for k, v in args.items())
+        # ref alone would also pass a tag named like the branch (or a branch named like the tag).
+        other = "branch" if self.ref_type == "tag" else "tag"
+        notes = {"ref_type": f" # else a {other} named {_hcl(self.ref)} would match too"}
+        body = "".join(f"  {k.ljust(width)} = {_hcl(v)}{notes.get(k, '')}\n" for k, v in args.items())
         return (
             "# source: a copy of the terraform/ directory of authress-gitlab-token\n"
             'module "authress_token" {\n'
@@ -52,6 +56,14 @@ class Guide:
             "  access_key = module.authress_token.access_token\n"
             "}\n"
         )
+
+    def doctor_command(self) -> str:
+        """The `doctor` run that checks this setup in the job: the same bindings as the module call."""
+        import shlex
+
+        flags = [("--audience", self.audience), ("--project-path", self.project)]
+        flags += [("--ref-type", self.ref_type), ("--ref", self.ref)]
+        return "authress-gitlab-token doctor " + " ".join(f"{k} {shlex.quote(v)}" for k, v in flags)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,7 +91,7 @@ class Guide:
             + "4. In Terraform:\n"
             + _indent(self.module_hcl(), 5)
             + "5. Check it from the job:\n"
-            f"     authress-gitlab-token doctor --audience {self.audience}\n"
+            f"     {self.doctor_command()}\n"
         )
 
 
@@ -121,10 +133,10 @@ def build(
         raise QueryError(
             f"the {ref_type} is {quoted(ref)}, which {problem}; GitLab refuses such a name (git check-ref-format)"
         )
-    if not audience:
+    if not audience or not _HTTPS_URL.fullmatch(audience):
         raise QueryError(
-            "no audience; pass --audience with your account's API URL, https://ACCOUNT_ID.api.authress.io "
-            "(Authress portal -> API access)"
+            f"--audience is {quoted(audience)}, not an https URL (the module refuses that); pass --audience with "
+            "your account's API URL, https://ACCOUNT_ID.api.authress.io (Authress portal -> API access)"
         )
     source = "--issuer"
     if not issuer:

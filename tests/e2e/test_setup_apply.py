@@ -68,6 +68,7 @@ def test_setup_apply_then_terraform_apply_creates_a_role_from_an_empty_account_a
     stand_in, proxy = empty_account
     token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE))
     query = {"audience": AUDIENCE, "issuer": issuer.url, "check": "authress", "api_url": AUDIENCE}
+    query.update(project_path="my-org/authress-configuration", ref="main")
     helper.external(query, token, env=routed(proxy, token)).refused("answered 401", "OIDC trusted identities")
     assert role("apply", "-auto-approve", *variables(AUDIENCE, issuer), env=routed(proxy, token)).returncode != 0
     assert stand_in.roles == {}
