@@ -6,7 +6,6 @@ names the fix; no message holds the admin key or the token minted from it."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -102,12 +101,14 @@ class AdminApi:
             raise self._unanswered(op, url, exc) from None
         except network.TooLarge:
             raise self._not_authress(op, f"with more than {network.MAX_BODY_BYTES} bytes") from None
+        except network.Refused as exc:  # a certificate that does not verify, a URL that cannot be fetched
+            raise AdminError(f"{exc.message}; check --api-url") from None
         if response.status in absent:
             return None
         if response.status not in ok:
             raise self._refused(op, url, response.status)
         try:
-            return json.loads(response.body) if response.body else None
+            return network.parse_json(response.body) if response.body else None
         except (ValueError, RecursionError):
             raise self._not_authress(op, "with a body that is not JSON") from None
 
