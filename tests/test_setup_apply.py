@@ -344,3 +344,16 @@ def test_an_update_is_retried_after_a_server_error_as_replacing_twice_is_harmles
     assert run.returncode == 0, run.stderr
     assert [(r.method, r.status) for r in empty.writes()] == [("PUT", 503), ("PUT", 202)]
     assert empty.access_records[RECORD]["statements"][0]["roles"] == ["ro_audit"]
+
+
+def test_an_api_whose_certificate_does_not_verify_is_refused_without_retrying(
+    helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, admin: ServiceClientKey
+) -> None:
+    """With only certifi's public CAs, the stand-in's test certificate does not verify: nothing reaches it."""
+    import certifi
+
+    args = ["setup", "--plan", "--project", "my-org/x", "--branch", "main", "--audience", AUDIENCE]
+    args += ["--issuer", issuer.url, "--api-url", empty.url, "--role", "ro_terraform"]
+    run = helper.run(args, env={"AUTHRESS_KEY": admin.value, "SSL_CERT_FILE": certifi.where()})
+    run.refused('the TLS certificate of "127.0.0.1" did not verify', "check --api-url")
+    assert empty.requests == []
