@@ -25,17 +25,20 @@ import pytest
 from packaging.version import Version
 
 from authress_gitlab_token import __version__
-from tests.conftest import AUDIENCE, BIN_DIR, Helper
+from tests.conftest import AUDIENCE, BIN_DIR, PROJECT, Helper
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.venvs import ROOT, Venv, clean_env
 
 pytestmark = pytest.mark.dist
 
 NAME = "authress-gitlab-token"
-FLOORED = ("httpx", "pyjwt", "jsonschema", "cryptography")
-# The tests that exercise each dependency through the real helper: httpx (keys, the Authress check),
+FLOORED = ("httpx", "httpcore", "pyjwt", "jsonschema", "cryptography")
+# The tests that exercise each dependency through the real helper: httpx and httpcore (keys, the Authress
+# check, the one deadline against hostile servers),
 # PyJWT and cryptography (RS256, Ed25519 service-client keys, the test CA), jsonschema (the query).
-CORE_TESTS = "test_external test_attacks test_settings test_keys test_service_client test_authress_check".split()
+CORE_TESTS = (
+    "test_external test_attacks test_settings test_keys test_service_client test_authress_check test_hostile".split()
+)
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,10 @@ def runs_and_verifies(venv: Venv, helper: Helper, issuer: LocalIssuer, token: st
     where = venv.run("python", "-c", "import authress_gitlab_token as m; print(m.__file__)")
     assert Path(where.stdout.strip()).is_relative_to(venv.path), where.stdout + where.stderr
     helper.env["PATH"] = str(venv.bin)
-    run = helper.external({"audience": AUDIENCE, "issuer": issuer.url, "ref": "main"}, token)
+    run = helper.external(
+        {"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT, "ref_type": "branch", "ref": "main"},
+        token,
+    )
     assert run.returncode == 0, run.stderr
     assert run.result["access_token"] == token
     assert run.result["user_id"] == "project_path:my-org/authress-configuration:ref_type:branch:ref:main"
