@@ -16,6 +16,8 @@ from .settings import DEFAULT_TOKEN_ENV
 if TYPE_CHECKING:
     import argparse
 
+    from . import setup_guide
+
 PREFIX = "authress-gitlab-token: "
 ENV_NAME = "AUTHRESS_KEY"  # the variable the Authress Terraform provider reads
 
@@ -58,13 +60,40 @@ def cmd_doctor(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def cmd_setup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    """Print what to enter in Authress and GitLab for one project and branch or tag."""
+    """Print what to enter in Authress and GitLab for one project and branch or tag; with --plan, what
+    Authress lacks of it; with --apply, make it so (with an Authress service-client admin key)."""
     from . import setup_guide
 
     guide = setup_guide.build(args.project, args.branch, args.tag, args.audience, args.issuer, environ)
+    if args.plan or args.apply:
+        return setup_changes(args, guide, environ)
+    if args.role or args.api_url or args.resource != "*":
+        raise QueryError("--role, --resource and --api-url take effect with --plan or --apply only; add one of them")
     for warning in guide.warnings:
         warn(warning)
     sys.stdout.write(json.dumps(guide.to_json(), indent=2) + "\n" if args.json else guide.render())
+    return 0
+
+
+def setup_changes(args: argparse.Namespace, guide: setup_guide.Guide, environ: Mapping[str, str]) -> int:
+    from . import bootstrap
+
+    api_url, changes = bootstrap.run(
+        guide, args.role or [], args.resource, args.api_url or "", args.key_env, environ, apply=args.apply
+    )
+    if args.json:
+        mode = "apply" if args.apply else "plan"
+        value = {"mode": mode, "api_url": api_url, "changes": [c.to_json() for c in changes]}
+        sys.stdout.write(json.dumps(value, indent=2) + "\n")
+        return 0
+    sys.stdout.write("".join(c.line() + "\n" for c in changes))
+    pending = [c for c in changes if c.action != "unchanged"]
+    if args.plan:
+        sys.stdout.write(
+            f"Plan: {len(pending)} change(s); run with --apply to make them.\n" if pending else "Nothing to change.\n"
+        )
+    elif pending:
+        sys.stdout.write(f"Applied: {len(pending)} change(s).\n")
     return 0
 
 
@@ -156,6 +185,17 @@ def parser() -> argparse.ArgumentParser:
     setup.add_argument("--audience", help="the account's API URL, https://ACCOUNT_ID.api.authress.io")
     setup.add_argument("--issuer", help="GitLab's issuer; default $CI_SERVER_URL, else https://gitlab.com")
     setup.add_argument("--json", action="store_true", help="machine-readable output")
+    mode = setup.add_mutually_exclusive_group()
+    mode.add_argument("--plan", action="store_true", help="show what Authress lacks (needs the admin key)")
+    mode.add_argument("--apply", action="store_true", help="create or update it in Authress (needs the admin key)")
+    setup.add_argument("--role", action="append", help="with --plan/--apply: a role ID to grant (repeatable)")
+    setup.add_argument("--resource", default="*", help="with --plan/--apply: the resource URI granted on (default *)")
+    setup.add_argument("--api-url", help="with --plan/--apply: the Authress API URL when the audience is not it")
+    setup.add_argument(
+        "--key-env",
+        default=ENV_NAME,
+        help=f"with --plan/--apply: the variable with the admin's service-client key (default {ENV_NAME})",
+    )
     setup.set_defaults(run=cmd_setup)
     return p
 

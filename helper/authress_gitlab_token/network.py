@@ -1,11 +1,12 @@
-"""HTTP GET for the two places that talk to servers, the issuer's keys and the Authress check.
+"""HTTP for the places that talk to servers: the issuer's keys, the Authress check and `setup --apply`.
 
 What any server can make a run spend is bounded: one deadline covers connect, TLS, headers and body
 (every socket operation waits at most until it, so a trickle of bytes cannot outlast it); a body is
 decoded here, in slices of at most CHUNK bytes, and refused past MAX_BODY_BYTES raw or decoded; a
 single `gzip` is the only encoding accepted. Retries are bounded, with backoff and jitter, on
 connection errors, timeouts, 429 and 5xx (Retry-After honoured within the deadline); a certificate
-that does not verify is not retried. No redirects. httpx is imported only here, and only when a
+that does not verify is not retried. A write is retried only when repeating it is harmless (PUT
+replaces; a POST gets one attempt). No redirects. httpx is imported only here, and only when a
 request is made."""
 
 from __future__ import annotations
@@ -179,13 +180,30 @@ def get(
 ) -> Response:
     """The first answer that is not 429 or 5xx; Unanswered when none came within `attempts` and
     `deadline` (time.monotonic()); Refused or TooLarge for what no retry can fix."""
+    return send(client, "GET", url, None, timeout=timeout, deadline=deadline, attempts=attempts, headers=headers)
+
+
+def send(
+    client: Any,
+    method: str,
+    url: str,
+    payload: Any,
+    *,
+    timeout: float,
+    deadline: float,
+    attempts: int,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """`get` for any method, with `payload` sent as JSON unless None. A POST gets one attempt whatever
+    `attempts` says (a retried create could make two); GET and PUT, which replaces, are retried."""
+    attempts = 1 if method == "POST" else attempts
     last, made = "no time was left", 0
     token = _deadline.set(deadline)
     try:
         while made < attempts and (remaining := deadline - time.monotonic()) > 0:
             made += 1
             try:
-                return _get_once(client, url, min(timeout, remaining), headers or {})
+                return _once(client, method, url, min(timeout, remaining), headers or {}, payload)
             except _Retry as exc:
                 last, wait = exc.args[0], retry_after(exc.args[1] if len(exc.args) > 1 else None)
             pause = max(wait, 0.2 * 2 ** (made - 1) + random.uniform(0, 0.2))
@@ -197,11 +215,11 @@ def get(
     raise Unanswered(last, made)
 
 
-def _get_once(client: Any, url: str, timeout: float, headers: Mapping[str, str]) -> Response:
+def _once(client: Any, method: str, url: str, timeout: float, headers: Mapping[str, str], payload: Any) -> Response:
     import httpx
 
     try:
-        with client.stream("GET", url, headers=headers, timeout=httpx.Timeout(timeout)) as response:
+        with client.stream(method, url, headers=headers, timeout=httpx.Timeout(timeout), json=payload) as response:
             if response.status_code == 429 or response.status_code >= 500:
                 raise _Retry(f"HTTP {response.status_code}", response.headers.get("retry-after"))
             chunks = _decoded(response.iter_raw(), response.headers.get("content-encoding", ""), url)

@@ -14,7 +14,11 @@ from .authress import audience_warning
 from .errors import QueryError, quoted
 from .settings import DEFAULT_ISSUER, DEFAULT_TOKEN_ENV, check_issuer
 
-_PROJECT = re.compile(r"^[^\s/]+(/[^\s/]+)+\Z")
+# GitLab: each path part is letters, digits, "_", "-" and ".", not starting with "-"; a project is in a group.
+_PROJECT = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*(/[A-Za-z0-9_.][A-Za-z0-9_.-]*)+\Z")
+# `git check-ref-format`: no control characters, space, ~ ^ : ? * [ \\, "..", "@{", "//", and no part that
+# starts with "." or ends with ".lock"; GitLab also refuses a name that starts with "-" or is "HEAD".
+_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 _HTTPS_URL = re.compile(r"https://[^/?#@\s]+(/[^?#\s]*)?")  # as the module's audience and api_url
 # Where the user hosts their copy of this repository: the one thing setup cannot know (README step 4).
 _REPOSITORY = "https://gitlab.com/YOUR_GROUP/authress-gitlab-token.git"
@@ -105,6 +109,8 @@ class Guide:
             "   with the roles Terraform needs on the resources it manages.\n"
             "   (This is GitLab's default `sub`; if the project changed its ID token sub claim components,\n"
             "   use the `user_id` that `authress-gitlab-token doctor` shows in the job.)\n"
+            "   Steps 1 and 2 in one command: rerun this with --plan, then --apply, --role ROLE_ID and an\n"
+            "   admin's Authress service-client key in $AUTHRESS_KEY.\n"
             "3. In .gitlab-ci.yml, include the CI/CD component (GitLab >= 17.0), where YOUR_GROUP holds your\n"
             "   copy of authress-gitlab-token, and give the job that runs terraform\n"
             "   `extends: .authress-gitlab-token`:\n"
@@ -138,8 +144,11 @@ def build(
 ) -> Guide:
     """Flags first, then the GitLab job's CI_* variables; an error names the flag that is missing."""
     project = project or environ.get("CI_PROJECT_PATH")
-    if not project or not _PROJECT.match(project):
-        raise QueryError(f"--project is {quoted(project)}; pass --project GROUP/PROJECT (default: $CI_PROJECT_PATH)")
+    if not project or not _PROJECT.match(project) or project.endswith((".git", ".atom")):
+        raise QueryError(
+            f"--project is {quoted(project)}; pass --project GROUP/PROJECT (subgroups allowed; letters, digits, "
+            '"_", "-", "."; default: $CI_PROJECT_PATH)'
+        )
     if tag:
         ref_type, ref = "tag", tag
     elif branch:
@@ -150,6 +159,11 @@ def build(
         ref_type, ref = "branch", environ["CI_COMMIT_REF_NAME"]
     else:
         raise QueryError("no branch or tag; pass --branch NAME or --tag NAME (default: $CI_COMMIT_REF_NAME)")
+    problem = ref_problem(ref)
+    if problem:
+        raise QueryError(
+            f"the {ref_type} is {quoted(ref)}, which {problem}; GitLab refuses such a name (git check-ref-format)"
+        )
     if not audience or not _HTTPS_URL.fullmatch(audience):
         raise QueryError(
             f"--audience is {quoted(audience)}, not an https URL (the module refuses that); pass --audience with "
@@ -162,3 +176,17 @@ def build(
     check_issuer(issuer, source)
     warning = audience_warning(audience, "")
     return Guide(issuer, audience, project, ref_type, ref, (warning,) if warning else ())
+
+
+def ref_problem(ref: str) -> str | None:
+    """Why git (`check-ref-format --branch`) or GitLab refuses `ref` as a branch or tag name, or None."""
+    stray = _REF_CHARS.search(ref)
+    if stray:
+        return f"holds {quoted(stray[0])}"
+    if ref == "HEAD" or ref == "@" or ref.startswith("-"):
+        return 'is "HEAD", "@" or starts with "-"'
+    if any(bad in ref for bad in ("..", "@{", "//")) or ref.startswith("/") or ref.endswith(("/", ".")):
+        return 'holds "..", "@{" or "//", or starts or ends with "/", or ends with "."'
+    if any(part.startswith(".") or part.endswith(".lock") for part in ref.split("/")):
+        return 'has a part that starts with "." or ends with ".lock"'
+    return None

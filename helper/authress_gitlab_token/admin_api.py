@@ -1,0 +1,164 @@
+"""The Authress admin calls that `setup --plan` and `--apply` make, as the OpenAPI description
+(Authress/authress-local `api/openapi.yaml`) lists them: getAccountIdentities `GET /v1/identities`,
+delegateAuthentication `POST /v1/identities`, getRecord `GET /v1/records/{recordId}`, createRecord
+`POST /v1/records` and updateRecord `PUT /v1/records/{recordId}`. Each refusal becomes one error that
+names the fix; no message holds the admin key or the token minted from it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from . import network
+from .errors import HelperError, quoted
+
+ATTEMPTS = 3  # reads and PUT; a POST is sent once (network.send)
+
+
+class AdminError(HelperError):
+    """Authress refused an admin call, or could not be asked."""
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    operation_id: str  # the description's name for it, which the 403 message shows
+    what: str  # "link a trusted identity": what the admin key must be allowed to do
+
+
+LIST_IDENTITIES = Operation("GET", "/v1/identities", "getAccountIdentities", "list the trusted identities")
+LINK_IDENTITY = Operation("POST", "/v1/identities", "delegateAuthentication", "link a trusted identity")
+GET_RECORD = Operation("GET", "/v1/records/{recordId}", "getRecord", "read access records")
+CREATE_RECORD = Operation("POST", "/v1/records", "createRecord", "create access records")
+UPDATE_RECORD = Operation("PUT", "/v1/records/{recordId}", "updateRecord", "update access records")
+
+
+class AdminApi:
+    """One account's admin API, called with the service client's minted token as Bearer."""
+
+    def __init__(self, client: Any, api_url: str, token: str, who: str, timeout: float) -> None:
+        self._client, self._token, self._timeout = client, token, timeout
+        self.api_url = api_url.rstrip("/")
+        self.who = who  # e.g. 'service client "sc_admin" (key from $AUTHRESS_KEY)'
+
+    def identities(self) -> list[tuple[str, str]]:
+        """(issuer, audience) of every trusted identity the account has."""
+        body = self._call(LIST_IDENTITIES, ok=(200,))
+        items = body.get("identities") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise self._not_authress(LIST_IDENTITIES, "without an `identities` list")
+        return [(str(i.get("issuer")), str(i.get("audience"))) for i in items if isinstance(i, dict)]
+
+    def link_identity(self, issuer: str, audience: str) -> None:
+        self._call(LINK_IDENTITY, {"issuer": issuer, "preferredAudience": audience}, ok=(200, 201))
+
+    def record(self, record_id: str) -> dict[str, Any] | None:
+        """The access record, or None when Authress answers 404 (no such record)."""
+        body = self._call(GET_RECORD, record_id=record_id, ok=(200,), absent=(404,))
+        if body is not None and not isinstance(body, dict):
+            raise self._not_authress(GET_RECORD, "without an access record")
+        return body
+
+    def create_record(self, record: dict[str, Any]) -> None:
+        self._call(CREATE_RECORD, record, ok=(200, 201))
+
+    def update_record(self, record_id: str, record: dict[str, Any]) -> None:
+        self._call(UPDATE_RECORD, record, record_id=record_id, ok=(200, 202, 204))
+
+    def url(self, op: Operation, record_id: str = "") -> str:
+        return self.api_url + op.path.replace("{recordId}", quote(record_id, safe=""))
+
+    def _call(
+        self,
+        op: Operation,
+        body: Any = None,
+        *,
+        record_id: str = "",
+        ok: tuple[int, ...],
+        absent: tuple[int, ...] = (),
+    ) -> Any:
+        url = self.url(op, record_id)
+        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+        deadline = time.monotonic() + ATTEMPTS * (self._timeout + 1.0)
+        try:
+            # One attempt for a POST (a retried create could make two); reads and PUT are retried.
+            response = network.send(
+                self._client,
+                op.method,
+                url,
+                body,
+                timeout=self._timeout,
+                deadline=deadline,
+                attempts=ATTEMPTS,
+                headers=headers,
+            )
+        except network.Unanswered as exc:
+            raise self._unanswered(op, url, exc) from None
+        except network.TooLarge:
+            raise self._not_authress(op, f"with more than {network.MAX_BODY_BYTES} bytes") from None
+        except network.Refused as exc:  # a certificate that does not verify, a URL that cannot be fetched
+            raise AdminError(f"{exc.message}; check --api-url") from None
+        if response.status in absent:
+            return None
+        if response.status not in ok:
+            raise self._refused(op, url, response.status)
+        try:
+            return network.parse_json(response.body) if response.body else None
+        except (ValueError, RecursionError):
+            raise self._not_authress(op, "with a body that is not JSON") from None
+
+    def _refused(self, op: Operation, url: str, status: int) -> AdminError:
+        where = f"Authress answered {status} to {op.method} {quoted(url)}"
+        if status == 401:
+            return AdminError(
+                f"{where}: the admin key is not valid for this account; check that {self.who} and its access "
+                "key exist in the account the API URL names (Authress -> Service clients), or create a new key"
+            )
+        if status == 403:
+            return AdminError(
+                f"{where}: {self.who} lacks the permission to {op.what} ({op.operation_id}); trusted identities "
+                "and access records need the account's admin permissions: grant them to the service client "
+                "(Authress -> Access records) and run `setup --plan` again"
+            )
+        if status in (409, 412):
+            return AdminError(
+                f"{where} (conflict): it changed while setup ran; run `setup --plan` again to see it as it is now"
+            )
+        return AdminError(
+            f"{where}, expected {'/'.join(map(str, ok_of(op)))}; check that --api-url is the Authress API"
+        )
+
+    def _unanswered(self, op: Operation, url: str, exc: network.Unanswered) -> AdminError:
+        unknown = (
+            "; the change may or may not have been made: run `setup --plan` to see"
+            if op.method == "POST" and not exc.reason.startswith("HTTP 4")
+            else ""
+        )
+        return AdminError(
+            f"Authress gave no usable answer to {op.method} {quoted(url)}: {exc.reason} after {exc.attempts} "
+            f"attempt(s){unknown}; retry later, or check --api-url and that this machine can reach it"
+        )
+
+    def _not_authress(self, op: Operation, how: str) -> AdminError:
+        return AdminError(
+            f"{quoted(self.url(op))} answered {how}; check that --api-url is the Authress API "
+            "(no proxy or login page in between)"
+        )
+
+
+def ok_of(op: Operation) -> tuple[int, ...]:
+    """The success statuses the description gives for the operation."""
+    return {"GET": (200,), "POST": (201,), "PUT": (202,)}[op.method]
+
+
+@contextmanager
+def connect(api_url: str, token: str, who: str, timeout: float) -> Iterator[AdminApi]:
+    """One connection pool for the run's calls; redirects are never followed, so the token goes to
+    `api_url` only."""
+    with network.session(timeout) as client:
+        yield AdminApi(client, api_url, token, who, timeout)

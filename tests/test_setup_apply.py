@@ -1,0 +1,359 @@
+"""`setup --plan` and `setup --apply`, run as installed against the Authress stand-in with a service-client
+admin key: from an empty account to a pipeline token Authress accepts, idempotently, and every refusal."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from authress_gitlab_token.bootstrap import record_id
+from tests.conftest import ACCOUNT_ID, AUDIENCE, Helper, Run
+from tests.fixtures.authress import AuthressStandIn, Reply
+from tests.fixtures.issuer import LocalIssuer
+from tests.fixtures.service_clients import ServiceClientKey
+from tests.fixtures.tokens import MINTED, SigningKey, gitlab_claims, mint
+
+SUB = "project_path:my-org/authress-configuration:ref_type:branch:ref:main"
+RECORD = record_id(SUB)
+
+
+@pytest.fixture
+def admin() -> ServiceClientKey:
+    return ServiceClientKey.generate(client_id="sc_admin", key_id="key-ad01")
+
+
+@pytest.fixture
+def empty(authress: AuthressStandIn, admin: ServiceClientKey) -> AuthressStandIn:
+    """An account with nothing for the pipeline: only the admin's service client and its access."""
+    authress.add_client(admin.client_id, admin.key_id, admin.public)
+    authress.grant(admin.client_id)
+    return authress
+
+
+def setup(
+    helper: Helper,
+    issuer: LocalIssuer,
+    authress: AuthressStandIn,
+    key: str,
+    *args: str,
+    roles: tuple[str, ...] = ("ro_terraform",),
+) -> Run:
+    base = ["setup", "--project", "my-org/authress-configuration", "--branch", "main", "--audience", AUDIENCE]
+    base += ["--issuer", issuer.url, "--api-url", authress.url]
+    for role in roles:
+        base += ["--role", role]
+    run = helper.run([*base, *args], env={"AUTHRESS_KEY": key})
+    MINTED.update(authress.tokens_seen())  # the admin's minted token is a secret too: never in any output
+    return run
+
+
+def checked(issuer: LocalIssuer, authress: AuthressStandIn) -> dict[str, str]:
+    return {
+        "audience": AUDIENCE,
+        "issuer": issuer.url,
+        "project_path": "my-org/authress-configuration",
+        "ref": "main",
+        "check": "authress",
+        "api_url": authress.url,
+    }
+
+
+def test_apply_from_an_empty_account_makes_the_pipelines_token_accepted_and_a_rerun_changes_nothing(
+    helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, admin: ServiceClientKey, token: str
+) -> None:
+    helper.external(checked(issuer, empty), token).refused("answered 401", code=1)
+
+    run = setup(helper, issuer, empty, admin.value, "--apply")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == [
+        f'+ create trusted identity issuer "{issuer.url}" audience "{AUDIENCE}"',
+        f'+ create access record "{RECORD}" user "{SUB}" roles ["ro_terraform"] on "*"',
+        "Applied: 2 change(s).",
+    ]
+    assert [(r.method, r.path, r.status) for r in empty.writes()] == [
+        ("POST", "/v1/identities", 201),
+        ("POST", "/v1/records", 201),
+    ]
+    record = empty.access_records[RECORD]
+    assert record["users"] == [{"userId": SUB}]
+    assert record["statements"] == [{"roles": ["ro_terraform"], "resources": [{"resourceUri": "*"}]}]
+    assert "managed by authress-gitlab-token" in record["name"]
+
+    check = helper.external(checked(issuer, empty), token)
+    assert check.returncode == 0, check.stderr
+
+    empty.requests.clear()
+    again = setup(helper, issuer, empty, admin.value, "--apply")
+    assert again.returncode == 0, again.stderr
+    assert [line.split(" ", 2)[:2] for line in again.stdout.splitlines()] == [["=", "unchanged"], ["=", "unchanged"]]
+    assert empty.writes() == [], "a second --apply sent a write"
+
+
+def test_plan_shows_the_changes_and_makes_none(
+    helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, admin: ServiceClientKey
+) -> None:
+    run = setup(helper, issuer, empty, admin.value, "--plan")
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert [line[:8] for line in lines[:2]] == ["+ create", "+ create"]
+    assert lines[2] == "Plan: 2 change(s); run with --apply to make them."
+    assert [(r.method, r.path) for r in empty.requests] == [("GET", "/v1/identities"), ("GET", f"/v1/records/{RECORD}")]
+    assert empty.identities == [] and empty.access_records == {}
+
+
+def test_a_changed_role_list_updates_the_record_and_says_what_it_was(
+    helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, admin: ServiceClientKey
+) -> None:
+    assert setup(helper, issuer, empty, admin.value, "--apply").returncode == 0
+    run = setup(helper, issuer, empty, admin.value, "--apply", roles=("ro_terraform", "ro_audit"))
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[2] == "Applied: 1 change(s)."
+    assert lines[0].startswith("= unchanged trusted identity")
+    assert lines[1] == (
+        f'~ update access record "{RECORD}" user "{SUB}" roles ["ro_terraform", "ro_audit"] on "*" '
+        f'(was: users ["{SUB}"], roles ["ro_terraform"] on ["*"])'
+    )
+    assert empty.writes()[-1].method == "PUT" and empty.writes()[-1].status == 202
+    assert empty.access_records[RECORD]["statements"][0]["roles"] == ["ro_terraform", "ro_audit"]
+
+
+def test_a_deleted_record_is_planned_as_an_update_and_apply_brings_the_pipeline_back(
+    helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, admin: ServiceClientKey, token: str
+) -> None:
+    """deleteRecord keeps the record as DELETED: a plan that compared only roles would call it unchanged."""
+    assert setup(helper, issuer, empty, admin.value, "--apply").returncode == 0
+    empty.access_records[RECORD]["status"] = "DELETED"
+    helper.external(checked(issuer, empty), token).refused("answered 404")
+    plan = setup(helper, issuer, empty, admin.value, "--plan")
+    assert plan.stdout.splitlines()[1].endswith(f'(was: DELETED, users ["{SUB}"], roles ["ro_terraform"] on ["*"])')
+    assert setup(helper, issuer, empty, admin.value, "--apply").returncode == 0
+    assert helper.external(checked(issuer, empty), token).returncode == 0
+
+
+def test_json_output_lists_each_change(
+    helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, admin: ServiceClientKey
+) -> None:
+    run = setup(helper, issuer, empty, admin.value, "--plan", "--json")
+    assert run.returncode == 0, run.stderr
+    value = json.loads(run.stdout)
+    assert value["mode"] == "plan" and value["api_url"] == empty.url
+    assert value["changes"] == [
+        {"action": "create", "kind": "trusted_identity", "issuer": issuer.url, "audience": AUDIENCE},
+        {
+            "action": "create",
+            "kind": "access_record",
+            "record_id": RECORD,
+            "user_id": SUB,
+            "roles": ["ro_terraform"],
+            "resource": "*",
+        },
+    ]
+
+
+def test_the_record_id_is_derived_from_the_sub_within_the_characters_authress_allows() -> None:
+    assert RECORD == record_id(SUB) and RECORD != record_id(SUB.replace("main", "prod"))
+    assert RECORD.startswith("gitlab-ci-") and len(RECORD) == 42
+    assert all(c.isalnum() or c in "-_:|~" for c in RECORD)
+
+
+# --- refusals before any request (exit 2) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("case", "change", "fragment"),
+    [
+        ("project without a group", {"--project": "authress-configuration"}, "pass --project GROUP/PROJECT"),
+        ("project with a space", {"--project": "my org/x"}, "pass --project GROUP/PROJECT"),
+        ("ref with a space", {"--branch": "my branch"}, 'which holds " "; GitLab refuses such a name'),
+        ("ref with ..", {"--branch": "a..b"}, 'holds "..", "@{" or "//"'),
+        ("ref ending in .lock", {"--branch": "main.lock"}, 'ends with ".lock"'),
+        ("ref with a colon", {"--branch": "a:b"}, 'which holds ":"'),
+        ("ref git allows but Authress user IDs do not", {"--branch": "fix+1"}, 'holds "+", which Authress user IDs'),
+        (
+            "audience that is not an Authress API URL",
+            {"--audience": "https://api.authress.io"},
+            "not an Authress account API URL",
+        ),
+        ("http issuer", {"--issuer": "http://gitlab.example.com"}, "not an https URL"),
+        ("role ID with a space", {"--role": "ro terraform"}, "Authress role IDs are 1 to 64"),
+        ("resource URI with a space", {"--resource": "/a b"}, "not an Authress resource URI"),
+        ("api url over http", {"--api-url": "http://127.0.0.1:1"}, "pass the https base URL"),
+        (
+            "provider-shaped audience that names no API URL",
+            {"--audience": "https://acc-1a2b3c.api.authress.test", "--api-url": None},
+            "names no Authress API URL; pass --api-url",
+        ),
+    ],
+)
+def test_invalid_inputs_are_refused_before_any_request(
+    case: str,
+    change: dict[str, str | None],
+    fragment: str,
+    helper: Helper,
+    issuer: LocalIssuer,
+    empty: AuthressStandIn,
+    admin: ServiceClientKey,
+) -> None:
+    flags = {
+        "--project": "my-org/authress-configuration",
+        "--branch": "main",
+        "--audience": AUDIENCE,
+        "--issuer": issuer.url,
+        "--api-url": empty.url,
+        "--role": "ro_terraform",
+        **change,
+    }
+    args = ["setup", *[part for k, v in flags.items() if v is not None for part in (k, v)], "--apply"]
+    helper.run(args, env={"AUTHRESS_KEY": admin.value}).refused(fragment, code=2)
+    assert empty.requests == [], f"{case}: a request was made"
+
+
+def test_a_gitlab_id_token_is_refused_as_the_admin_credential_with_why(
+    helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, token: str
+) -> None:
+    setup(helper, issuer, empty, token, "--apply").refused(
+        "holds a JWT (a GitLab ID token?), not an admin key",
+        "cannot make them",
+        "export AUTHRESS_KEY with the access key of an Authress service client",
+        code=2,
+    )
+    assert empty.requests == []
+
+
+@pytest.mark.parametrize(
+    ("case", "key_env", "fragment"),
+    [
+        ("no key", {}, "no admin key in $AUTHRESS_KEY"),
+        ("no role", {"roles": ()}, "no role to grant; pass --role"),
+    ],
+)
+def test_missing_key_or_role_is_refused(
+    case: str,
+    key_env: dict,
+    fragment: str,
+    helper: Helper,
+    issuer: LocalIssuer,
+    empty: AuthressStandIn,
+    admin: ServiceClientKey,
+) -> None:
+    key = "" if case == "no key" else admin.value
+    setup(helper, issuer, empty, key, "--plan", **key_env).refused(fragment, code=2)
+    assert empty.requests == []
+
+
+@pytest.mark.parametrize(
+    ("case", "value", "fragment"),
+    [
+        ("not a key at all", "hunter2-hunter2", "holds no Authress service-client access key"),
+        ("a key whose private part is not a key", "sc_a.key-1.acc-1a2b3c.bm90LWEta2V5", "is not a base64 PKCS#8 key"),
+    ],
+)
+def test_a_malformed_admin_key_is_refused(
+    case: str, value: str, fragment: str, helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn
+) -> None:
+    setup(helper, issuer, empty, value, "--plan").refused(fragment, code=2)
+    assert empty.requests == []
+
+
+def test_a_custom_domain_given_as_api_url_may_be_the_audience(
+    helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, admin: ServiceClientKey
+) -> None:
+    args = ["setup", "--plan", "--project", "my-org/x", "--branch", "main", "--issuer", issuer.url]
+    args += ["--audience", empty.url, "--api-url", empty.url, "--role", "ro_terraform"]
+    run = helper.run(args, env={"AUTHRESS_KEY": admin.value})
+    MINTED.update(empty.tokens_seen())
+    assert run.returncode == 0, run.stderr
+    assert f'audience "{empty.url}"' in run.stdout.splitlines()[0]
+
+
+def test_admin_flags_without_plan_or_apply_are_refused(helper: Helper) -> None:
+    args = ["setup", "--project", "my-org/x", "--branch", "main", "--audience", AUDIENCE, "--role", "ro_terraform"]
+    helper.run(args).refused("take effect with --plan or --apply only", code=2)
+
+
+def test_a_key_of_another_account_is_refused(helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn) -> None:
+    other = ServiceClientKey.generate(account_id="acc-other")
+    setup(helper, issuer, empty, other.value, "--plan").refused(
+        'is for account "acc-other", but the audience names account "acc-1a2b3c"', code=2
+    )
+    assert empty.requests == []
+
+
+# --- Authress refuses (exit 1) -----------------------------------------------------------------------
+
+
+def test_an_admin_key_authress_does_not_know_gets_401_explained(
+    helper: Helper, issuer: LocalIssuer, authress: AuthressStandIn
+) -> None:
+    unknown = ServiceClientKey.generate(client_id="sc_gone")
+    setup(helper, issuer, authress, unknown.value, "--plan").refused(
+        f'Authress answered 401 to GET "{authress.url}/v1/identities": the admin key is not valid for this account',
+        'service client "sc_gone"',
+    )
+
+
+def test_a_write_refused_after_another_succeeded_says_what_was_made(
+    helper: Helper, issuer: LocalIssuer, authress: AuthressStandIn, admin: ServiceClientKey
+) -> None:
+    """403 names the permission; the identity linked before it is reported, and a rerun finishes the job."""
+    authress.add_client(admin.client_id, admin.key_id, admin.public)
+    authress.grant(admin.client_id, ["authress:identities:*", "authress:records:read"])
+    setup(helper, issuer, authress, admin.value, "--apply").refused(
+        f'Authress answered 403 to POST "{authress.url}/v1/records"',
+        'service client "sc_admin" (key from $AUTHRESS_KEY) lacks the permission to create access records',
+        "(createRecord)",
+        "need the account's admin permissions",
+        f'Already made before this failure: + create trusted identity issuer "{issuer.url}" audience "{AUDIENCE}"',
+    )
+    authress.grant(admin.client_id)
+    run = setup(helper, issuer, authress, admin.value, "--apply")
+    assert [line[:11] for line in run.stdout.splitlines()] == ["= unchanged", "+ create ac", "Applied: 1 "]
+
+
+@pytest.mark.parametrize(("status", "fragment"), [(409, "answered 409 to POST"), (503, "HTTP 503 after 1 attempt(s)")])
+def test_a_conflict_or_server_error_names_the_url_and_no_secret(
+    status: int, fragment: str, helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, admin: ServiceClientKey
+) -> None:
+    empty.script("POST", "/v1/identities", Reply(status))
+    run = setup(helper, issuer, empty, admin.value, "--apply")
+    run.refused(fragment, f'"{empty.url}/v1/identities"')
+    assert admin.value.split(".")[-1] not in run.stderr
+    assert [r.method for r in empty.writes()] == ["POST"], "a POST was retried or setup went on"
+
+
+def test_the_stand_in_enforces_what_setup_stored(
+    helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, admin: ServiceClientKey, signing_key: SigningKey
+) -> None:
+    """Another branch's token is trusted (same issuer and audience) but has no record: Authress says 404."""
+    assert setup(helper, issuer, empty, admin.value, "--apply").returncode == 0
+    other = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE, ref="feature/x"))
+    run = helper.external({**checked(issuer, empty), "ref": "feature/x"}, other)
+    run.refused("answered 404", "project_path:my-org/authress-configuration:ref_type:branch:ref:feature/x")
+    assert ACCOUNT_ID in run.stderr
+
+
+def test_an_update_is_retried_after_a_server_error_as_replacing_twice_is_harmless(
+    helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, admin: ServiceClientKey
+) -> None:
+    assert setup(helper, issuer, empty, admin.value, "--apply").returncode == 0
+    empty.requests.clear()
+    empty.script("PUT", f"/v1/records/{RECORD}", Reply(503))
+    run = setup(helper, issuer, empty, admin.value, "--apply", roles=("ro_audit",))
+    assert run.returncode == 0, run.stderr
+    assert [(r.method, r.status) for r in empty.writes()] == [("PUT", 503), ("PUT", 202)]
+    assert empty.access_records[RECORD]["statements"][0]["roles"] == ["ro_audit"]
+
+
+def test_an_api_whose_certificate_does_not_verify_is_refused_without_retrying(
+    helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, admin: ServiceClientKey
+) -> None:
+    """With only certifi's public CAs, the stand-in's test certificate does not verify: nothing reaches it."""
+    import certifi
+
+    args = ["setup", "--plan", "--project", "my-org/x", "--branch", "main", "--audience", AUDIENCE]
+    args += ["--issuer", issuer.url, "--api-url", empty.url, "--role", "ro_terraform"]
+    run = helper.run(args, env={"AUTHRESS_KEY": admin.value, "SSL_CERT_FILE": certifi.where()})
+    run.refused('the TLS certificate of "127.0.0.1" did not verify', "check --api-url")
+    assert empty.requests == []
