@@ -15,21 +15,18 @@ from typing import Any
 import pytest
 
 from authress_gitlab_token.errors import KeyFetchFailed, VerificationFailed
-from authress_gitlab_token.keys import (
+from authress_gitlab_token.jwk_policy import valid_keys
+from authress_gitlab_token.keycache import (
     MAX_AGE_DEFAULT,
     MAX_AGE_MAX,
     MAX_AGE_MIN,
-    MAX_FETCH_SECONDS,
     STALE_GRACE,
-    UNKNOWN_KID_COOLDOWN,
-    IssuerKeys,
     KeyCache,
     KeySet,
-    fetch_bound,
     max_age,
-    timeout_from_env,
-    valid_keys,
 )
+from authress_gitlab_token.keyfetch import MAX_FETCH_SECONDS, fetch_bound, timeout_from_env
+from authress_gitlab_token.keys import UNKNOWN_KID_COOLDOWN, IssuerKeys
 from authress_gitlab_token.network import retry_after
 
 ISSUER = "https://gitlab.example.com"

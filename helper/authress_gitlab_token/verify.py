@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import jwt
 
 from .errors import TokenMalformed, VerificationFailed, quoted
+from .jwk_policy import public_key
 from .settings import BoundClaim, Settings
 
 # GitLab signs ID tokens with RS256 only. Never taken from the token; never HS* or none.
@@ -27,7 +28,7 @@ def verify(token: str, settings: Settings, keys: KeySource, now: float | None = 
     """The token's claims, once every check has passed; otherwise an error naming the check."""
     now = time.time() if now is None else now
     header = _header(token)
-    key = _public_key(keys.jwk(header["kid"]), header["kid"])
+    key = public_key(keys.jwk(header["kid"]), header["kid"])
     claims = _decode(token, key, settings, now)
     for bound in settings.bound_claims:
         check_bound_claim(claims, bound)
@@ -73,18 +74,6 @@ def _header(token: str) -> dict[str, Any]:
     if not isinstance(kid, str) or not kid:
         raise VerificationFailed("token header has no kid; GitLab ID tokens name their key by kid")
     return header
-
-
-def _public_key(jwk: Mapping[str, Any], kid: str) -> Any:
-    if jwk.get("kty") != "RSA" or jwk.get("use", "sig") != "sig" or jwk.get("alg", "RS256") != "RS256":
-        raise VerificationFailed(
-            f"the issuer's key {quoted(kid, 80)} is not an RS256 signing key "
-            f"(kty {quoted(jwk.get('kty'))}, alg {quoted(jwk.get('alg'))})"
-        )
-    try:
-        return jwt.PyJWK(dict(jwk), algorithm="RS256").key
-    except jwt.PyJWTError:
-        raise VerificationFailed(f"the issuer's key {quoted(kid, 80)} is malformed") from None
 
 
 def _decode(token: str, key: Any, settings: Settings, now: float) -> dict[str, Any]:

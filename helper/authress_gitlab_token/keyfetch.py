@@ -1,0 +1,90 @@
+"""Fetching the issuer's keys: its discovery document, then the https `jwks_uri` it names.
+
+Only the configured issuer is ever asked; nothing in a token chooses where keys come from."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import KeyFetchFailed, quoted
+from .jwk_policy import valid_keys
+from .keycache import KeySet, max_age
+
+TIMEOUT_ENV = "AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT"
+DEFAULT_TIMEOUT = 5.0  # seconds, for connect and for each read
+ATTEMPTS = 4  # per URL; retried on connection errors, timeouts, 429 and 5xx
+MAX_FETCH_SECONDS = 30.0  # all a run spends on keys (waiting for another run's fetch included), whatever the timeout
+
+
+def fetch_bound(timeout: float) -> float:
+    """Seconds a lookup may take: enough for every attempt at `timeout`, never more than MAX_FETCH_SECONDS."""
+    return min(ATTEMPTS * (timeout + 1.0), MAX_FETCH_SECONDS)
+
+
+def timeout_from_env(environ: Mapping[str, str]) -> float:
+    try:
+        value = float(environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT))
+    except ValueError:
+        value = DEFAULT_TIMEOUT
+    if not math.isfinite(value):
+        value = DEFAULT_TIMEOUT
+    return min(max(value, 0.1), 60.0)
+
+
+def fetch_keyset(issuer: str, timeout: float = DEFAULT_TIMEOUT, deadline: float | None = None) -> KeySet:
+    """Discovery (whose `issuer` must equal ours exactly), then its https `jwks_uri`, by `deadline`."""
+    from . import network  # only a cold run pays for httpx
+
+    if deadline is None:
+        deadline = time.monotonic() + fetch_bound(timeout)
+    with network.session(timeout) as client:
+        discovery, _ = _get_json(client, issuer + "/.well-known/openid-configuration", timeout, deadline)
+        if not isinstance(discovery, dict):
+            raise KeyFetchFailed(
+                f'the discovery document of {quoted(issuer)} is not a JSON object; check the query key "issuer"'
+            )
+        if discovery.get("issuer") != issuer:
+            raise KeyFetchFailed(
+                f"discovery at {quoted(issuer)} names issuer {quoted(discovery.get('issuer'))}, expected "
+                f'{quoted(issuer)}; set the query key "issuer" to exactly the issuer GitLab names'
+            )
+        jwks_uri = discovery.get("jwks_uri")
+        if not isinstance(jwks_uri, str) or not jwks_uri.startswith("https://"):
+            raise KeyFetchFailed(
+                f"discovery at {quoted(issuer)} names jwks_uri {quoted(jwks_uri)}, "
+                "expected an https URL; keys are only fetched over https"
+            )
+        jwks, headers = _get_json(client, jwks_uri, timeout, deadline)
+    keys = valid_keys(jwks)
+    if keys is None:
+        raise KeyFetchFailed(
+            f"{quoted(jwks_uri)} did not return a non-empty JSON Web Key Set; the issuer may be misconfigured"
+        )
+    return KeySet(issuer, jwks_uri, keys, time.time(), max_age(headers.get("cache-control", "")))
+
+
+def _get_json(client: Any, url: str, timeout: float, deadline: float) -> tuple[Any, Mapping[str, str]]:
+    """The JSON body of a 200 answer, or KeyFetchFailed naming the URL and what to check."""
+    from . import network
+
+    try:
+        response = network.get(client, url, timeout=timeout, deadline=deadline, attempts=ATTEMPTS)
+    except network.Unanswered as exc:
+        raise KeyFetchFailed(
+            f"could not fetch {quoted(url)}: {exc.reason} after {exc.attempts} attempt(s); "
+            "check the issuer is reachable from this runner, then retry the job"
+        ) from None
+    except network.TooLarge:
+        raise KeyFetchFailed(
+            f"{quoted(url)} sent more than {network.MAX_BODY_BYTES} bytes; is the issuer URL a GitLab instance?"
+        ) from None
+    if response.status != 200:
+        raise KeyFetchFailed(f'{quoted(url)} answered HTTP {response.status}; check the query key "issuer"')
+    try:
+        return json.loads(response.body), response.headers
+    except (ValueError, RecursionError):
+        raise KeyFetchFailed(f"{quoted(url)} did not return JSON; is the issuer URL a GitLab instance?") from None
