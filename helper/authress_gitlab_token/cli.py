@@ -21,10 +21,15 @@ ENV_NAME = "AUTHRESS_KEY"  # the variable the Authress Terraform provider reads
 
 def cmd_external(args: argparse.Namespace | None, environ: Mapping[str, str]) -> int:
     """Terraform's data "external": query on stdin, verified token and claims on stdout."""
-    from . import external, flow, settings
+    from . import external, prefetch
 
-    config = settings.from_query(external.read_query(sys.stdin.buffer), environ)
-    outcome = flow.obtain(config, environ)
+    raw = external.read_raw(sys.stdin.buffer)
+    # A cold run's key fetch starts before jsonschema and jwt are imported, so the two overlap.
+    ahead = prefetch.start(raw, environ)
+    from . import flow, settings
+
+    config = settings.from_query(external.parse_query(raw), environ)
+    outcome = flow.obtain(config, environ, ahead=ahead)
     warn_about_audience(config.audience, config.api_url)  # after success: a failure stays one line
     external.write_result(outcome.result, sys.stdout)
     return 0

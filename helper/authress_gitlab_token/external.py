@@ -20,9 +20,19 @@ def load_schema() -> dict[str, Any]:
 
 def read_query(stream: IO[bytes]) -> dict[str, str]:
     """Read and validate the query; every refusal names the key and the fix."""
+    return parse_query(read_raw(stream))
+
+
+def read_raw(stream: IO[bytes]) -> bytes:
+    """The query's bytes, within MAX_QUERY_BYTES."""
     raw = stream.read(MAX_QUERY_BYTES + 1)
     if len(raw) > MAX_QUERY_BYTES:
         raise QueryError(f"the query on stdin is larger than {MAX_QUERY_BYTES} bytes; {USAGE}")
+    return raw
+
+
+def parse_query(raw: bytes) -> dict[str, str]:
+    """The validated query; every refusal names the key and the fix."""
     if not raw.strip():
         raise QueryError(f"no query on stdin; {USAGE}")
     try:

@@ -1,0 +1,82 @@
+"""A cold run's key fetch, started as soon as the issuer is known, so the network overlaps start-up.
+
+Terraform's call reads its query with the standard library and starts the fetch in a thread before
+importing jsonschema and jwt: the requests go out while they load. The thread takes the lock every run
+takes, so parallel runs still share one fetch. Its keys, or its failure, go to the main path
+(keys.IssuerKeys), which judges and reports them as if it had fetched them itself."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+
+from . import settings, sources
+from .background import Background
+from .errors import HelperError, KeyFetchFailed, quoted
+from .keycache import KeyCache, KeySet, default_cache_dir
+from .keyfetch import fetch_bound, fetch_keyset, timeout_from_env
+
+
+class KeyPrefetch:
+    """The fetch of `issuer`'s keys into `cache`, running from construction until `deadline`."""
+
+    def __init__(self, issuer: str, cache: KeyCache, timeout: float, cached: KeySet | None) -> None:
+        self.issuer = issuer
+        self.cache = cache
+        self.timeout = timeout
+        self.deadline = time.monotonic() + fetch_bound(timeout)
+        self._cached = cached  # what the cache held when the run started
+        self._taken = False
+        self._job = Background(self._fetch, "authress-gitlab-token keys")
+
+    def _fetch(self) -> KeySet | None:
+        """Fetch and cache the keys, unless a parallel run did meanwhile (then None)."""
+        with self.cache.fetch_lock(self.deadline) as locked:
+            again = self.cache.load()
+            newer = again is not None and (self._cached is None or again.fetched_at > self._cached.fetched_at)
+            if not locked or (newer and again is not None and again.fresh(time.time())):
+                return None  # the main path finds the other run's keys, or the lock still held, and says so
+            keyset = fetch_keyset(self.issuer, self.timeout, self.deadline)
+            self.cache.store(keyset)
+            return keyset
+
+    def wait(self) -> None:
+        """Until the fetch has ended (its keys are then in the cache, if it could write there)."""
+        self._job.wait(self.deadline)
+
+    def take(self) -> KeySet | None:
+        """The keys fetched, once; None when it fetched none. Its failure is raised here, in the main path."""
+        if self._taken:
+            return None
+        self._taken = True
+        return self._job.result(self.deadline, self._overdue)
+
+    def _overdue(self) -> KeyFetchFailed:
+        return KeyFetchFailed(
+            f"could not fetch the keys of {quoted(self.issuer)} within {fetch_bound(self.timeout):.0f} s; "
+            "check the issuer is reachable from this runner, then retry the job"
+        )
+
+
+def start(raw_query: bytes, environ: Mapping[str, str]) -> KeyPrefetch | None:
+    """The key fetch for this query, started now; None when the cache is fresh, or when the query does
+    not verify a GitLab ID token from a valid issuer (the main path then says what is wrong)."""
+    try:
+        query = json.loads(raw_query)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(query, dict) or not all(isinstance(v, str) for v in query.values()):
+        return None
+    try:
+        issuer, source = settings.issuer_of(query, environ)
+        settings.check_issuer(issuer, source)
+        if sources.gitlab_id_token(environ, query.get("token_env", settings.DEFAULT_TOKEN_ENV), "") is None:
+            return None  # no token, or a service-client key: no GitLab keys are needed
+    except HelperError:
+        return None
+    cache = KeyCache(default_cache_dir(environ), issuer)
+    cached = cache.load()
+    if cached is not None and cached.fresh(time.time()):
+        return None  # a warm run: no request, no httpx
+    return KeyPrefetch(issuer, cache, timeout_from_env(environ), cached)
