@@ -4,6 +4,7 @@ Only the configured issuer is ever asked; nothing in a token chooses where keys 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -36,11 +37,14 @@ def timeout_from_env(environ: Mapping[str, str]) -> float:
     return min(max(value, 0.1), 60.0)
 
 
-def fetch_keyset(issuer: str, timeout: float = DEFAULT_TIMEOUT, deadline: float | None = None) -> KeySet:
+def fetch_keyset(
+    issuer: str, timeout: float = DEFAULT_TIMEOUT, deadline: float | None = None, client: Any = None
+) -> KeySet:
     """Discovery (whose `issuer` must equal ours exactly), then its https `jwks_uri`, by `deadline`.
 
     GitLab's JWKS is asked for at its usual place at the same time as discovery, which saves a round
-    trip; that answer is used only when discovery names exactly that URL, else the named one is fetched."""
+    trip; that answer is used only when discovery names exactly that URL, else the named one is fetched.
+    `client`: a network.session the caller opened, else one is opened here."""
     from . import network  # only a cold run pays for httpx
     from .background import Background
 
@@ -48,7 +52,9 @@ def fetch_keyset(issuer: str, timeout: float = DEFAULT_TIMEOUT, deadline: float 
         deadline = time.monotonic() + fetch_bound(timeout)
     end = deadline
     usual_uri = issuer + USUAL_JWKS_PATH
-    with network.session(timeout) as client:
+    with contextlib.ExitStack() as stack:
+        if client is None:
+            client = stack.enter_context(network.session(timeout))
         usual = Background(lambda: _get_json(client, usual_uri, timeout, end), "authress-gitlab-token jwks")
         try:
             jwks_uri = _discover(client, issuer, timeout, deadline)

@@ -7,11 +7,13 @@ takes, so parallel runs still share one fetch. Its keys, or its failure, go to t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Mapping
+from typing import Any
 
-from . import settings, sources
+from . import network, settings, sources
 from .background import Background
 from .errors import HelperError, KeyFetchFailed, quoted
 from .keycache import KeyCache, KeySet, default_cache_dir
@@ -28,18 +30,31 @@ class KeyPrefetch:
         self.deadline = time.monotonic() + fetch_bound(timeout)
         self._cached = cached  # what the cache held when the run started
         self._taken = False
+        self._client: Any = None
+        self._held = contextlib.ExitStack()  # the lock and the client of a run that fetches; the thread closes it
+        if self._held.enter_context(cache.fetch_lock(0.0)):
+            # This run fetches. httpx is imported and the client made here, before the thread starts, so
+            # the thread sends at once instead of sharing the GIL with the main thread's imports.
+            try:
+                self._client = self._held.enter_context(network.session(timeout))
+            except Exception:  # noqa: BLE001 -- the thread meets it again and hands it to the main path
+                self._held.close()
+        else:
+            self._held.close()  # a parallel run is fetching: the thread waits for it, without httpx
         self._job = Background(self._fetch, "authress-gitlab-token keys")
 
     def _fetch(self) -> KeySet | None:
         """Fetch and cache the keys, unless a parallel run did meanwhile (then None)."""
-        with self.cache.fetch_lock(self.deadline) as locked:
-            again = self.cache.load()
-            newer = again is not None and (self._cached is None or again.fetched_at > self._cached.fetched_at)
-            if not locked or (newer and again is not None and again.fresh(time.time())):
-                return None  # the main path finds the other run's keys, or the lock still held, and says so
-            keyset = fetch_keyset(self.issuer, self.timeout, self.deadline)
-            self.cache.store(keyset)
-            return keyset
+        with self._held:
+            lock = contextlib.nullcontext(True) if self._client else self.cache.fetch_lock(self.deadline)
+            with lock as locked:
+                again = self.cache.load()
+                newer = again is not None and (self._cached is None or again.fetched_at > self._cached.fetched_at)
+                if not locked or (newer and again is not None and again.fresh(time.time())):
+                    return None  # the main path finds the other run's keys, or the lock still held, and says so
+                keyset = fetch_keyset(self.issuer, self.timeout, self.deadline, self._client)
+                self.cache.store(keyset)
+                return keyset
 
     def wait(self) -> None:
         """Until the fetch has ended (its keys are then in the cache, if it could write there)."""
