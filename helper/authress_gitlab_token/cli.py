@@ -40,10 +40,11 @@ def cmd_env(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     Authress provider through the environment and never enters Terraform state."""
     import shlex
 
-    from . import flow, settings
+    from . import flow, prefetch, settings
 
+    ahead = prefetch.start(given_options(args), environ)  # a job script's run is cold too, as `external`'s
     config = settings.from_query(query_from_args(args), environ)
-    token = shlex.quote(flow.obtain(config, environ).result["access_token"])
+    token = shlex.quote(flow.obtain(config, environ, ahead=ahead).result["access_token"])
     warn_about_audience(config.audience, config.api_url)
     sys.stdout.write(f"export {ENV_NAME}={token}\n" if args.format == "shell" else f"{ENV_NAME}={token}\n")
     return 0
@@ -105,9 +106,14 @@ def query_from_args(args: argparse.Namespace) -> dict[str, str]:
     """The flags given, as the query `external` would read (validated against the same schema)."""
     from .external import load_schema, validate
 
-    query = {k[2:]: v for k, v in vars(args).items() if k.startswith("q_") and v is not None}
+    query = given_options(args)
     validate(query, {**load_schema(), "required": []}, what="option")
     return query
+
+
+def given_options(args: argparse.Namespace) -> dict[str, str]:
+    """The query keys given as flags, not yet validated."""
+    return {k[2:]: v for k, v in vars(args).items() if k.startswith("q_") and v is not None}
 
 
 def parser() -> argparse.ArgumentParser:

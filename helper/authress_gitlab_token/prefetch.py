@@ -74,13 +74,15 @@ class KeyPrefetch:
         )
 
 
-def start(raw_query: bytes, environ: Mapping[str, str]) -> KeyPrefetch | None:
-    """The key fetch for this query, started now; None when the cache is fresh, or when the query does
-    not verify a GitLab ID token from a valid issuer (the main path then says what is wrong)."""
-    try:
-        query = json.loads(raw_query)
-    except (ValueError, RecursionError):
-        return None
+def start(query: bytes | Mapping[str, object], environ: Mapping[str, str]) -> KeyPrefetch | None:
+    """The key fetch for this query (not yet validated; JSON text or parsed), started now; None when the
+    cache is fresh, or when the query does not verify a GitLab ID token from a valid issuer (the main
+    path then says what is wrong)."""
+    if isinstance(query, bytes):
+        try:
+            query = json.loads(query)
+        except (ValueError, RecursionError):
+            return None
     if not isinstance(query, dict) or not all(isinstance(v, str) for v in query.values()):
         return None
     try:
