@@ -105,6 +105,11 @@ def main() -> int:
         default=[0, 50, 150],
         help="issuer delays D in ms, comma-separated, the first the baseline (default 0,50,150)",
     )
+    options.add_argument(
+        "--before",
+        metavar="PROGRAM",
+        help="another build of the helper (e.g. the last release) to run cold beside this one, at each D",
+    )
     args = options.parse_args()
 
     program = shutil.which(PROGRAM, path=str(Path(sys.executable).parent))
@@ -191,7 +196,18 @@ def bench(
         )
         for d in delays
     }
-    variants += [*cold.values(), *naive.values()]
+    before = {
+        d: Variant(
+            f"6 --before helper, cold, D = {d} ms",
+            [args.before, "external"],
+            lambda i, d=d: helper_env(tmp / f"before-{d}-{i}"),
+            stdin,
+            True,
+            d,
+        )
+        for d in (delays if args.before else [])
+    }
+    variants += [*cold.values(), *naive.values(), *before.values()]
 
     # Fill the warm cache once, outside the measurement.
     _, code, err = spawner.run([program, "external"], helper_env(warm_cache), stdin)
@@ -260,6 +276,14 @@ def bench(
             f"{d:>6} {c.median('wall'):>12.1f} {cost:>9.1f} ({paired:>7.1f}) {per_d:>6} "
             f"{n.median('wall'):>8.1f} {naive_cost:>9.1f} ({naive_paired:>7.1f})"
             f"   naive / cold {n.median('wall') / c.median('wall'):.2f}x"
+        )
+    for d in before:
+        c, b = cold[d], before[d]
+        cost, paired = b.median("wall") - before[d0].median("wall"), b.paired(before[d0])
+        per_d = f"{cost / d:5.2f}x" if d else "-"
+        print(
+            f"{d:>6} {b.median('wall'):>12.1f} {cost:>9.1f} ({paired:>7.1f}) {per_d:>6}   the --before helper; "
+            f"it / this one {b.median('wall') / c.median('wall'):.2f}x"
         )
     last = delays[-1]
     if last:
