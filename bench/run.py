@@ -277,13 +277,15 @@ def bench(
             f"{n.median('wall'):>8.1f} {naive_cost:>9.1f} ({naive_paired:>7.1f})"
             f"   naive / cold {n.median('wall') / c.median('wall'):.2f}x"
         )
+    if before:
+        print(f"the --before helper, {args.before}:")
     for d in before:
         c, b = cold[d], before[d]
         cost, paired = b.median("wall") - before[d0].median("wall"), b.paired(before[d0])
         per_d = f"{cost / d:5.2f}x" if d else "-"
         print(
-            f"{d:>6} {b.median('wall'):>12.1f} {cost:>9.1f} ({paired:>7.1f}) {per_d:>6}   the --before helper; "
-            f"it / this one {b.median('wall') / c.median('wall'):.2f}x"
+            f"{d:>6} {b.median('wall'):>12.1f} {cost:>9.1f} ({paired:>7.1f}) {per_d:>6}"
+            f"   before / this cold helper {b.median('wall') / c.median('wall'):.2f}x"
         )
     last = delays[-1]
     if last:
