@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench e2e-tools e2e-tofu
+.PHONY: demo test lint bench hostile e2e-tools e2e-tofu
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,3 +43,7 @@ $(BENCH_VENV)/.installed: pyproject.toml
 
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
+# What a hostile server (compression bombs, trickled headers or body) makes one run spend: peak RSS and time.
+hostile: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python bench/hostile.py $(HOSTILE_ARGS)

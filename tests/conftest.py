@@ -197,15 +197,22 @@ class Helper:
         RUNS.append(run)
         return run
 
-    def external(self, query: Mapping[str, Any], token: str | None = None, env: Mapping[str, str] | None = None) -> Run:
-        """hashicorp/external's encoding: compact JSON, keys sorted, null values left out."""
+    def external(
+        self,
+        query: Mapping[str, Any],
+        token: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 60,
+    ) -> Run:
+        """hashicorp/external's encoding: compact JSON, keys sorted, null values left out; a run that
+        takes longer than `timeout` seconds fails the test."""
         stdin = json.dumps(
             {k: v for k, v in query.items() if v is not None}, separators=(",", ":"), sort_keys=True
         ).encode()
         extra = dict(env or {})
         if token is not None:
             extra.setdefault("AUTHRESS_KEY", token)
-        return self.run(["external"], stdin, extra)
+        return self.run(["external"], stdin, extra, timeout)
 
 
 @pytest.fixture

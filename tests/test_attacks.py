@@ -18,11 +18,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import jwt
 import pytest
 
 from tests.conftest import AUDIENCE, Helper, InProcess
 from tests.fixtures.ca import LocalCA
-from tests.fixtures.issuer import DISCOVERY_PATH, JWKS_PATH, LocalIssuer, running_issuer
+from tests.fixtures.issuer import DISCOVERY_PATH, JWKS_PATH, LocalIssuer, Reply, running_issuer
 from tests.fixtures.tokens import SigningKey, forge, gitlab_claims, mint
 
 
@@ -330,3 +331,71 @@ def test_stdin_that_is_not_a_query_is_refused_with_exit_2(
     helper: Helper, token: str, stdin: bytes, message: str
 ) -> None:
     helper.run(["external"], stdin, {"AUTHRESS_KEY": token}).refused(message, code=2)
+
+
+# --- the issuer's keys: which JWK may verify a signature ---------------------------------------------------
+
+
+def published(issuer: LocalIssuer, *jwks: dict[str, Any]) -> None:
+    """The issuer's next JWKS answer holds exactly these keys."""
+    issuer.script(JWKS_PATH, Reply(body=json.dumps({"keys": list(jwks)}).encode()))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"use": "enc"}, 'use "enc"'),
+        ({"alg": "RSA-OAEP"}, 'alg "RSA-OAEP"'),
+        ({"key_ops": ["encrypt", "wrapKey"]}, 'has key_ops ["encrypt", "wrapKey"], which does not allow "verify"'),
+        ({"key_ops": "verify"}, 'which does not allow "verify"'),
+    ],
+    ids=["use-enc", "alg-encryption", "key-ops-without-verify", "key-ops-not-a-list"],
+)
+def test_a_key_published_for_something_else_than_verifying_signatures_is_refused(
+    helper: Helper,
+    issuer: LocalIssuer,
+    signing_key: SigningKey,
+    claims: dict[str, Any],
+    change: dict[str, Any],
+    message: str,
+) -> None:
+    """The token is signed with the key's own private half: only the key's stated purpose stops it."""
+    published(issuer, {**signing_key.public_jwk(), **change})
+    helper.external(query(issuer), mint(signing_key, claims)).refused(f'the issuer\'s key "{signing_key.kid}"', message)
+
+
+def test_a_key_whose_key_ops_allow_verify_is_used(
+    helper: Helper, issuer: LocalIssuer, signing_key: SigningKey, claims: dict[str, Any]
+) -> None:
+    published(issuer, {**signing_key.public_jwk(), "key_ops": ["verify"]})
+    run = helper.external(query(issuer), mint(signing_key, claims))
+    assert run.returncode == 0, run.stderr
+
+
+def test_a_published_private_key_is_refused_with_a_message(
+    helper: Helper, issuer: LocalIssuer, signing_key: SigningKey, claims: dict[str, Any]
+) -> None:
+    from jwt.algorithms import RSAAlgorithm
+
+    private = json.loads(RSAAlgorithm.to_jwk(signing_key.private))
+    private.pop("key_ops", None)
+    published(issuer, {**private, "kid": signing_key.kid, "use": "sig", "alg": "RS256"})
+    helper.external(query(issuer), mint(signing_key, claims)).refused(
+        'carries private members ("d", "p", "q", "dp", "dq", "qi")', "rotate it"
+    )
+
+
+def test_an_rsa_key_under_2048_bits_is_refused_and_no_warning_reaches_stderr(
+    helper: Helper, issuer: LocalIssuer, claims: dict[str, Any]
+) -> None:
+    """PyJWT verifies with a short key and only warns, on stderr, with a source path. The cryptography
+    library will not make a 512-bit key; 1024 bits shows the rule the same way."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    short = SigningKey(rsa.generate_private_key(public_exponent=65537, key_size=1024), "short-key")
+    published(issuer, short.public_jwk())
+    with pytest.warns(jwt.InsecureKeyLengthWarning):  # PyJWT warns us, the attacker, while signing
+        token = mint(short, claims)
+    run = helper.external(query(issuer), token)
+    run.refused('the issuer\'s key "short-key" is a 1024-bit RSA key, shorter than 2048 bits')  # one line only
+    assert "Warning" not in run.stderr

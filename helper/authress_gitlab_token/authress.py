@@ -137,6 +137,8 @@ def _get(url: str, token: str, timeout: float) -> tuple[int, Any]:
         raise AuthressCheckFailed(
             f'{quoted(url)} sent more than {network.MAX_BODY_BYTES} bytes; check that "api_url" is the Authress API'
         ) from None
+    except network.Refused as exc:
+        raise AuthressCheckFailed(exc.message) from None
     try:
         return response.status, json.loads(response.body) if response.body else None
     except (ValueError, RecursionError):

@@ -190,8 +190,11 @@ def _verified(
 ) -> Any:
     from . import keys, verify
     from .flow import Outcome
+    from .keycache import locate
     from .result import gitlab_result
 
+    directory, where = locate(environ)
+    steps.add("key cache", "pass" if directory else "warn", where)
     issuer_keys = keys.issuer_keys(settings.issuer, environ)
     kid = _kid(credential.value)
     if kid:  # without one, the next step says what is wrong with the header

@@ -7,8 +7,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import quoted
 from .jwk_policy import valid_keys
 
 CACHE_DIR_ENV = "AUTHRESS_GITLAB_TOKEN_CACHE_DIR"
@@ -54,11 +57,41 @@ class KeySet:
         }
 
 
-def default_cache_dir(environ: Mapping[str, str]) -> Path:
+def locate(environ: Mapping[str, str]) -> tuple[Path | None, str]:
+    """The cache directory and a line saying where it is; None, and why, when that is not an absolute
+    path. A relative one (HOME unset and a uid without a passwd entry, or a relative XDG_CACHE_HOME)
+    would be inside the checkout, where anyone who can push could plant keys."""
     if environ.get(CACHE_DIR_ENV):
-        return Path(environ[CACHE_DIR_ENV])
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "authress-gitlab-token"
+        where, source, fix = environ[CACHE_DIR_ENV], CACHE_DIR_ENV, CACHE_DIR_ENV
+    elif environ.get("XDG_CACHE_HOME"):
+        where = os.path.join(environ["XDG_CACHE_HOME"], "authress-gitlab-token")
+        source, fix = "XDG_CACHE_HOME", f"XDG_CACHE_HOME or {CACHE_DIR_ENV}"
+    else:
+        where = os.path.join(_home(environ), ".cache", "authress-gitlab-token")
+        source, fix = "the home directory", f"HOME or {CACHE_DIR_ENV}"
+    if not os.path.isabs(where):
+        return None, (
+            f"no disk cache: {source} gives the relative path {quoted(where)}, where a checkout could plant keys; "
+            f"set {fix} to an absolute path (until then keys are fetched on every run)"
+        )
+    return Path(where), f"keys cached in {quoted(where)}"
+
+
+def _home(environ: Mapping[str, str]) -> str:
+    """HOME, else the passwd entry's home directory, else "" (no home at all)."""
+    if environ.get("HOME"):
+        return environ["HOME"]
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_dir
+    except KeyError:
+        return ""
+
+
+def default_cache_dir(environ: Mapping[str, str]) -> Path | None:
+    """The cache directory the environment sets, or None when there is no absolute one (no disk cache)."""
+    return locate(environ)[0]
 
 
 class KeyCache:
@@ -73,17 +106,23 @@ class KeyCache:
     def load(self) -> KeySet | None:
         try:
             # O_NOFOLLOW: a symlink planted in the cache directory must not choose our keys.
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+            # O_NONBLOCK: opening a FIFO planted there must not wait for a writer.
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
             with open(fd, "rb") as f:
                 st = os.fstat(f.fileno())
-                # Keys decide what we trust: ignore a file someone else could have written.
-                if st.st_uid != os.getuid() or st.st_mode & 0o022:
+                # Keys decide what we trust: only a regular file no one else could have written.
+                if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
                     return None
                 data = json.loads(f.read(MAX_CACHE_BYTES))
             keys = valid_keys(data["jwks"])
             if data["version"] != 1 or data["issuer"] != self.issuer or keys is None:
                 return None
-            return KeySet(self.issuer, str(data["jwks_uri"]), keys, float(data["fetched_at"]), float(data["max_age"]))
+            fetched_at, age = float(data["fetched_at"]), float(data["max_age"])
+            if not (math.isfinite(fetched_at) and math.isfinite(age)):
+                return None
+            # Clamped again: a file's max_age must not keep keys fresh longer than a response's could.
+            age = float(min(max(age, MAX_AGE_MIN), MAX_AGE_MAX))
+            return KeySet(self.issuer, str(data["jwks_uri"]), keys, fetched_at, age)
         except (OSError, ValueError, KeyError, TypeError, RecursionError):
             return None
 
@@ -112,7 +151,8 @@ class KeyCache:
 
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(self.path.with_suffix(".lock"), os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600)
+            flags = os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK
+            fd = os.open(self.path.with_suffix(".lock"), flags, 0o600)
         except OSError:
             yield True
             return

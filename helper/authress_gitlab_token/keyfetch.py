@@ -115,6 +115,8 @@ def _get_json(client: Any, url: str, timeout: float, deadline: float) -> tuple[A
         raise KeyFetchFailed(
             f"{quoted(url)} sent more than {network.MAX_BODY_BYTES} bytes; is the issuer URL a GitLab instance?"
         ) from None
+    except network.Refused as exc:
+        raise KeyFetchFailed(exc.message) from None
     if response.status != 200:
         raise KeyFetchFailed(f'{quoted(url)} answered HTTP {response.status}; check the query key "issuer"')
     try:

@@ -117,4 +117,6 @@ def issuer_keys(issuer: str, environ: Mapping[str, str], ahead: KeyPrefetch | No
     timeout = timeout_from_env(environ)
     if ahead is not None and ahead.issuer == issuer:
         return IssuerKeys(issuer, ahead.cache, timeout=timeout, ahead=ahead)
-    return IssuerKeys(issuer, KeyCache(default_cache_dir(environ), issuer), timeout=timeout)
+    directory = default_cache_dir(environ)
+    cache = KeyCache(directory, issuer) if directory is not None else None
+    return IssuerKeys(issuer, cache, timeout=timeout)

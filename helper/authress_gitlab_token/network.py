@@ -1,22 +1,34 @@
-"""HTTP GET for the two places that talk to servers, the issuer's keys and the Authress check: explicit
-timeouts, bounded retries with backoff and jitter on connection errors, timeouts, 429 and 5xx
-(Retry-After honoured within the deadline), a capped body, and no redirects. httpx is imported only
-here, and only when a request is made."""
+"""HTTP GET for the two places that talk to servers, the issuer's keys and the Authress check.
+
+What any server can make a run spend is bounded: one deadline covers connect, TLS, headers and body
+(every socket operation waits at most until it, so a trickle of bytes cannot outlast it); a body is
+decoded here, in slices of at most CHUNK bytes, and refused past MAX_BODY_BYTES raw or decoded; a
+single `gzip` is the only encoding accepted. Retries are bounded, with backoff and jitter, on
+connection errors, timeouts, 429 and 5xx (Retry-After honoured within the deadline); a certificate
+that does not verify is not retried. No redirects. httpx is imported only here, and only when a
+request is made."""
 
 from __future__ import annotations
 
+import contextvars
 import math
 import random
+import ssl
 import time
-from collections.abc import Iterator, Mapping
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import __version__
+from .errors import quoted
 
 USER_AGENT = f"authress-gitlab-token/{__version__}"
-MAX_BODY_BYTES = 1024 * 1024  # discovery, JWKS and an account are a few KiB; refuse to buffer more
+MAX_BODY_BYTES = 1024 * 1024  # discovery, JWKS and an account are a few KiB; refuse to keep more, decoded
+CHUNK = 64 * 1024  # the most one decompression step may produce
+CA_ADVICE = "if it uses a private CA, set SSL_CERT_FILE (or SSL_CERT_DIR) to a file holding that CA"
 
 
 @dataclass(frozen=True)
@@ -35,23 +47,98 @@ class Unanswered(Exception):
         self.attempts = attempts
 
 
+class Refused(Exception):
+    """An answer (or a URL) no retry can make usable; `message` is the whole one-line diagnosis."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 class TooLarge(Exception):
-    """The body is larger than MAX_BODY_BYTES."""
+    """The body is larger than MAX_BODY_BYTES, raw or decoded."""
 
 
 class _Retry(Exception):
     """A failure worth another attempt: connection, timeout, 429 or 5xx."""
 
 
+_deadline: contextvars.ContextVar[float] = contextvars.ContextVar("deadline", default=math.inf)
+
+
+def _until_deadline(timeout: float | None, expired: type[Exception]) -> float:
+    """The wait one socket operation may take: its own timeout, cut to what is left of the deadline."""
+    left = _deadline.get() - time.monotonic()
+    if left <= 0:
+        raise expired("the deadline has passed")
+    return left if timeout is None else min(timeout, left)
+
+
 @contextmanager
 def session(timeout: float) -> Iterator[Any]:
-    """One connection pool for a run's requests (discovery and JWKS share a TLS handshake)."""
+    """One connection pool for a run's requests (discovery and the JWKS go out at once, on two connections)."""
     import httpx
 
     with httpx.Client(
-        timeout=httpx.Timeout(timeout), headers={"User-Agent": USER_AGENT}, follow_redirects=False
+        timeout=httpx.Timeout(timeout),
+        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip"},
+        follow_redirects=False,
     ) as client:
+        # httpx offers no hook for its socket operations; its pools (one per proxy route) take a
+        # network backend, so each pool's is wrapped in one that honours the deadline.
+        for transport in [client._transport, *client._mounts.values()]:
+            pool = getattr(transport, "_pool", None)
+            if pool is not None:
+                pool._network_backend = _deadline_backend(pool._network_backend)
         yield client
+
+
+def _deadline_backend(inner: Any) -> Any:
+    import httpcore
+
+    class Stream(httpcore.NetworkStream):
+        def __init__(self, stream: Any) -> None:
+            self._stream = stream
+
+        def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+            return bytes(self._stream.read(max_bytes, _until_deadline(timeout, httpcore.ReadTimeout)))
+
+        def write(self, buffer: bytes, timeout: float | None = None) -> None:
+            self._stream.write(buffer, _until_deadline(timeout, httpcore.WriteTimeout))
+
+        def close(self) -> None:
+            self._stream.close()
+
+        def start_tls(
+            self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+        ) -> Any:
+            return Stream(
+                self._stream.start_tls(ssl_context, server_hostname, _until_deadline(timeout, httpcore.ConnectTimeout))
+            )
+
+        def get_extra_info(self, info: str) -> Any:
+            return self._stream.get_extra_info(info)
+
+    class Backend(httpcore.NetworkBackend):
+        def connect_tcp(
+            self,
+            host: str,
+            port: int,
+            timeout: float | None = None,
+            local_address: str | None = None,
+            socket_options: Any = None,
+        ) -> Any:
+            wait = _until_deadline(timeout, httpcore.ConnectTimeout)
+            return Stream(inner.connect_tcp(host, port, wait, local_address, socket_options))
+
+        def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Any = None) -> Any:
+            wait = _until_deadline(timeout, httpcore.ConnectTimeout)
+            return Stream(inner.connect_unix_socket(path, wait, socket_options))
+
+        def sleep(self, seconds: float) -> None:
+            inner.sleep(seconds)
+
+    return Backend()
 
 
 def retry_after(value: str | None) -> float:
@@ -73,37 +160,97 @@ def get(
     headers: Mapping[str, str] | None = None,
 ) -> Response:
     """The first answer that is not 429 or 5xx; Unanswered when none came within `attempts` and
-    `deadline` (time.monotonic())."""
+    `deadline` (time.monotonic()); Refused or TooLarge for what no retry can fix."""
     last, made = "no time was left", 0
-    while made < attempts and (remaining := deadline - time.monotonic()) > 0:
-        made += 1
-        try:
-            return _get_once(client, url, min(timeout, remaining), deadline, headers or {})
-        except _Retry as exc:
-            last, wait = exc.args[0], retry_after(exc.args[1] if len(exc.args) > 1 else None)
-        pause = max(wait, 0.2 * 2 ** (made - 1) + random.uniform(0, 0.2))
-        if made == attempts or time.monotonic() + pause >= deadline:
-            break
-        time.sleep(pause)
+    token = _deadline.set(deadline)
+    try:
+        while made < attempts and (remaining := deadline - time.monotonic()) > 0:
+            made += 1
+            try:
+                return _get_once(client, url, min(timeout, remaining), headers or {})
+            except _Retry as exc:
+                last, wait = exc.args[0], retry_after(exc.args[1] if len(exc.args) > 1 else None)
+            pause = max(wait, 0.2 * 2 ** (made - 1) + random.uniform(0, 0.2))
+            if made == attempts or time.monotonic() + pause >= deadline:
+                break
+            time.sleep(pause)
+    finally:
+        _deadline.reset(token)
     raise Unanswered(last, made)
 
 
-def _get_once(client: Any, url: str, timeout: float, deadline: float, headers: Mapping[str, str]) -> Response:
+def _get_once(client: Any, url: str, timeout: float, headers: Mapping[str, str]) -> Response:
     import httpx
 
     try:
         with client.stream("GET", url, headers=headers, timeout=httpx.Timeout(timeout)) as response:
             if response.status_code == 429 or response.status_code >= 500:
                 raise _Retry(f"HTTP {response.status_code}", response.headers.get("retry-after"))
+            chunks = _decoded(response.iter_raw(), response.headers.get("content-encoding", ""), url)
             body = bytearray()
-            for chunk in response.iter_bytes():
+            for chunk in chunks:
                 body += chunk
                 if len(body) > MAX_BODY_BYTES:
                     raise TooLarge(url)
-                if time.monotonic() > deadline:
-                    raise _Retry("timed out")  # a trickle of bytes must not outlast the bound
             return Response(response.status_code, response.headers, bytes(body))
     except httpx.TimeoutException:
         raise _Retry("timed out") from None
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+        raise Refused(
+            f"{quoted(url)} is not a URL that can be fetched ({_first_line(exc)}); check where it comes from"
+        ) from None
     except httpx.TransportError as exc:
+        unverified = _certificate_error(exc)
+        if unverified is not None:
+            host = urlsplit(url).hostname or url
+            raise Refused(f"the TLS certificate of {quoted(host)} did not verify ({unverified}); {CA_ADVICE}") from None
         raise _Retry(f"connection failed ({type(exc).__name__})") from None
+
+
+def _decoded(raw: Iterable[bytes], encoding: str, url: str) -> Iterator[bytes]:
+    """The body as sent, or gunzipped in slices of at most CHUNK bytes; raw bytes are capped as well."""
+    codings = [c.strip().lower() for c in encoding.split(",") if c.strip() and c.strip().lower() != "identity"]
+    if codings not in ([], ["gzip"], ["x-gzip"]):
+        raise Refused(
+            f"{quoted(url)} answered with Content-Encoding {quoted(encoding[:60])}, but only a single gzip "
+            "was asked for; a proxy or server in between is rewriting the answer"
+        )
+    gunzip = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if codings else None
+    received = 0
+    try:
+        for chunk in raw:
+            received += len(chunk)
+            if received > MAX_BODY_BYTES:
+                raise TooLarge(url)
+            if gunzip is None:
+                yield chunk
+                continue
+            while chunk:
+                if gunzip.eof:
+                    raise zlib.error("data after the end of the gzip stream")
+                yield gunzip.decompress(chunk, CHUNK)
+                chunk = gunzip.unconsumed_tail or gunzip.unused_data
+        if gunzip is not None and not gunzip.eof:
+            raise zlib.error("the gzip stream ends early")
+    except zlib.error as exc:
+        raise Refused(
+            f"{quoted(url)} sent a body that is not valid gzip ({_first_line(exc)}); a proxy or server in "
+            "between is corrupting the answer"
+        ) from None
+
+
+def _certificate_error(exc: BaseException) -> str | None:
+    """Why the server's certificate did not verify, when that is what ended the connection."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # the cause chain: httpx's error, httpcore's, then ssl's
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return _first_line(seen.verify_message or seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _first_line(exc: BaseException | str) -> str:
+    text = str(exc).splitlines()
+    return text[0][:120] if text else type(exc).__name__

@@ -21,9 +21,9 @@ from .keyfetch import fetch_bound, fetch_keyset, timeout_from_env
 
 
 class KeyPrefetch:
-    """The fetch of `issuer`'s keys into `cache`, running from construction until `deadline`."""
+    """The fetch of `issuer`'s keys into `cache` (None: no disk cache), from construction until `deadline`."""
 
-    def __init__(self, issuer: str, cache: KeyCache, timeout: float, cached: KeySet | None) -> None:
+    def __init__(self, issuer: str, cache: KeyCache | None, timeout: float, cached: KeySet | None) -> None:
         self.issuer = issuer
         self.cache = cache
         self.timeout = timeout
@@ -32,7 +32,7 @@ class KeyPrefetch:
         self._taken = False
         self._client: Any = None
         self._held = contextlib.ExitStack()  # the lock and the client of a run that fetches; the thread closes it
-        if self._held.enter_context(cache.fetch_lock(0.0)):
+        if self._held.enter_context(cache.fetch_lock(0.0) if cache else contextlib.nullcontext(True)):
             # This run fetches. httpx is imported and the client made here, before the thread starts, so
             # the thread sends at once instead of sharing the GIL with the main thread's imports.
             try:
@@ -46,14 +46,18 @@ class KeyPrefetch:
     def _fetch(self) -> KeySet | None:
         """Fetch and cache the keys, unless a parallel run did meanwhile (then None)."""
         with self._held:
-            lock = contextlib.nullcontext(True) if self._client else self.cache.fetch_lock(self.deadline)
+            if self._client or self.cache is None:
+                lock: contextlib.AbstractContextManager[bool] = contextlib.nullcontext(True)
+            else:
+                lock = self.cache.fetch_lock(self.deadline)
             with lock as locked:
-                again = self.cache.load()
+                again = self.cache.load() if self.cache else None
                 newer = again is not None and (self._cached is None or again.fetched_at > self._cached.fetched_at)
                 if not locked or (newer and again is not None and again.fresh(time.time())):
                     return None  # the main path finds the other run's keys, or the lock still held, and says so
                 keyset = fetch_keyset(self.issuer, self.timeout, self.deadline, self._client)
-                self.cache.store(keyset)
+                if self.cache:
+                    self.cache.store(keyset)
                 return keyset
 
     def wait(self) -> None:
@@ -92,8 +96,9 @@ def start(query: bytes | Mapping[str, object], environ: Mapping[str, str]) -> Ke
             return None  # no token, or a service-client key: no GitLab keys are needed
     except HelperError:
         return None
-    cache = KeyCache(default_cache_dir(environ), issuer)
-    cached = cache.load()
+    directory = default_cache_dir(environ)
+    cache = KeyCache(directory, issuer) if directory is not None else None
+    cached = cache.load() if cache else None
     if cached is not None and cached.fresh(time.time()):
         return None  # a warm run: no request, no httpx
     return KeyPrefetch(issuer, cache, timeout_from_env(environ), cached)
