@@ -14,6 +14,7 @@ locals {
     ref_protected        = var.ref_protected
     environment          = var.environment
     bound_claims         = var.bound_claims == null ? null : jsonencode(var.bound_claims)
+    allow_any_project    = var.allow_any_project ? "true" : null
     leeway_seconds       = var.leeway_seconds == null ? null : tostring(var.leeway_seconds)
     min_validity_seconds = var.min_validity_seconds == null ? null : tostring(var.min_validity_seconds)
     check                = var.check

@@ -88,6 +88,13 @@ variable "bound_claims" {
   default     = null
 }
 
+variable "allow_any_project" {
+  description = "`true` to accept a token from any GitLab project with this audience. Without it, the helper refuses to run unless `project_path`, `namespace_path`, `subject` or `bound_claims` on one of those names the project: any project on the instance can ask GitLab for a token with your audience."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
 variable "leeway_seconds" {
   description = "Clock skew allowed on `exp`, `nbf` and `iat`, in whole seconds (0-300). Null: 60."
   type        = number

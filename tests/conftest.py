@@ -24,6 +24,7 @@ from tests.fixtures.tokens import MINTED, SigningKey, gitlab_claims, mint
 
 ACCOUNT_ID = "acc-1a2b3c"
 AUDIENCE = f"https://{ACCOUNT_ID}.api.authress.io"
+PROJECT = "my-org/authress-configuration"  # the project of `token`; queries bind it (issue 12)
 PROGRAM = "authress-gitlab-token"
 BIN_DIR = Path(sys.executable).parent
 

@@ -21,14 +21,14 @@ from typing import Any
 import jwt
 import pytest
 
-from tests.conftest import AUDIENCE, Helper, InProcess
+from tests.conftest import AUDIENCE, PROJECT, Helper, InProcess
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.issuer import DISCOVERY_PATH, JWKS_PATH, LocalIssuer, Reply, running_issuer
 from tests.fixtures.tokens import SigningKey, forge, gitlab_claims, mint
 
 
 def query(issuer: LocalIssuer, **extra: str) -> dict[str, str]:
-    return {"audience": AUDIENCE, "issuer": issuer.url, **extra}
+    return {"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT, **extra}
 
 
 @pytest.fixture(scope="module")

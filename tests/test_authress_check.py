@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ACCOUNT_ID, AUDIENCE, Helper
+from tests.conftest import ACCOUNT_ID, AUDIENCE, PROJECT, Helper
 from tests.fixtures.authress import AuthressStandIn, Reply
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
@@ -18,7 +18,14 @@ ACCOUNT_PATH = f"/v1/accounts/{ACCOUNT_ID}"
 
 
 def checked(issuer: LocalIssuer, authress: AuthressStandIn, **extra: Any) -> dict[str, Any]:
-    return {"audience": AUDIENCE, "issuer": issuer.url, "check": "authress", "api_url": authress.url, **extra}
+    return {
+        "audience": AUDIENCE,
+        "issuer": issuer.url,
+        "project_path": PROJECT,
+        "check": "authress",
+        "api_url": authress.url,
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -42,7 +49,9 @@ def test_check_passes_when_authress_trusts_the_token_and_grants_its_user(
 
 
 def test_no_check_by_default(helper: Helper, issuer: LocalIssuer, ready: AuthressStandIn, token: str) -> None:
-    run = helper.external({"audience": AUDIENCE, "issuer": issuer.url, "api_url": ready.url}, token)
+    run = helper.external(
+        {"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT, "api_url": ready.url}, token
+    )
     assert run.returncode == 0, run.stderr
     assert ready.requests == []
 
@@ -140,17 +149,21 @@ def test_check_needs_an_api_url_when_the_audience_names_no_account(
 ) -> None:
     audience = "https://terraform.example.com"
     token = mint(signing_key, gitlab_claims(issuer.url, audience))
-    run = helper.external({"audience": audience, "issuer": issuer.url, "check": "authress"}, token)
+    run = helper.external(
+        {"audience": audience, "issuer": issuer.url, "project_path": PROJECT, "check": "authress"}, token
+    )
     run.refused('set the query key "api_url"', code=2)
 
 
 def test_unknown_check_value_is_refused(helper: Helper, issuer: LocalIssuer, token: str) -> None:
-    run = helper.external({"audience": AUDIENCE, "issuer": issuer.url, "check": "yes"}, token)
+    run = helper.external({"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT, "check": "yes"}, token)
     run.refused('query key "check" is "yes", expected one of "none", "authress"', code=2)
 
 
 def test_api_url_must_be_https(helper: Helper, issuer: LocalIssuer, token: str) -> None:
-    run = helper.external({"audience": AUDIENCE, "issuer": issuer.url, "api_url": "http://127.0.0.1:1"}, token)
+    run = helper.external(
+        {"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT, "api_url": "http://127.0.0.1:1"}, token
+    )
     run.refused('query key "api_url"', code=2)
 
 
@@ -162,7 +175,7 @@ def test_an_audience_the_provider_refuses_is_a_warning_not_a_failure(
     helper: Helper, issuer: LocalIssuer, signing_key: SigningKey, audience: str
 ) -> None:
     token = mint(signing_key, gitlab_claims(issuer.url, audience))
-    run = helper.external({"audience": audience, "issuer": issuer.url}, token)
+    run = helper.external({"audience": audience, "issuer": issuer.url, "project_path": PROJECT}, token)
     assert run.returncode == 0
     assert run.result["audience"] == audience
     lines = run.stderr.splitlines()
@@ -182,7 +195,9 @@ def test_account_api_audiences_and_named_custom_domains_pass_silently(
     helper: Helper, issuer: LocalIssuer, signing_key: SigningKey, audience: str, api_url: str | None
 ) -> None:
     token = mint(signing_key, gitlab_claims(issuer.url, audience))
-    run = helper.external({"audience": audience, "issuer": issuer.url, "api_url": api_url}, token)
+    run = helper.external(
+        {"audience": audience, "issuer": issuer.url, "project_path": PROJECT, "api_url": api_url}, token
+    )
     assert run.returncode == 0, run.stderr
     assert run.stderr == ""
     assert run.result["api_url"] == (api_url or audience)

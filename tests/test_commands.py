@@ -10,12 +10,15 @@ import time
 
 import pytest
 
-from tests.conftest import ACCOUNT_ID, AUDIENCE, Helper
+from tests.conftest import ACCOUNT_ID, AUDIENCE, PROJECT, Helper
 from tests.fixtures.authress import AuthressStandIn
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
 SUB = "project_path:my-org/authress-configuration:ref_type:branch:ref:main"
+
+
+BOUND = ("--project-path", PROJECT)  # every query binds the project
 
 
 # --- env ------------------------------------------------------------------------------------------
@@ -26,7 +29,18 @@ def test_env_prints_an_export_line_that_a_shell_sources_into_authress_key(
 ) -> None:
     # The job's ID token lives under another name; the provider reads AUTHRESS_KEY.
     run = helper.run(
-        ["env", "--audience", AUDIENCE, "--issuer", issuer.url, "--token-env", "GITLAB_OIDC_TOKEN", "--ref", "main"],
+        [
+            "env",
+            *BOUND,
+            "--audience",
+            AUDIENCE,
+            "--issuer",
+            issuer.url,
+            "--token-env",
+            "GITLAB_OIDC_TOKEN",
+            "--ref",
+            "main",
+        ],
         env={"GITLAB_OIDC_TOKEN": token},
     )
     assert run.returncode == 0, run.stderr
@@ -42,7 +56,8 @@ def test_env_prints_an_export_line_that_a_shell_sources_into_authress_key(
 
 def test_env_dotenv_format_is_one_assignment(helper: Helper, issuer: LocalIssuer, token: str) -> None:
     run = helper.run(
-        ["env", "--audience", AUDIENCE, "--issuer", issuer.url, "--format", "dotenv"], env={"AUTHRESS_KEY": token}
+        ["env", *BOUND, "--audience", AUDIENCE, "--issuer", issuer.url, "--format", "dotenv"],
+        env={"AUTHRESS_KEY": token},
     )
     assert run.returncode == 0, run.stderr
     name, _, value = run.stdout.rstrip("\n").partition("=")
@@ -51,7 +66,8 @@ def test_env_dotenv_format_is_one_assignment(helper: Helper, issuer: LocalIssuer
 
 def test_env_refuses_what_external_refuses_and_prints_nothing(helper: Helper, issuer: LocalIssuer, token: str) -> None:
     run = helper.run(
-        ["env", "--audience", AUDIENCE, "--issuer", issuer.url, "--ref", "release/*"], env={"AUTHRESS_KEY": token}
+        ["env", *BOUND, "--audience", AUDIENCE, "--issuer", issuer.url, "--ref", "release/*"],
+        env={"AUTHRESS_KEY": token},
     )
     run.refused('claim "ref" is "main", expected "release/*"')
 
@@ -62,7 +78,7 @@ def test_env_requires_the_audience(helper: Helper, token: str) -> None:
 
 
 def test_env_flags_are_checked_like_query_keys(helper: Helper, issuer: LocalIssuer, token: str) -> None:
-    run = helper.run(["env", "--audience", AUDIENCE, "--leeway-seconds", "soon"], env={"AUTHRESS_KEY": token})
+    run = helper.run(["env", *BOUND, "--audience", AUDIENCE, "--leeway-seconds", "soon"], env={"AUTHRESS_KEY": token})
     run.refused('option "leeway_seconds" is "soon"', code=2)
 
 
@@ -70,7 +86,18 @@ def test_env_runs_the_authress_check_when_asked(
     helper: Helper, issuer: LocalIssuer, authress: AuthressStandIn, token: str
 ) -> None:
     authress.trust(issuer.url, AUDIENCE)
-    args = ["env", "--audience", AUDIENCE, "--issuer", issuer.url, "--check", "authress", "--api-url", authress.url]
+    args = [
+        "env",
+        *BOUND,
+        "--audience",
+        AUDIENCE,
+        "--issuer",
+        issuer.url,
+        "--check",
+        "authress",
+        "--api-url",
+        authress.url,
+    ]
     helper.run(args, env={"AUTHRESS_KEY": token}).refused("answered 404", f'exactly "{SUB}"')
     authress.grant(SUB)
     assert helper.run(args, env={"AUTHRESS_KEY": token}).returncode == 0
@@ -83,7 +110,7 @@ def doctor(helper: Helper, token: str | None, *args: str, env: dict[str, str] | 
     extra = dict(env or {})
     if token is not None:
         extra["AUTHRESS_KEY"] = token
-    run = helper.run(["doctor", "--json", *args], env=extra)
+    run = helper.run(["doctor", "--json", *BOUND, *args], env=extra)
     report = json.loads(run.stdout)
     assert run.returncode == (0 if report["ok"] else 1)
     return report
@@ -99,7 +126,20 @@ def test_doctor_in_a_ready_job_passes_every_step_and_shows_the_claims(
     authress.trust(issuer.url, AUDIENCE)
     authress.grant(SUB)
     run = helper.run(
-        ["doctor", "--audience", AUDIENCE, "--issuer", issuer.url, "--api-url", authress.url, "--ref", "main"],
+        [
+            "doctor",
+            *BOUND,
+            "--audience",
+            AUDIENCE,
+            "--issuer",
+            issuer.url,
+            "--api-url",
+            authress.url,
+            "--ref",
+            "main",
+            "--ref-type",
+            "branch",
+        ],
         env={"AUTHRESS_KEY": token},
     )
     assert run.returncode == 0, run.stdout
@@ -183,7 +223,7 @@ def test_doctor_judges_the_lifetime_as_external_does(
     # Past `exp` but within the leeway, and no minimum asked for: accepted, as `external` accepts it.
     late = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE, now=int(time.time()) - 330))
     assert statuses(doctor(helper, late, *args))["lifetime"] == "pass"
-    helper.external({"audience": AUDIENCE, "issuer": issuer.url}, late).result  # noqa: B018 -- must parse
+    helper.external({"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT}, late).result  # noqa: B018 -- must parse
 
 
 # --- setup ----------------------------------------------------------------------------------------
@@ -215,7 +255,14 @@ def test_setup_prints_the_user_id_that_authress_then_accepts(
     authress.trust(identity["issuer"], identity["audience"])
     authress.grant(guide["access_record_user_id"])
     run = helper.external(
-        {"audience": AUDIENCE, "issuer": issuer.url, "check": "authress", "api_url": authress.url}, token
+        {
+            "audience": AUDIENCE,
+            "issuer": issuer.url,
+            "project_path": PROJECT,
+            "check": "authress",
+            "api_url": authress.url,
+        },
+        token,
     )
     assert run.returncode == 0, run.stderr
     assert guide["id_tokens_yaml"] == f'id_tokens:\n  AUTHRESS_KEY:\n    aud: "{AUDIENCE}"\n'

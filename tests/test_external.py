@@ -9,7 +9,7 @@ import time
 
 import jwt
 
-from tests.conftest import AUDIENCE, Helper
+from tests.conftest import AUDIENCE, PROJECT, Helper
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
@@ -36,7 +36,7 @@ OUTPUT_KEYS = {
 
 
 def query(issuer: LocalIssuer, **extra: str) -> dict[str, str]:
-    return {"audience": AUDIENCE, "issuer": issuer.url, **extra}
+    return {"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT, **extra}
 
 
 def test_verified_token_is_returned_as_the_authress_access_token(
@@ -105,7 +105,7 @@ def test_list_audience_that_holds_ours_is_accepted(
 
 
 def test_issuer_defaults_to_ci_server_url(helper: Helper, issuer: LocalIssuer, token: str) -> None:
-    run = helper.external({"audience": AUDIENCE}, token, env={"CI_SERVER_URL": issuer.url})
+    run = helper.external({"audience": AUDIENCE, "project_path": PROJECT}, token, env={"CI_SERVER_URL": issuer.url})
     assert run.returncode == 0, run.stderr
     assert run.result["issuer"] == issuer.url
 

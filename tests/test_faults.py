@@ -20,7 +20,7 @@ import pytest
 
 from authress_gitlab_token import __version__
 from authress_gitlab_token.keys import KeyCache, fetch_bound
-from tests.conftest import AUDIENCE, Helper, Run
+from tests.conftest import AUDIENCE, PROJECT, Helper, Run
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.issuer import DISCOVERY_PATH, JWKS_PATH, LocalIssuer, Reply, running_issuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
@@ -30,7 +30,7 @@ STARTUP = 5.0  # slack for starting Python (and the runs before the one timed) o
 
 
 def query(issuer_url: str) -> dict[str, str]:
-    return {"audience": AUDIENCE, "issuer": issuer_url}
+    return {"audience": AUDIENCE, "issuer": issuer_url, "project_path": PROJECT}
 
 
 def timed(call: Callable[..., Run], *args: Any, **kwargs: Any) -> tuple[Run, float]:

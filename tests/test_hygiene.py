@@ -11,7 +11,7 @@ import pytest
 
 from authress_gitlab_token import verify
 from authress_gitlab_token.errors import VerificationFailed
-from tests.conftest import AUDIENCE, InProcess, Run, leaked_runs, leaks, safe
+from tests.conftest import AUDIENCE, PROJECT, InProcess, Run, leaked_runs, leaks, safe
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, forge, gitlab_claims, mint
@@ -56,7 +56,7 @@ def test_no_log_record_at_any_level_holds_the_token(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)  # every logger, httpx and httpcore included
-    stdin = json.dumps({"audience": AUDIENCE, "issuer": issuer.url, "ref": "main"}).encode()
+    stdin = json.dumps({"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT, "ref": "main"}).encode()
     run = in_process.run(["external"], stdin, {**cold_run_env, "AUTHRESS_KEY": token})
     assert run.returncode == 0, safe(run.stderr)
     other_branch = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE, ref="feature/x"))
@@ -67,22 +67,60 @@ def test_no_log_record_at_any_level_holds_the_token(
     assert not leaks(logged)
 
 
+@pytest.mark.parametrize("command", ["external", "env", "doctor", "doctor --json"])
 def test_a_message_that_held_the_token_is_redacted_before_it_is_printed(
     in_process: InProcess,
     issuer: LocalIssuer,
     token: str,
     cold_run_env: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
+    command: str,
 ) -> None:
-    """Defence in depth for a future bug: messages are built without the token, and redacted anyway."""
+    """Defence in depth for a future bug: messages are built without the token, and every output of
+    every command is redacted anyway (doctor's report included, which once was not)."""
 
     def careless(jwt: str, *args: object, **kwargs: object) -> dict[str, str]:
         raise VerificationFailed(f"refused {jwt} (signature {jwt.rsplit('.', 1)[1]})")
 
     monkeypatch.setattr(verify, "verify", careless)
-    stdin = json.dumps({"audience": AUDIENCE, "issuer": issuer.url}).encode()
-    run = in_process.run(["external"], stdin, {**cold_run_env, "AUTHRESS_KEY": token})
-    run.refused("refused [redacted] (signature [redacted])")
+    query = {"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT}
+    environ = {**cold_run_env, "AUTHRESS_KEY": token}
+    if command == "external":
+        in_process.run(["external"], json.dumps(query).encode(), environ).refused("refused [redacted] (signature")
+        return
+    flags = [f"--{key.replace('_', '-')}={value}" for key, value in query.items()]
+    run = in_process.run([*command.split(), *flags], b"", environ)
+    assert run.returncode == 1 and "refused [redacted] (signature [redacted])" in run.stdout + run.stderr
+    assert not leaks(run.stdout + run.stderr)
+
+
+def spoilt_pieces(token: str, spoilt: str) -> set[str]:
+    """Every long run of either token's characters, as printed raw or JSON-escaped."""
+    runs = {p for t in (token, spoilt) for part in t.split(".") for p in (part, *part.split()) if len(p) >= 16}
+    return runs | {json.dumps(p)[1:-1] for p in runs}
+
+
+def test_messages_about_a_spoilt_token_never_hold_it(token: str, signing_key: SigningKey) -> None:
+    """The messages themselves, before any redaction: a bad signature, and a stray character."""
+    from authress_gitlab_token.errors import HelperError
+    from authress_gitlab_token.settings import from_query
+    from authress_gitlab_token.sources import find_credential
+
+    issuer = "https://gitlab.example.com"
+    settings = from_query({"audience": AUDIENCE, "issuer": issuer, "project_path": PROJECT}, {})
+    good = mint(signing_key, gitlab_claims(issuer, AUDIENCE))
+    header, payload, signature = good.split(".")
+    keys = type("Keys", (), {"jwk": lambda self, kid: signing_key.public_jwk()})()
+    for spoilt, call in [
+        (f"{header}.{payload}.{signature[:-6]}AAAAAA", lambda t: verify.verify(t, settings, keys)),
+        (f"{header}.{payload}.{signature[:9]}\t{signature[9:]}", lambda t: find_credential({"K": t}, "K", AUDIENCE)),
+        (f"{header}.{payload}.{signature[:9]}!{signature[9:]}", lambda t: find_credential({"K": t}, "K", AUDIENCE)),
+    ]:
+        with pytest.raises(HelperError) as refused:
+            call(spoilt)
+        message = str(refused.value)
+        assert "signature does not verify" in message or "inside the token" in message
+        assert not any(piece in message for piece in spoilt_pieces(good, spoilt)), safe(message)
 
 
 def test_an_internal_error_carrying_the_token_prints_only_its_type(
@@ -96,6 +134,6 @@ def test_an_internal_error_carrying_the_token_prints_only_its_type(
         raise RuntimeError(jwt)
 
     monkeypatch.setattr(verify, "verify", crash)
-    stdin = json.dumps({"audience": AUDIENCE, "issuer": issuer.url}).encode()
+    stdin = json.dumps({"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT}).encode()
     run = in_process.run(["external"], stdin, {**cold_run_env, "AUTHRESS_KEY": token})
     run.refused("internal error (RuntimeError)")

@@ -30,7 +30,7 @@ def minted(run_result: dict[str, str]) -> str:
 
 def test_a_service_client_key_becomes_an_eddsa_token_signed_by_that_key(helper: Helper, key: ServiceClientKey) -> None:
     started = int(time.time())
-    run = helper.external({"audience": AUDIENCE}, key.value)
+    run = helper.external({"audience": AUDIENCE, "allow_any_project": "true"}, key.value)
     assert run.returncode == 0, run.stderr
     result = run.result
     token = minted(result)
@@ -54,15 +54,18 @@ def test_a_service_client_key_becomes_an_eddsa_token_signed_by_that_key(helper: 
 
 
 def test_a_token_signed_by_another_key_does_not_verify(helper: Helper, key: ServiceClientKey) -> None:
-    token = minted(helper.external({"audience": AUDIENCE}, key.value).result)
+    token = minted(helper.external({"audience": AUDIENCE, "allow_any_project": "true"}, key.value).result)
     with pytest.raises(jwt.InvalidSignatureError):
         jwt.decode(token, ServiceClientKey.generate().public, algorithms=["EdDSA"], options={"verify_aud": False})
 
 
 def test_a_custom_domain_is_the_issuer_an_authress_host_is_not(helper: Helper, key: ServiceClientKey) -> None:
-    custom = helper.external({"audience": AUDIENCE, "api_url": "https://auth.example.com"}, key.value).result
+    custom = helper.external(
+        {"audience": AUDIENCE, "allow_any_project": "true", "api_url": "https://auth.example.com"}, key.value
+    ).result
     regional = helper.external(
-        {"audience": AUDIENCE, "api_url": "https://acc-1a2b3c.api-eu-west.authress.io"}, key.value
+        {"audience": AUDIENCE, "allow_any_project": "true", "api_url": "https://acc-1a2b3c.api-eu-west.authress.io"},
+        key.value,
     ).result
     iss = lambda result: jwt.decode(minted(result), options={"verify_signature": False})["iss"]  # noqa: E731
     assert iss(custom) == f"https://auth.example.com/v1/clients/{key.client_id}"
@@ -74,7 +77,9 @@ def test_a_custom_domain_is_the_issuer_an_authress_host_is_not(helper: Helper, k
 
 
 def test_min_validity_lengthens_the_minted_token(helper: Helper, key: ServiceClientKey) -> None:
-    result = helper.external({"audience": AUDIENCE, "min_validity_seconds": "7200"}, key.value).result
+    result = helper.external(
+        {"audience": AUDIENCE, "allow_any_project": "true", "min_validity_seconds": "7200"}, key.value
+    ).result
     assert int(result["expires_in"]) >= 7200
     minted(result)
 
@@ -87,7 +92,7 @@ def test_bound_claims_refuse_a_service_client_key(helper: Helper, key: ServiceCl
 
 def test_a_key_for_another_account_than_the_audience_is_refused(helper: Helper) -> None:
     other = ServiceClientKey.generate(account_id="acc-9z8y7x")
-    helper.external({"audience": AUDIENCE}, other.value).refused(
+    helper.external({"audience": AUDIENCE, "allow_any_project": "true"}, other.value).refused(
         'service-client key for account "acc-9z8y7x", but the audience names account "acc-1a2b3c"'
     )
 
@@ -99,7 +104,7 @@ def test_a_key_whose_private_part_is_not_ed25519_is_refused(helper: Helper, key:
     for private in (base64.b64encode(ec_key).decode(), base64.b64encode(b"not a key at all").decode()):
         value = f"{key.client_id}.{key.key_id}.{ACCOUNT_ID}.{private}"
         MINTED.add(value)
-        helper.external({"audience": AUDIENCE}, value).refused(
+        helper.external({"audience": AUDIENCE, "allow_any_project": "true"}, value).refused(
             "looks like an Authress service-client access key", f'client "{key.client_id}"', "copy it whole"
         )
 
@@ -108,7 +113,7 @@ def test_the_authress_check_accepts_a_client_with_an_access_record(
     helper: Helper, authress: AuthressStandIn, key: ServiceClientKey
 ) -> None:
     authress.add_client(key.client_id, key.key_id, key.public)
-    query = {"audience": AUDIENCE, "check": "authress", "api_url": authress.url}
+    query = {"audience": AUDIENCE, "allow_any_project": "true", "check": "authress", "api_url": authress.url}
     helper.external(query, key.value).refused("answered 404", f'user ID "{key.client_id}"', "create an access record")
     authress.grant(key.client_id)
     run = helper.external(query, key.value)
@@ -121,7 +126,7 @@ def test_the_authress_check_names_a_revoked_access_key(
     helper: Helper, authress: AuthressStandIn, key: ServiceClientKey
 ) -> None:
     authress.grant(key.client_id)  # the record exists, the access key does not
-    query = {"audience": AUDIENCE, "check": "authress", "api_url": authress.url}
+    query = {"audience": AUDIENCE, "allow_any_project": "true", "check": "authress", "api_url": authress.url}
     helper.external(query, key.value).refused(
         "answered 401", f'service client "{key.client_id}"', "create a new access key"
     )
@@ -132,7 +137,9 @@ def test_doctor_explains_a_service_client_key_without_showing_it(
 ) -> None:
     authress.add_client(key.client_id, key.key_id, key.public)
     authress.grant(key.client_id)
-    run = helper.run(["doctor", "--api-url", authress.url], env={"AUTHRESS_KEY": key.value})
+    run = helper.run(
+        ["doctor", "--allow-any-project", "true", "--api-url", authress.url], env={"AUTHRESS_KEY": key.value}
+    )
     assert run.returncode == 0, run.stdout
     assert "holds an Authress service-client key (never shown)" in run.stdout
     assert f"client_id   {key.client_id}" in run.stdout
@@ -141,7 +148,7 @@ def test_doctor_explains_a_service_client_key_without_showing_it(
 
 
 def test_env_exports_the_minted_token(helper: Helper, key: ServiceClientKey) -> None:
-    run = helper.run(["env", "--audience", AUDIENCE], env={"AUTHRESS_KEY": key.value})
+    run = helper.run(["env", "--audience", AUDIENCE, "--allow-any-project", "true"], env={"AUTHRESS_KEY": key.value})
     assert run.returncode == 0, run.stderr
     token = run.stdout.strip().removeprefix("export AUTHRESS_KEY=")
     MINTED.add(token)

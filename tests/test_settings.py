@@ -6,22 +6,24 @@ import pytest
 
 from authress_gitlab_token.errors import QueryError
 from authress_gitlab_token.settings import BoundClaim, from_query
-from authress_gitlab_token.verify import glob_regex
+from authress_gitlab_token.verify import glob_match
+
+ANY = {"allow_any_project": "true"}  # for the tests of other keys
 
 
 def test_issuer_is_gitlab_com_outside_a_gitlab_job() -> None:
-    assert from_query({"audience": "a"}, {}).issuer == "https://gitlab.com"
+    assert from_query({"audience": "a", **ANY}, {}).issuer == "https://gitlab.com"
 
 
 def test_query_issuer_wins_over_ci_server_url() -> None:
     config = from_query(
-        {"audience": "a", "issuer": "https://gitlab.example.com"}, {"CI_SERVER_URL": "https://gitlab.com"}
+        {"audience": "a", "issuer": "https://gitlab.example.com", **ANY}, {"CI_SERVER_URL": "https://gitlab.com"}
     )
     assert config.issuer == "https://gitlab.example.com"
 
 
 def test_defaults_are_written_down() -> None:
-    config = from_query({"audience": "a"}, {})
+    config = from_query({"audience": "a", **ANY}, {})
     assert (config.token_env, config.leeway_seconds, config.min_validity_seconds, config.bound_claims) == (
         "AUTHRESS_KEY",
         60,
@@ -48,7 +50,7 @@ def test_issuer_that_is_not_a_plain_https_url_is_refused(issuer: str) -> None:
 
 
 def test_named_keys_and_bound_claims_both_apply() -> None:
-    config = from_query({"audience": "a", "ref": "main", "bound_claims": '{"ref": ["ma*"], "sha": "abc"}'}, {})
+    config = from_query({"audience": "a", "ref": "main", "bound_claims": '{"ref": ["ma*"], "sha": "abc"}', **ANY}, {})
     assert config.bound_claims == (
         BoundClaim("ref", ("main",), "ref"),
         BoundClaim("ref", ("ma*",), "bound_claims"),
@@ -78,4 +80,4 @@ def test_malformed_bound_claims_are_refused(text: str) -> None:
     ],
 )
 def test_globs_match_the_whole_value_with_star_and_question_mark_only(glob: str, value: str, matches: bool) -> None:
-    assert bool(glob_regex(glob).fullmatch(value)) is matches
+    assert glob_match(glob, value) is matches

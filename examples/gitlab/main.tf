@@ -52,6 +52,7 @@ module "authress_token" {
   audience             = var.audience
   issuer               = var.issuer
   project_path         = var.project_path
+  ref_type             = "branch" # else a tag named like the branch would match too
   ref                  = var.ref
   ref_protected        = var.protected_only ? "true" : null
   min_validity_seconds = 60

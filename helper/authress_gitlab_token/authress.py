@@ -15,9 +15,9 @@ from .errors import AuthressCheckFailed, QueryError, quoted
 from .sources import SERVICE_CLIENT_KEY
 
 # https://ACCOUNT.api.authress.io or https://ACCOUNT.api-REGION.authress.io (a trailing slash tolerated).
-_ACCOUNT_API = re.compile(r"^https://(?P<account>[a-z0-9][a-z0-9-]*)\.(?P<api>api(?:-[a-z0-9-]+)?)\.authress\.io/?$")
+_ACCOUNT_API = re.compile(r"^https://(?P<account>[a-z0-9][a-z0-9-]*)\.(?P<api>api(?:-[a-z0-9-]+)?)\.authress\.io/?\Z")
 # What the newest Authress provider accepts as `aud` (it reads the API URL from it), with api-REGION too.
-_PROVIDER_AUDIENCE = re.compile(r"^https://(?P<account>[^./]+)\.api(?:-[a-z0-9-]+)?\.authress\.[^/]+$")
+_PROVIDER_AUDIENCE = re.compile(r"^https://(?P<account>[^./\s]+)\.api(?:-[a-z0-9-]+)?\.authress\.[^/\s]+\Z")
 ATTEMPTS = 3  # the check's GET, retried on connection errors, timeouts, 429 and 5xx
 
 
@@ -46,8 +46,11 @@ def audience_warning(audience: str, api_url: str) -> str | None:
     """Why the newest Authress provider would refuse a token with this `aud`, or None when it would not."""
     if _PROVIDER_AUDIENCE.match(audience):
         return None
-    if api_url and urlsplit(audience.rstrip("/"))[:2] == urlsplit(api_url)[:2]:
-        return None  # the custom domain the user named
+    try:
+        if api_url and urlsplit(audience.rstrip("/"))[:2] == urlsplit(api_url)[:2]:
+            return None  # the custom domain the user named
+    except ValueError:  # not a URL at all (e.g. "https://["): the warning below says what to use
+        pass
     return (
         f"audience {quoted(audience)} is not an Authress account API URL (https://ACCOUNT.api.authress.io) "
         'nor the custom domain in "api_url"; the newest Authress Terraform provider refuses such tokens: '

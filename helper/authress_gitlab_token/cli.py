@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Mapping, Sequence
+from typing import IO, TYPE_CHECKING, Any
 
 from . import __version__
-from .errors import HelperError, redact
+from .errors import HelperError, QueryError, redact
 from .settings import DEFAULT_TOKEN_ENV
 
 if TYPE_CHECKING:
@@ -23,6 +24,8 @@ def cmd_external(args: argparse.Namespace | None, environ: Mapping[str, str]) ->
     """Terraform's data "external": query on stdin, verified token and claims on stdout."""
     from . import external, prefetch
 
+    if sys.stdin is None:
+        raise QueryError(f"stdin is closed, so there is no query; {external.USAGE}")
     raw = external.read_raw(sys.stdin.buffer)
     # A cold run's key fetch starts before jsonschema and jwt are imported, so the two overlap.
     ahead = prefetch.start(raw, environ)
@@ -55,7 +58,7 @@ def cmd_doctor(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     Authress check, and the one fix to make."""
     from . import doctor
 
-    report = doctor.diagnose(query_from_args(args), environ)
+    report = doctor.diagnose(query_from_args(args), environ, show_personal=args.show_personal)
     sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n" if args.json else report.render())
     return 0 if report.ok else 1
 
@@ -92,6 +95,8 @@ def query_options(p: argparse.ArgumentParser, audience_required: bool) -> None:
     for key, prop in schema["properties"].items():
         help_text = prop["description"].replace("%", "%%")
         required = audience_required and key in schema.get("required", [])
+        if key in schema.get("required", []) and not required:
+            help_text = help_text.removeprefix("Required. ") + " Default: the token's own `aud`."
         p.add_argument(
             "--" + key.replace("_", "-"),
             dest=f"q_{key}",
@@ -119,7 +124,13 @@ def given_options(args: argparse.Namespace) -> dict[str, str]:
 def parser() -> argparse.ArgumentParser:
     import argparse
 
-    p = argparse.ArgumentParser(
+    class OneLineErrors(argparse.ArgumentParser):
+        """A usage error is one line (argparse prints the usage too), with exit status 2 as argparse's."""
+
+        def error(self, message: str) -> Any:
+            raise QueryError(f"{message}; see `{self.prog} --help`")
+
+    p = OneLineErrors(
         prog="authress-gitlab-token",
         description="Verify a GitLab CI ID token and hand it to Terraform as the Authress access token.",
     )
@@ -141,6 +152,9 @@ def parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser("doctor", help="explain what works and what to fix", description=cmd_doctor.__doc__)
     query_options(doctor, audience_required=False)
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    doctor.add_argument(
+        "--show-personal", action="store_true", help="show user_email (hidden by default: job logs can be public)"
+    )
     doctor.set_defaults(run=cmd_doctor)
 
     setup = commands.add_parser(
@@ -160,23 +174,75 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     environ = os.environ if environ is None else environ
     argv = sys.argv[1:] if argv is None else list(argv)
+    # Only `external` and `env` print the token, and only on stdout; everything else is redacted.
+    with redacted_output(secrets_in(environ), stdout=argv[:1] not in (["external"], ["env"])):
+        try:
+            if sys.stdout is None:
+                raise HelperError("stdout is closed, so nothing could be printed; run it with stdout open")
+            if argv == ["external"]:
+                # Terraform's call, made on every plan and refresh: importing argparse and building the
+                # parser would add about 5 ms to a run (README, Performance).
+                return cmd_external(None, environ)
+            args = parser().parse_args(argv)
+            code: int = args.run(args, environ)
+            sys.stdout.flush()  # a reader that went away shows here, not in Python's message at exit
+            return code
+        except HelperError as exc:
+            return fail(str(exc), exc.exit_code, environ)
+        except KeyboardInterrupt:
+            return fail("interrupted (SIGINT, Ctrl-C); run it again", 130, environ)
+        except BrokenPipeError:
+            discard_stdout()
+            return fail("stdout was closed before the output was written; let the reader read all of it", 1, environ)
+        except Exception as exc:  # noqa: BLE001 -- never a traceback: it could carry the token
+            return fail(f"internal error ({type(exc).__name__}); please report it with the command you ran", 1, environ)
+
+
+def discard_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null: Python flushes it at exit and would print a second
+    error. Only the process's own stdout (not a stream a caller put in its place)."""
+    real = sys.__stdout__
+    if real is not None and getattr(sys.stdout, "stream", sys.stdout) is real:
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), real.fileno())
+
+
+def secrets_in(environ: Mapping[str, str]) -> list[str]:
+    """Environment values that look like a token or key: never printed, whatever a message holds."""
+    return [v for k, v in environ.items() if len(v) >= 40 and (k == DEFAULT_TOKEN_ENV or v.count(".") >= 2)]
+
+
+class Redacted:
+    """A text stream that writes everything with the secrets removed (defence in depth: messages are
+    built without them). Each write is redacted whole, and every output is written in one piece."""
+
+    def __init__(self, stream: IO[str], secrets: list[str]) -> None:
+        self.stream, self.secrets = stream, secrets
+
+    def write(self, text: str) -> int:
+        return self.stream.write(redact(text, self.secrets))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def redacted_output(secrets: list[str], stdout: bool) -> Iterator[None]:
+    """stderr (and stdout, unless it is to carry the token) redacted for every command while it runs."""
+    saved = sys.stdout, sys.stderr
+    if sys.stderr is not None:
+        sys.stderr = Redacted(sys.stderr, secrets)
+    if stdout and sys.stdout is not None:
+        sys.stdout = Redacted(sys.stdout, secrets)
     try:
-        if argv == ["external"]:
-            # Terraform's call, made on every plan and refresh: importing argparse and building the
-            # parser would add about 5 ms to a run (README, Performance).
-            return cmd_external(None, environ)
-        args = parser().parse_args(argv)
-        code: int = args.run(args, environ)
-        return code
-    except HelperError as exc:
-        return fail(str(exc), exc.exit_code, environ)
-    except Exception as exc:  # noqa: BLE001 -- never a traceback: it could carry the token
-        return fail(f"internal error ({type(exc).__name__}); please report it with the command you ran", 1, environ)
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
 
 
 def fail(message: str, code: int, environ: Mapping[str, str]) -> int:
-    # Defence in depth: messages are built without the token, but redact anything token-like anyway.
-    secrets = [v for k, v in environ.items() if len(v) >= 40 and (k == DEFAULT_TOKEN_ENV or v.count(".") >= 2)]
-    line = " ".join(redact(message, secrets).split())
-    sys.stderr.write(PREFIX + line + "\n")
+    # Redacted before the whitespace is folded: a token with a stray tab must still match.
+    line = " ".join(redact(message, secrets_in(environ)).split())
+    with contextlib.suppress(OSError, AttributeError):  # stderr closed: the exit status still says it
+        sys.stderr.write(PREFIX + line + "\n")
     return code

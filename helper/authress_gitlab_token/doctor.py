@@ -6,78 +6,15 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from . import sources
 from .errors import HelperError, quoted
+from .report import KINDS, Report, Step, without_personal
 from .settings import DEFAULT_TOKEN_ENV, Settings
 
 PLACEHOLDER_AUDIENCE = "https://ACCOUNT_ID.api.authress.io"
 FIRST_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "nbf")
-TIME_CLAIMS = ("exp", "iat", "nbf")
-KINDS = {sources.GITLAB_ID_TOKEN: "a GitLab ID token", sources.SERVICE_CLIENT_KEY: "an Authress service-client key"}
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    status: str  # "pass" | "fail" | "warn" | "skip"
-    detail: str
-
-
-@dataclass(frozen=True)
-class Report:
-    origin: str
-    kind: str
-    claims: dict[str, Any]
-    steps: tuple[Step, ...]
-    now: float
-
-    @property
-    def ok(self) -> bool:
-        return not any(s.status == "fail" for s in self.steps)
-
-    @property
-    def fix(self) -> str:
-        """What to do about the first failure, else the first warning: messages read "what is wrong; what
-        to do", so the part after the first "; " (the whole message when there is none)."""
-        for status in ("fail", "warn"):
-            step = next((s for s in self.steps if s.status == status), None)
-            if step is not None:
-                return step.detail.split("; ", 1)[-1]
-        return "nothing: the token is ready for Terraform"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "credential": {"origin": self.origin, "kind": self.kind},
-            "claims": self.claims,
-            "steps": [dataclasses.asdict(s) for s in self.steps],
-            "fix": self.fix,
-        }
-
-    def render(self) -> str:
-        from .verify import rfc3339
-
-        lines = [f"Token:  {self.origin or 'none'} holds {KINDS.get(self.kind, 'nothing usable')} (never shown)"]
-        if self.claims:
-            lines.append("Claims:")
-            width = max(len(k) for k in self.claims)
-            for name, value in self.claims.items():
-                text = value if isinstance(value, str) else quoted(value, 200)
-                if name in TIME_CLAIMS and isinstance(value, int | float):
-                    text = f"{rfc3339(value)} ({_relative(value - self.now)})"
-                lines.append(f"  {name.ljust(width)}  {text}")
-        lines.append("Checks:")
-        width = max(len(s.name) for s in self.steps)
-        lines += [f"  [{s.status}] {s.name.ljust(width)}  {s.detail}" for s in self.steps]
-        lines.append(("OK: " if self.ok else "Fix: ") + self.fix)
-        return "\n".join(lines) + "\n"
-
-
-def _relative(seconds: float) -> str:
-    return f"in {int(seconds)} s" if seconds >= 0 else f"{int(-seconds)} s ago"
 
 
 class _Steps:
@@ -99,7 +36,9 @@ class _Steps:
         return value
 
 
-def diagnose(query: Mapping[str, str], environ: Mapping[str, str], now: float | None = None) -> Report:
+def diagnose(
+    query: Mapping[str, str], environ: Mapping[str, str], now: float | None = None, show_personal: bool = False
+) -> Report:
     """Every step `external` takes, reported one by one; stops at the first failure that blocks the rest."""
     now = time.time() if now is None else now
     steps = _Steps()
@@ -117,12 +56,16 @@ def diagnose(query: Mapping[str, str], environ: Mapping[str, str], now: float | 
     settings = steps.run("options", lambda: _settings(query, environ))
     if settings is not None:
         _audience_sanity(settings, steps)
+        _ref_type_sanity(settings, steps)
         if credential.kind == sources.SERVICE_CLIENT_KEY:
             outcome = steps.run("service-client token", lambda: _minted(credential, settings, now))
         else:
             outcome = _verified(credential, claims, settings, environ, now, steps)
         _check(outcome, settings, "check" in query, environ, steps)
-    return Report(credential.origin, credential.kind, claims, tuple(steps.steps), now)
+    passed = {s.name for s in steps.steps if s.status == "pass"}
+    verified = bool(passed & {"signature and claims", "service-client token"})
+    report = Report(credential.origin, credential.kind, claims, tuple(steps.steps), now, verified)
+    return report if show_personal else without_personal(report)
 
 
 def _found(credential: sources.Credential) -> tuple[sources.Credential, str]:
@@ -171,6 +114,14 @@ def _audience_sanity(settings: Settings, steps: _Steps) -> None:
     warning = audience_warning(settings.audience, settings.api_url)
     if warning:
         steps.add("audience", "warn", warning)
+
+
+def _ref_type_sanity(settings: Settings, steps: _Steps) -> None:
+    from .settings import ref_type_warning
+
+    warning = ref_type_warning(settings)
+    if warning:
+        steps.add("ref_type", "warn", warning)
 
 
 def _minted(credential: sources.Credential, settings: Settings, now: float) -> tuple[Any, str]:

@@ -11,6 +11,14 @@ def quoted(value: object, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 4] + '..."'
 
 
+def printable(text: str) -> str:
+    """`text` with every control, format, separator or unassigned character JSON-escaped: a value from a
+    token shown on a terminal cannot start a line, move the cursor or reorder what follows it."""
+    import unicodedata  # only doctor shows claims; the warm `external` run skips this import
+
+    return "".join(json.dumps(c)[1:-1] if c != " " and unicodedata.category(c)[0] in "CZ" else c for c in text)
+
+
 class HelperError(Exception):
     """A failure the user can fix; `exit_code` is what the process returns."""
 
@@ -44,12 +52,14 @@ class AuthressCheckFailed(HelperError):
 
 
 def redact(text: str, secrets: list[str]) -> str:
-    """Remove each secret, and each long dot-separated part of one, from `text` (defence in depth)."""
+    """Remove each secret, and each long dot-separated part of one, from `text` (defence in depth); also
+    as `quoted` and `printable` show them, escaped (a token with a stray tab in it, say)."""
     pieces: set[str] = set()
     for secret in secrets:
         if secret:
             pieces.add(secret)
             pieces.update(part for part in secret.split(".") if len(part) >= 16)
+    pieces |= {json.dumps(piece)[1:-1] for piece in pieces}
     for piece in sorted(pieces, key=len, reverse=True):
         text = text.replace(piece, "[redacted]")
     return text

@@ -75,6 +75,8 @@ def describe(error: Any, schema: dict[str, Any], what: str) -> str:
         return f"{where} must be a string, got a JSON {_json_type(error.instance)}; Terraform sends strings only"
     if kind == "minLength":
         return f"{where} is empty; leave the key out (null) to use the default"
+    if kind == "maxLength":
+        return f"{where} is longer than {error.validator_value} characters; no GitLab claim is that long"
     if kind == "enum":
         return f"{where} is {quoted(error.instance)}, expected one of {', '.join(map(quoted, error.validator_value))}"
     if kind == "pattern":

@@ -15,7 +15,7 @@ from typing import Any
 
 from . import network, settings, sources
 from .background import Background
-from .errors import HelperError, KeyFetchFailed, quoted
+from .errors import KeyFetchFailed, quoted
 from .keycache import KeyCache, KeySet, default_cache_dir
 from .keyfetch import fetch_bound, fetch_keyset, timeout_from_env
 
@@ -90,12 +90,14 @@ def start(query: bytes | Mapping[str, object], environ: Mapping[str, str]) -> Ke
     if not isinstance(query, dict) or not all(isinstance(v, str) for v in query.values()):
         return None
     try:
-        issuer, source = settings.issuer_of(query, environ)
-        settings.check_issuer(issuer, source)
-        if sources.gitlab_id_token(environ, query.get("token_env", settings.DEFAULT_TOKEN_ENV), "") is None:
+        # The checks the schema cannot express (standard library only): nothing is fetched for a
+        # query they refuse. The main path validates again, and reports what is wrong.
+        config = settings.from_query(query, environ)
+        if sources.gitlab_id_token(environ, config.token_env, config.audience) is None:
             return None  # no token, or a service-client key: no GitLab keys are needed
-    except HelperError:
+    except Exception:  # noqa: BLE001 -- any refusal: no early fetch, and the main path says why
         return None
+    issuer = config.issuer
     directory = default_cache_dir(environ)
     cache = KeyCache(directory, issuer) if directory is not None else None
     cached = cache.load() if cache else None

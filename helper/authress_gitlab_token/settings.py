@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -14,6 +15,9 @@ DEFAULT_TOKEN_ENV = "AUTHRESS_KEY"
 DEFAULT_LEEWAY = 60
 MAX_LEEWAY = 300
 MAX_MIN_VALIDITY = 86400
+MAX_GLOB_LENGTH = 1024  # longer than any claim GitLab sets; bench/globs.py times globs up to this
+HTTP_TIMEOUT_ENV = "AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT"
+DEFAULT_HTTP_TIMEOUT, MIN_HTTP_TIMEOUT, MAX_HTTP_TIMEOUT = 5.0, 0.1, 60.0
 
 # Query keys that bind one claim each: query key -> claim name.
 NAMED_BOUND_CLAIMS = {
@@ -25,6 +29,8 @@ NAMED_BOUND_CLAIMS = {
     "ref_protected": "ref_protected",
     "environment": "environment",
 }
+# Claims that name the project (or its group): a query must bind one, or say allow_any_project = "true".
+PROJECT_CLAIMS = ("project_path", "namespace_path", "sub", "project_id", "namespace_id")
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,13 @@ def from_query(query: Mapping[str, str], environ: Mapping[str, str]) -> Settings
     bound = [BoundClaim(claim, (query[key],), key) for key, claim in NAMED_BOUND_CLAIMS.items() if key in query]
     if "bound_claims" in query:
         bound.extend(parse_bound_claims(query["bound_claims"]))
+    if query.get("allow_any_project") != "true" and not binds_project(bound):
+        raise QueryError(
+            "the query binds no project, so a token of any GitLab project with this audience would pass; set "
+            '"project_path" (e.g. "my-org/authress-configuration"), "namespace_path" or "subject", or set '
+            '"allow_any_project" to "true" if any project may really use it'
+        )
+    http_timeout(environ)  # refused here, before anything is fetched
 
     leeway = int(query.get("leeway_seconds", DEFAULT_LEEWAY))
     if leeway > MAX_LEEWAY:
@@ -91,6 +104,41 @@ def issuer_of(query: Mapping[str, str], environ: Mapping[str, str]) -> tuple[str
     return DEFAULT_ISSUER, "the default issuer"
 
 
+def binds_project(bound: list[BoundClaim]) -> bool:
+    """Whether a bound claim names the project or its group (a glob of stars alone binds nothing)."""
+    return any(b.claim in PROJECT_CLAIMS and all(g.strip("*") for g in b.globs) for b in bound)
+
+
+def ref_type_warning(settings: Settings) -> str | None:
+    """`ref = "main"` alone also passes a tag named main, which anyone who may push a tag can create."""
+    claims = {b.claim: b for b in settings.bound_claims}
+    if "ref" not in claims or "ref_type" in claims or "ref_path" in claims:
+        return None
+    refs = " or ".join(quoted(g) for g in claims["ref"].globs)
+    return (
+        f"ref is bound to {refs} but ref_type is not, so a tag of that name would match too; "
+        'set "ref_type" to "branch" (or "tag")'
+    )
+
+
+def http_timeout(environ: Mapping[str, str]) -> float:
+    """AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT in seconds; unset or empty: the default. A typo is refused, not
+    silently replaced: the user set it for a reason."""
+    text = environ.get(HTTP_TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_HTTP_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not MIN_HTTP_TIMEOUT <= value <= MAX_HTTP_TIMEOUT:  # also false for nan
+        raise QueryError(
+            f"{HTTP_TIMEOUT_ENV} is {quoted(text, 40)}, expected seconds from {MIN_HTTP_TIMEOUT} to "
+            f"{MAX_HTTP_TIMEOUT:.0f}; set it to a number such as 10, or unset it for {DEFAULT_HTTP_TIMEOUT:.0f} s"
+        )
+    return value
+
+
 def check_issuer(issuer: str, source: str) -> None:
     """Keys are fetched from the issuer, so it must be a plain https origin (and path) we can trust."""
     problem = _issuer_problem(issuer)
@@ -102,6 +150,9 @@ def check_issuer(issuer: str, source: str) -> None:
 
 
 def _issuer_problem(issuer: str) -> str | None:
+    if any(c.isspace() or not c.isprintable() for c in issuer):
+        # urlsplit drops tabs and newlines silently; the URL later requested would differ from this one
+        return "holds whitespace or a control character"
     try:
         parts = urlsplit(issuer)
         parts.port  # noqa: B018 -- raises ValueError for a port that is not a number in range
@@ -133,6 +184,11 @@ def parse_bound_claims(text: str) -> list[BoundClaim]:
             raise QueryError(
                 f"bound_claims[{quoted(claim)}] must be a non-empty string or a non-empty "
                 f"list of non-empty strings; {hint}"
+            )
+        if any(len(g) > MAX_GLOB_LENGTH for g in globs):
+            raise QueryError(
+                f"bound_claims[{quoted(claim)}] holds a glob longer than {MAX_GLOB_LENGTH} characters; "
+                "no GitLab claim is that long: shorten it with `*`"
             )
         bound.append(BoundClaim(claim, tuple(globs), "bound_claims"))
     return bound

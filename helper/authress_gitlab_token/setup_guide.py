@@ -13,7 +13,8 @@ from .authress import audience_warning
 from .errors import QueryError, quoted
 from .settings import DEFAULT_ISSUER, DEFAULT_TOKEN_ENV, check_issuer
 
-_PROJECT = re.compile(r"^[^\s/]+(/[^\s/]+)+$")
+_PROJECT = re.compile(r"^[^\s/]+(/[^\s/]+)+\Z")
+_HTTPS_URL = re.compile(r"https://[^/?#@\s]+(/[^?#\s]*)?")  # as the module's audience and api_url
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,10 @@ class Guide:
             args["issuer"] = self.issuer
         args.update(project_path=self.project, ref_type=self.ref_type, ref=self.ref)
         width = max(len(k) for k in args)
-        body = "".join(f"  {k.ljust(width)} = {_hcl(v)}\n" for k, v in args.items())
+        # ref alone would also pass a tag named like the branch (or a branch named like the tag).
+        other = "branch" if self.ref_type == "tag" else "tag"
+        notes = {"ref_type": f" # else a {other} named {_hcl(self.ref)} would match too"}
+        body = "".join(f"  {k.ljust(width)} = {_hcl(v)}{notes.get(k, '')}\n" for k, v in args.items())
         return (
             "# source: a copy of the terraform/ directory of authress-gitlab-token\n"
             'module "authress_token" {\n'
@@ -48,6 +52,14 @@ class Guide:
             "  access_key = module.authress_token.access_token\n"
             "}\n"
         )
+
+    def doctor_command(self) -> str:
+        """The `doctor` run that checks this setup in the job: the same bindings as the module call."""
+        import shlex
+
+        flags = [("--audience", self.audience), ("--project-path", self.project)]
+        flags += [("--ref-type", self.ref_type), ("--ref", self.ref)]
+        return "authress-gitlab-token doctor " + " ".join(f"{k} {shlex.quote(v)}" for k, v in flags)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,7 +85,7 @@ class Guide:
             + "4. In Terraform:\n"
             + _indent(self.module_hcl(), 5)
             + "5. Check it from the job:\n"
-            f"     authress-gitlab-token doctor --audience {self.audience}\n"
+            f"     {self.doctor_command()}\n"
         )
 
 
@@ -107,10 +119,10 @@ def build(
         ref_type, ref = "branch", environ["CI_COMMIT_REF_NAME"]
     else:
         raise QueryError("no branch or tag; pass --branch NAME or --tag NAME (default: $CI_COMMIT_REF_NAME)")
-    if not audience:
+    if not audience or not _HTTPS_URL.fullmatch(audience):
         raise QueryError(
-            "no audience; pass --audience with your account's API URL, https://ACCOUNT_ID.api.authress.io "
-            "(Authress portal -> API access)"
+            f"--audience is {quoted(audience)}, not an https URL (the module refuses that); pass --audience with "
+            "your account's API URL, https://ACCOUNT_ID.api.authress.io (Authress portal -> API access)"
         )
     source = "--issuer"
     if not issuer:

@@ -38,6 +38,7 @@ module "authress_token" {
   audience      = var.audience
   issuer        = var.issuer
   project_path  = "my-org/authress-configuration"
+  ref_type      = "branch"
   ref           = "main"
   ref_protected = "true"
   check         = var.check

@@ -18,6 +18,7 @@ module "authress_token" {
   audience      = var.audience
   issuer        = var.issuer
   project_path  = "my-org/authress-configuration"
+  ref_type      = "branch"
   ref           = "main"
   ref_protected = "true"
 }
