@@ -99,6 +99,9 @@ def measure(
         issuer.reset()
         issuer.script(path, Reply(body=b" " * (64 * 1024 * 1024)))
         run(f"{path.rsplit('/', 1)[-1]}: 64 MiB plain body", issuer.url)
+        issuer.reset()
+        issuer.script(path, Reply(body=b"[" + b",".join([b"{}"] * 340_000) + b"]"))
+        run(f"{path.rsplit('/', 1)[-1]}: 1 MiB of JSON values, [{{}},{{}},...]", issuer.url)
 
     issuer.reset()
     authress: list[tuple[str, Respond]] = [

@@ -158,8 +158,19 @@ def test_jwks_without_our_kid_then_with_it(
         (b'{"keys": "none"}', "did not return a non-empty JSON Web Key Set"),
         (b"{}", "did not return a non-empty JSON Web Key Set"),
         (b" " * (1024 * 1024 + 1), "sent more than 1048576 bytes"),
+        (b'{"keys": [' + b",".join([b'{"kty": "RSA"}'] * 10_000) + b"]}", "returned more than 10000 values"),
     ],
-    ids=["truncated", "html", "deeply-nested", "empty-keys", "key-without-kty", "keys-not-a-list", "no-keys", "huge"],
+    ids=[
+        "truncated",
+        "html",
+        "deeply-nested",
+        "empty-keys",
+        "key-without-kty",
+        "keys-not-a-list",
+        "no-keys",
+        "huge",
+        "too-many-values",
+    ],
 )
 def test_malformed_jwks_is_refused_and_never_cached(
     helper: Helper, issuer: LocalIssuer, token: str, body: bytes, message: str

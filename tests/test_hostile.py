@@ -156,7 +156,7 @@ def test_a_jwks_uri_that_is_not_a_url_is_refused_with_one_line(
 ) -> None:
     issuer.discovery_overrides = {"jwks_uri": jwks_uri.format(url=issuer.url)}
     run = helper.external(query(issuer.url), token)
-    run.refused("is not a URL that can be fetched", "check where it comes from")
+    run.refused("is not a URL that can be fetched", f'the discovery document of "{issuer.url}" names it as jwks_uri')
     assert "internal error" not in run.stderr
 
 

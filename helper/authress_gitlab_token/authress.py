@@ -3,7 +3,6 @@ live pre-flight check that names the missing setup step."""
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Mapping
@@ -140,9 +139,11 @@ def _get(url: str, token: str, timeout: float) -> tuple[int, Any]:
         raise AuthressCheckFailed(
             f'{quoted(url)} sent more than {network.MAX_BODY_BYTES} bytes; check that "api_url" is the Authress API'
         ) from None
+    except network.BadURL as exc:
+        raise AuthressCheckFailed(f'{exc.message}; check "api_url"') from None
     except network.Refused as exc:
         raise AuthressCheckFailed(exc.message) from None
     try:
-        return response.status, json.loads(response.body) if response.body else None
+        return response.status, network.parse_json(response.body) if response.body else None
     except (ValueError, RecursionError):
         return response.status, None

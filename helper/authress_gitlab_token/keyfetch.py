@@ -5,7 +5,6 @@ Only the configured issuer is ever asked; nothing in a token chooses where keys 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import time
 from collections.abc import Mapping
@@ -52,16 +51,20 @@ def fetch_keyset(
         deadline = time.monotonic() + fetch_bound(timeout)
     end = deadline
     usual_uri = issuer + USUAL_JWKS_PATH
+    # Used for the usual URL too: its answer counts only once discovery has named it.
+    misconfigured = f"the discovery document of {quoted(issuer)} names it as jwks_uri: the issuer is misconfigured"
     with contextlib.ExitStack() as stack:
         if client is None:
             client = stack.enter_context(network.session(timeout))
-        usual = Background(lambda: _get_json(client, usual_uri, timeout, end), "authress-gitlab-token jwks")
+        usual = Background(
+            lambda: _get_json(client, usual_uri, timeout, end, misconfigured), "authress-gitlab-token jwks"
+        )
         try:
             jwks_uri = _discover(client, issuer, timeout, deadline)
             if jwks_uri == usual_uri:
                 jwks, headers = usual.result(deadline, lambda: _overdue(usual_uri))
             else:
-                jwks, headers = _get_json(client, jwks_uri, timeout, deadline)
+                jwks, headers = _get_json(client, jwks_uri, timeout, deadline, misconfigured)
         finally:
             usual.wait(deadline)  # its request ends (by the deadline) before the client closes
     keys = valid_keys(jwks)
@@ -74,7 +77,8 @@ def fetch_keyset(
 
 def _discover(client: Any, issuer: str, timeout: float, deadline: float) -> str:
     """The https `jwks_uri` of the issuer's discovery document, once it names exactly our issuer."""
-    discovery, _ = _get_json(client, issuer + "/.well-known/openid-configuration", timeout, deadline)
+    discovery_url = issuer + "/.well-known/openid-configuration"
+    discovery, _ = _get_json(client, discovery_url, timeout, deadline, 'check the query key "issuer"')
     if not isinstance(discovery, dict):
         raise KeyFetchFailed(
             f'the discovery document of {quoted(issuer)} is not a JSON object; check the query key "issuer"'
@@ -100,7 +104,7 @@ def _overdue(url: str) -> KeyFetchFailed:
     )
 
 
-def _get_json(client: Any, url: str, timeout: float, deadline: float) -> tuple[Any, Mapping[str, str]]:
+def _get_json(client: Any, url: str, timeout: float, deadline: float, bad_url: str) -> tuple[Any, Mapping[str, str]]:
     """The JSON body of a 200 answer, or KeyFetchFailed naming the URL and what to check."""
     from . import network
 
@@ -115,11 +119,16 @@ def _get_json(client: Any, url: str, timeout: float, deadline: float) -> tuple[A
         raise KeyFetchFailed(
             f"{quoted(url)} sent more than {network.MAX_BODY_BYTES} bytes; is the issuer URL a GitLab instance?"
         ) from None
+    except network.BadURL as exc:
+        raise KeyFetchFailed(f"{exc.message}; {bad_url}") from None
     except network.Refused as exc:
         raise KeyFetchFailed(exc.message) from None
     if response.status != 200:
         raise KeyFetchFailed(f'{quoted(url)} answered HTTP {response.status}; check the query key "issuer"')
     try:
-        return json.loads(response.body), response.headers
+        return network.parse_json(response.body), response.headers
     except (ValueError, RecursionError):
-        raise KeyFetchFailed(f"{quoted(url)} did not return JSON; is the issuer URL a GitLab instance?") from None
+        raise KeyFetchFailed(
+            f"{quoted(url)} did not return JSON (or returned more than {network.MAX_JSON_VALUES} values); "
+            "is the issuer URL a GitLab instance?"
+        ) from None

@@ -11,6 +11,7 @@ request is made."""
 from __future__ import annotations
 
 import contextvars
+import json
 import math
 import random
 import ssl
@@ -28,6 +29,7 @@ from .errors import quoted
 USER_AGENT = f"authress-gitlab-token/{__version__}"
 MAX_BODY_BYTES = 1024 * 1024  # discovery, JWKS and an account are a few KiB; refuse to keep more, decoded
 CHUNK = 64 * 1024  # the most one decompression step may produce
+MAX_JSON_VALUES = 10_000  # discovery, a JWKS or an account hold a few hundred at most
 CA_ADVICE = "if it uses a private CA, set SSL_CERT_FILE (or SSL_CERT_DIR) to a file holding that CA"
 
 
@@ -53,6 +55,14 @@ class Refused(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class BadURL(Refused):
+    """A URL that cannot even be requested (a control character, a malformed IPv6 host); the caller
+    adds where it came from."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{quoted(url)} is not a URL that can be fetched ({reason})")
 
 
 class TooLarge(Exception):
@@ -141,6 +151,14 @@ def _deadline_backend(inner: Any) -> Any:
     return Backend()
 
 
+def parse_json(body: bytes) -> Any:
+    """The JSON in `body`; ValueError also for more than MAX_JSON_VALUES values (counted from the
+    separators, strings included): parsed, 1 MiB of `[{},{},...]` would take 25 MiB."""
+    if sum(body.count(c) for c in (b"{", b"[", b",", b":")) > MAX_JSON_VALUES:
+        raise ValueError(f"more than {MAX_JSON_VALUES} JSON values")
+    return json.loads(body)
+
+
 def retry_after(value: str | None) -> float:
     """Retry-After in seconds (the delta form; an HTTP date or nonsense counts as none)."""
     try:
@@ -196,9 +214,7 @@ def _get_once(client: Any, url: str, timeout: float, headers: Mapping[str, str])
     except httpx.TimeoutException:
         raise _Retry("timed out") from None
     except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-        raise Refused(
-            f"{quoted(url)} is not a URL that can be fetched ({_first_line(exc)}); check where it comes from"
-        ) from None
+        raise BadURL(url, _first_line(exc)) from None
     except httpx.TransportError as exc:
         unverified = _certificate_error(exc)
         if unverified is not None:
