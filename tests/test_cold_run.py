@@ -11,7 +11,7 @@ import pytest
 
 from authress_gitlab_token.background import GRACE, Background
 from authress_gitlab_token.errors import KeyFetchFailed
-from tests.conftest import AUDIENCE, Helper
+from tests.conftest import AUDIENCE, PROJECT, Helper
 from tests.fixtures.issuer import DISCOVERY_PATH, JWKS_PATH, LocalIssuer, Reply
 from tests.fixtures.service_clients import ServiceClientKey
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
@@ -20,7 +20,7 @@ ELSEWHERE = "/-/keys-elsewhere"
 
 
 def query(issuer: LocalIssuer) -> dict[str, Any]:
-    return {"audience": AUDIENCE, "issuer": issuer.url}
+    return {"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT}
 
 
 def jwks(*keys: SigningKey) -> bytes:
@@ -70,7 +70,8 @@ def test_the_jwks_is_asked_for_while_discovery_is_still_unanswered(
 
 def test_a_service_client_key_asks_the_issuer_nothing(helper: Helper, issuer: LocalIssuer) -> None:
     """Keys are fetched early only for a GitLab ID token: a laptop's service-client key needs none."""
-    run = helper.external(query(issuer), ServiceClientKey.generate().value)
+    laptop = {"audience": AUDIENCE, "issuer": issuer.url, "allow_any_project": "true"}  # a key binds no claims
+    run = helper.external(laptop, ServiceClientKey.generate().value)
     assert run.returncode == 0, run.stderr
     assert issuer.requests == []
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from authress_gitlab_token.keyfetch import fetch_bound
-from tests.conftest import ACCOUNT_ID, AUDIENCE, Helper, Run
+from tests.conftest import ACCOUNT_ID, AUDIENCE, PROJECT, Helper, Run
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.hostile import answer, gzip_bomb, running_hostile, trickled_headers, trickling_issuer
 from tests.fixtures.issuer import DISCOVERY_PATH, JWKS_PATH, LocalIssuer, Reply
@@ -26,7 +26,7 @@ CHECK_BOUND = 3 * (TIMEOUT + 1.0)  # authress.py: 3 attempts, each timeout + 1 s
 
 
 def query(issuer_url: str, **extra: str) -> dict[str, str]:
-    return {"audience": AUDIENCE, "issuer": issuer_url, **extra}
+    return {"audience": AUDIENCE, "issuer": issuer_url, "project_path": PROJECT, **extra}
 
 
 def checked(issuer: LocalIssuer, api_url: str) -> dict[str, str]:

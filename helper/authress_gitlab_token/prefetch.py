@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from . import network, settings, sources
+from . import external, network, settings, sources
 from .background import Background
 from .errors import KeyFetchFailed, quoted
 from .keycache import KeyCache, KeySet, default_cache_dir
@@ -87,11 +87,11 @@ def start(query: bytes | Mapping[str, object], environ: Mapping[str, str]) -> Ke
             query = json.loads(query)
         except (ValueError, RecursionError):
             return None
-    if not isinstance(query, dict) or not all(isinstance(v, str) for v in query.values()):
+    # Nothing is fetched for a query the helper refuses: the schema, judged without jsonschema, and the
+    # checks of settings (standard library only). The main path validates again and says what is wrong.
+    if not external.plainly_valid(query, external.load_schema()):
         return None
     try:
-        # The checks the schema cannot express (standard library only): nothing is fetched for a
-        # query they refuse. The main path validates again, and reports what is wrong.
         config = settings.from_query(query, environ)
         if sources.gitlab_id_token(environ, config.token_env, config.audience) is None:
             return None  # no token, or a service-client key: no GitLab keys are needed
