@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from authress_gitlab_token.keycache import KeyCache
-from tests.conftest import AUDIENCE, BIN_DIR, PROGRAM, RUNS, Helper, Run
+from tests.conftest import AUDIENCE, BIN_DIR, PROGRAM, PROJECT, RUNS, Helper, Run
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.issuer import JWKS_PATH, LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
@@ -77,7 +77,9 @@ def run_in(checkout: Path, env: dict[str, str], token: str, issuer: LocalIssuer,
         "AUTHRESS_KEY": token,
         **env,
     }
-    stdin = json.dumps({"audience": AUDIENCE, "issuer": issuer.url}, separators=(",", ":"), sort_keys=True)
+    stdin = json.dumps(
+        {"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT}, separators=(",", ":"), sort_keys=True
+    )
     done = subprocess.run(
         [*(STRANGER if as_stranger else []), str(BIN_DIR / PROGRAM), "external"],
         input=stdin.encode(),
@@ -138,14 +140,39 @@ def test_without_home_and_without_a_passwd_entry_planted_keys_are_never_read(
 
 def test_doctor_says_there_is_no_disk_cache(helper: Helper, issuer: LocalIssuer, token: str) -> None:
     env = {"AUTHRESS_GITLAB_TOKEN_CACHE_DIR": "", "XDG_CACHE_HOME": "relative/cache", "AUTHRESS_KEY": token}
-    run = helper.run(["doctor", "--json", "--audience", AUDIENCE, "--issuer", issuer.url, "--check", "none"], env=env)
+    run = helper.run(
+        [
+            "doctor",
+            "--json",
+            "--audience",
+            AUDIENCE,
+            "--issuer",
+            issuer.url,
+            "--project-path",
+            PROJECT,
+            "--check",
+            "none",
+        ],
+        env=env,
+    )
     report: dict[str, Any] = json.loads(run.stdout)
     step = next(s for s in report["steps"] if s["name"] == "key cache")
     assert step["status"] == "warn"
     assert step["detail"].startswith('no disk cache: XDG_CACHE_HOME gives the relative path "relative/cache/')
     assert report["fix"].startswith("set XDG_CACHE_HOME or AUTHRESS_GITLAB_TOKEN_CACHE_DIR to an absolute path")
     run = helper.run(
-        ["doctor", "--json", "--audience", AUDIENCE, "--issuer", issuer.url, "--check", "none"],
+        [
+            "doctor",
+            "--json",
+            "--audience",
+            AUDIENCE,
+            "--issuer",
+            issuer.url,
+            "--project-path",
+            PROJECT,
+            "--check",
+            "none",
+        ],
         env={"AUTHRESS_KEY": token},
     )
     step = next(s for s in json.loads(run.stdout)["steps"] if s["name"] == "key cache")
@@ -161,7 +188,7 @@ def test_a_fifo_at_the_cache_path_does_not_hang_the_run(
     os.mkfifo(path if which == "cache" else path.with_suffix(".lock"), 0o600)
     run = helper.run(
         ["external"],
-        json.dumps({"audience": AUDIENCE, "issuer": issuer.url}).encode(),
+        json.dumps({"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT}).encode(),
         {"AUTHRESS_KEY": token},
         timeout=30,
     )
@@ -174,14 +201,14 @@ def test_a_cached_max_age_is_clamped_on_load(
 ) -> None:
     """A cache file, ours in every other way, that claims ten years of freshness for a key the issuer has
     since dropped: past the README's 24 hours the issuer is asked again, and the dropped key refused."""
-    assert helper.external({"audience": AUDIENCE, "issuer": issuer.url}, token).returncode == 0
+    assert helper.external({"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT}, token).returncode == 0
     path = KeyCache(helper.cache_dir, issuer.url).path
     data = json.loads(path.read_text())
     data.update(jwks={"keys": [other_key.public_jwk()]}, fetched_at=time.time() - 25 * 3600, max_age=10 * 365 * 86400)
     path.write_text(json.dumps(data))
     os.chmod(path, 0o600)
     dropped = mint(other_key, gitlab_claims(issuer.url, AUDIENCE))
-    helper.external({"audience": AUDIENCE, "issuer": issuer.url}, dropped).refused(
+    helper.external({"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT}, dropped).refused(
         f'token kid "{other_key.kid}" is not among the keys'
     )
     assert issuer.hits(JWKS_PATH) == 2
