@@ -1,9 +1,9 @@
-# The commands the README promises: `make demo`, `make test` and `make bench`. Each installs what it needs.
+# The commands the README promises: `make demo`, `make test`, `make bench` and `make dist`. Each installs what it needs.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench hostile e2e-tools e2e-tofu
+.PHONY: demo test lint bench hostile dist e2e-tools e2e-tofu
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ e2e-tofu:
 
 test: lint e2e-tools
 	$(BIN)/python -m pytest
+
+# The sdist and the wheel (built from the sdist), as the release pipeline publishes them; tests/test_dist.py
+# builds with this target too, into a directory of its own.
+DIST ?= dist
+
+dist: $(BIN)/.installed
+	rm -rf $(DIST)
+	$(BIN)/python -m build --outdir $(DIST) .
 
 # The benchmark runs in its own venv with the runtime dependencies only, as a user installs the helper:
 # test tools installed beside httpx or jsonschema change what they import at start-up.

@@ -21,7 +21,7 @@ from typing import Any
 import jwt
 import pytest
 
-from tests.conftest import AUDIENCE, PROJECT, Helper, InProcess
+from tests.conftest import AUDIENCE, PROJECT, Helper, InProcess, safe
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.issuer import DISCOVERY_PATH, JWKS_PATH, LocalIssuer, Reply, running_issuer
 from tests.fixtures.tokens import SigningKey, forge, gitlab_claims, mint
@@ -139,7 +139,8 @@ def test_key_location_headers_with_the_issuers_kid_still_need_the_issuers_signat
         ({"crit": ["exp"]}, "token header is refused (Unsupported critical extension: exp)"),
         ({"crit": "exp"}, "token header is refused (Invalid 'crit' header"),
         ({"crit": ["b64"], "b64": True}, 'token header has crit ["b64"]'),  # one PyJWT supports; we do not
-        ({"crit": ["b64"], "b64": False}, "the token is not a well-formed JWT"),
+        # PyJWT 2.12 (the floor) leaves b64 to our crit check; later PyJWT refuses it while reading the header.
+        ({"crit": ["b64"], "b64": False}, ("the token is not a well-formed JWT", 'token header has crit ["b64"]')),
     ],
     ids=["unknown-extension", "not-a-list", "b64", "b64-unencoded-payload"],
 )
@@ -149,10 +150,13 @@ def test_token_with_a_crit_header_is_refused(
     signing_key: SigningKey,
     claims: dict[str, Any],
     extra: dict[str, Any],
-    message: str,
+    message: str | tuple[str, ...],
 ) -> None:
     token = forge({"alg": "RS256", "kid": signing_key.kid, "typ": "JWT", **extra}, claims, b"\x01" * 256)
-    helper.external(query(issuer), token).refused(message)
+    run = helper.external(query(issuer), token)
+    run.refused()
+    alternatives = (message,) if isinstance(message, str) else message
+    assert any(m in run.stderr for m in alternatives), safe(run.stderr)
 
 
 def test_token_signed_by_another_issuers_key_under_our_kid_is_refused(

@@ -9,6 +9,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from authress_gitlab_token.setup_guide import install_command
 from tests.conftest import BIN_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,4 +67,5 @@ def test_apply_runs_only_on_the_protected_default_branch_and_plan_on_merge_reque
     assert "terraform apply -auto-approve" in ci["apply"]["script"]
     assert [r["if"] for r in ci["plan"]["rules"]] == ['$CI_PIPELINE_SOURCE == "merge_request_event"']
     assert not any("apply" in line for line in ci["plan"]["script"])
-    assert any("pip install" in line and "authress-gitlab-token" in line for line in ci["default"]["before_script"])
+    installs = [line for line in ci["default"]["before_script"] if "pip install" in line]
+    assert len(installs) == 1 and installs[0].endswith(install_command().removeprefix("pip install"))

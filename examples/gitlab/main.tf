@@ -46,7 +46,7 @@ variable "protected_only" {
 }
 
 module "authress_token" {
-  # In your repository: source = "git::https://YOUR_GITLAB/YOUR_GROUP/authress-gitlab-token.git//terraform?ref=TAG"
+  # In your repository: source = "git::https://gitlab.com/YOUR_GROUP/authress-gitlab-token.git//terraform?ref=v0.2.0"
   source = "../../terraform"
 
   audience             = var.audience

@@ -9,12 +9,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import __version__
 from .authress import audience_warning
 from .errors import QueryError, quoted
 from .settings import DEFAULT_ISSUER, DEFAULT_TOKEN_ENV, check_issuer
 
 _PROJECT = re.compile(r"^[^\s/]+(/[^\s/]+)+\Z")
 _HTTPS_URL = re.compile(r"https://[^/?#@\s]+(/[^?#\s]*)?")  # as the module's audience and api_url
+
+
+def install_command(version: str = __version__) -> str:
+    """The job's install of this very release, from its git tag (README, Install): the one pin that setup
+    prints, derived from `__version__`; tests hold the documents' install lines to it."""
+    url = "https://gitlab.com/YOUR_GROUP/authress-gitlab-token.git"
+    return f'pip install "authress-gitlab-token @ git+{url}@v{version}"'
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,7 @@ class Guide:
             "access_record_user_id": self.user_id,
             "id_tokens_yaml": self.id_tokens_yaml(),
             "module_hcl": self.module_hcl(),
+            "install_command": install_command(),
             "warnings": list(self.warnings),
         }
 
@@ -84,7 +93,9 @@ class Guide:
             + _indent(self.id_tokens_yaml(), 5)
             + "4. In Terraform:\n"
             + _indent(self.module_hcl(), 5)
-            + "5. Check it from the job:\n"
+            + "5. Install the helper in the job (YOUR_GROUP: where you host authress-gitlab-token; README, Install):\n"
+            f"     {install_command()}\n"
+            "   and check it from the job:\n"
             f"     {self.doctor_command()}\n"
         )
 

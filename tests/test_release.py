@@ -1,0 +1,237 @@
+"""Releases: one version everywhere (package, `--version`, tag, changelog, every install line in the documents),
+and the project's own pipeline, which releases only a tag that equals that version."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from authress_gitlab_token import __version__
+from authress_gitlab_token.setup_guide import install_command
+from tests.conftest import AUDIENCE, Helper
+from tests.test_gitlab_example import check_gitlab_ci
+
+ROOT = Path(__file__).resolve().parents[1]
+PIPELINE = ROOT / ".gitlab-ci.yml"
+GUARD = ROOT / "scripts" / "release_version.py"
+RELEASE_TAG = r"$CI_COMMIT_TAG =~ /^v\d+\.\d+\.\d+$/"
+
+# The helper's name where something installs it: a pip requirement (pinned `==X` or a git URL at a tag)
+# or the module's git source. Python files are left out: setup's line is built from __version__ (tested below).
+PIP_LINE = re.compile(r"pip install\b.*")
+REQUIREMENT = re.compile(r"""(?<![\w/.-])authress-gitlab-token(?P<pin>==[\w.]+|\s*@\s*git\+[^\s"'`]+)?(?![\w.-])""")
+GIT_REF = re.compile(r"authress-gitlab-token\.git(?:@|//terraform\?ref=)(?P<ref>[^\s\"'`)]+)")
+DOC_SUFFIXES = {".md", ".yml", ".yaml", ".tf"}
+
+
+def unpinned_installs(text: str, version: str) -> list[str]:
+    """Every install of the helper in `text` that does not pin `version`, as the offending fragment."""
+    found = []
+    for line in PIP_LINE.findall(text):
+        for match in REQUIREMENT.finditer(line):
+            pin = match["pin"] or ""
+            if pin != f"=={version}" and not pin.endswith(f".git@v{version}"):
+                found.append(match[0])
+    found += [m[0] for m in GIT_REF.finditer(text) if m["ref"] != f"v{version}"]
+    return found
+
+
+def documents() -> list[Path]:
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return [ROOT / name for name in listed.splitlines() if Path(name).suffix in DOC_SUFFIXES]
+
+
+def pipeline() -> dict[str, Any]:
+    value: dict[str, Any] = YAML(typ="safe").load(PIPELINE.read_text(encoding="utf-8"))
+    return value
+
+
+# --- one version ----------------------------------------------------------------------------------
+
+
+def test_version_flag_prints_the_package_version(helper: Helper) -> None:
+    run = helper.run(["--version"])
+    assert (run.returncode, run.stdout) == (0, f"authress-gitlab-token {__version__}\n")
+
+
+def test_a_version_tag_on_head_equals_the_package_version() -> None:
+    tags = subprocess.run(
+        ["git", "tag", "--points-at", "HEAD", "--list", "v*"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert all(tag == f"v{__version__}" for tag in tags), f"HEAD is tagged {tags}, the package is {__version__}"
+
+
+def test_the_changelog_has_unreleased_on_top_then_this_version() -> None:
+    text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    headings = re.findall(r"^## \[([^\]]+)\]", text, flags=re.MULTILINE)
+    assert headings[:2] == ["Unreleased", __version__]
+    assert re.search(rf"^## \[{re.escape(__version__)}\] - \d{{4}}-\d{{2}}-\d{{2}}$", text, flags=re.MULTILINE)
+    assert f"[{__version__}]: " in text
+
+
+def test_every_install_in_the_documents_pins_this_version() -> None:
+    docs = documents()
+    problems = {str(p.relative_to(ROOT)): unpinned_installs(p.read_text(encoding="utf-8"), __version__) for p in docs}
+    assert {k: v for k, v in problems.items() if v} == {}
+    installing = {
+        str(p.relative_to(ROOT)) for p in docs if any(map(REQUIREMENT.search, PIP_LINE.findall(p.read_text())))
+    }
+    assert {"README.md", "terraform/README.md", "examples/gitlab/.gitlab-ci.yml"} <= installing
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "pip install authress-gitlab-token",
+        "    - /opt/venv/bin/pip install --quiet authress-gitlab-token\n",
+        "`pip install authress-gitlab-token>=0.1`",
+        "pip install authress-gitlab-token==0.1.0",
+        'pip install "authress-gitlab-token @ git+https://gitlab.com/g/authress-gitlab-token.git@main"',
+        'pip install "authress-gitlab-token @ git+https://gitlab.com/g/authress-gitlab-token.git"',
+        'source = "git::https://gitlab.com/g/authress-gitlab-token.git//terraform?ref=TAG"',
+    ],
+)
+def test_the_pin_check_flags_an_unpinned_or_stale_install(text: str) -> None:
+    assert unpinned_installs(text, "0.2.0") != []
+
+
+def test_the_pin_check_accepts_both_pinned_routes() -> None:
+    text = (
+        'pip install "authress-gitlab-token @ git+https://gitlab.com/g/authress-gitlab-token.git@v0.2.0"\n'
+        "pip install authress-gitlab-token==0.2.0\n"
+        "`authress-gitlab-token setup` prints the pip install for the version you run\n"
+    )
+    assert unpinned_installs(text, "0.2.0") == []
+
+
+def test_setup_prints_the_install_of_the_version_it_is(helper: Helper) -> None:
+    run = helper.run(["setup", "--project", "my-org/infra", "--branch", "main", "--audience", AUDIENCE])
+    assert run.returncode == 0, run.stderr
+    assert f"     {install_command()}\n" in run.stdout
+    assert unpinned_installs(run.stdout, __version__) == []
+    assert install_command().endswith(f'authress-gitlab-token.git@v{__version__}"')
+    assert install_command() in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_readme_states_the_floors_the_package_declares() -> None:
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    floors = dict(re.match(r"^([\w\[\]-]+)>=([\w.]+)$", d).groups() for d in declared)  # type: ignore[union-attr]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert dict(re.findall(r"^\| `([\w\[\]-]+)` \| ([\d.]+) \|", readme, flags=re.MULTILINE)) == floors
+
+
+# --- the release guard ----------------------------------------------------------------------------
+
+
+def guard(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(GUARD), *args], capture_output=True, text=True, timeout=60)
+
+
+def test_the_release_guard_accepts_the_tag_of_this_version() -> None:
+    stem = f"dist/authress_gitlab_token-{__version__}"
+    done = guard(f"v{__version__}", f"{stem}-py3-none-any.whl", f"{stem}.tar.gz")
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+@pytest.mark.parametrize("tag", ["v9.9.9", __version__, f"v{__version__}.1", f"v{__version__}rc1"])
+def test_the_release_guard_refuses_a_tag_that_differs_from_the_version(tag: str) -> None:
+    done = guard(tag)
+    assert done.returncode == 1
+    assert f"tag '{tag}' is not the package version '{__version__}'" in done.stderr
+
+
+def test_the_release_guard_refuses_distributions_of_another_version() -> None:
+    done = guard(f"v{__version__}", "dist/authress_gitlab_token-0.0.1-py3-none-any.whl")
+    assert done.returncode == 1
+    assert "authress_gitlab_token-0.0.1-py3-none-any.whl is version '0.0.1'" in done.stderr
+
+
+# --- the project's pipeline -----------------------------------------------------------------------
+
+
+def test_the_project_pipeline_matches_gitlabs_ci_schema() -> None:
+    done = check_gitlab_ci(PIPELINE)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_merge_requests_and_the_default_branch_run_make_test() -> None:
+    ci = pipeline()
+    assert [r["if"] for r in ci["workflow"]["rules"]] == [
+        '$CI_PIPELINE_SOURCE == "merge_request_event"',
+        "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH",
+        RELEASE_TAG,
+    ]
+    assert ci["test"]["script"] == ["make test"]
+    assert "rules" not in ci["test"] and ci["test"]["stage"] == "test"
+
+
+def test_a_release_tag_is_checked_then_built_with_make_dist_before_anything_is_published() -> None:
+    ci = pipeline()
+    assert ci["stages"] == ["test", "build", "publish"]
+    assert ci[".on-release-tag"]["rules"] == [{"if": RELEASE_TAG}]
+    dist = ci["dist"]
+    assert dist["extends"] == ".on-release-tag"
+    assert dist["script"] == [
+        'python3 scripts/release_version.py "$CI_COMMIT_TAG"',
+        "make dist",
+        'python3 scripts/release_version.py "$CI_COMMIT_TAG" dist/*',
+    ]
+    for job in ("gitlab-package-registry", "pypi"):
+        assert ci[job]["extends"] == ".on-release-tag" and ci[job]["needs"] == ["dist"]
+        assert ci[job]["stage"] == "publish"
+        assert ci[job]["script"][-1].startswith("python3 -m twine upload --non-interactive ")
+        assert ci[job]["script"][-1].endswith(" dist/*")
+
+
+def test_the_package_registry_upload_uses_the_jobs_own_token() -> None:
+    script = "\n".join(pipeline()["gitlab-package-registry"]["script"])
+    assert 'TWINE_USERNAME=gitlab-ci-token TWINE_PASSWORD="$CI_JOB_TOKEN"' in script
+    assert '--repository-url "${CI_API_V4_URL}/projects/${CI_PROJECT_ID}/packages/pypi"' in script
+
+
+def test_pypi_gets_a_token_minted_from_the_jobs_id_token_for_audience_pypi() -> None:
+    job = pipeline()["pypi"]
+    assert job["id_tokens"] == {"PYPI_ID_TOKEN": {"aud": "pypi"}}
+    assert job["environment"]["name"] == "pypi"
+    script = "\n".join(job["script"])
+    assert "https://pypi.org/_/oidc/mint-token" in script and "${PYPI_ID_TOKEN}" in script
+    assert "TWINE_USERNAME=__token__" in script
+    assert "API_TOKEN" not in script and "secret" not in script.lower()
+
+
+@pytest.mark.parametrize(
+    ("response", "code", "out"),
+    [
+        ('{"token": "pypi-minted"}', 0, "pypi-minted"),
+        ('{"message": "Token request failed", "errors": [{"code": "invalid-publisher"}]}', 1, ""),
+    ],
+)
+def test_the_pypi_job_takes_the_minted_token_or_stops_with_pypis_reason(response: str, code: int, out: str) -> None:
+    """The job's own shell line, run by sh with PyPI's answer in $response (PyPI itself is not called)."""
+    line = next(s for s in pipeline()["pypi"]["script"] if s.startswith("TWINE_PASSWORD="))
+    done = subprocess.run(
+        ["sh", "-ec", line + '\nprintf "%s" "$TWINE_PASSWORD"'],
+        env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "response": response},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout) == (code, out)
+    if code:
+        assert "PyPI refused the ID token: [{'code': 'invalid-publisher'}]" in done.stderr
+
+
+def test_every_script_line_of_the_pipeline_is_valid_shell() -> None:
+    ci = pipeline()
+    lines = [line for job in ci.values() if isinstance(job, dict) for line in job.get("script", [])]
+    assert len(lines) >= 10
+    for line in lines:
+        done = subprocess.run(["sh", "-n", "-c", line], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, f"{line!r}: {done.stderr}"
