@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench hostile dist e2e-tools e2e-tofu
+.PHONY: demo test lint bench hostile dist e2e-tools
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,14 +19,11 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check helper tests scripts bench
 	$(BIN)/mypy
 
-# Terraform providers and CLIs for tests/e2e, built from the Go module proxy and cached outside the
-# repo; what cannot be built is recorded, and its tests skip with that reason.
+# Terraform providers (from the vendored upstream sources and the Go module proxy) and the Terraform and
+# OpenTofu CLIs for tests/e2e, built once and cached outside the repo; what cannot be built is recorded,
+# and its tests skip with that reason.
 e2e-tools:
 	bash tests/e2e/build_providers.sh
-
-# Also build OpenTofu when there is none (about 6 minutes, once); `make test` then runs the tests with it too.
-e2e-tofu:
-	AGT_BUILD_TOFU=1 bash tests/e2e/build_providers.sh
 
 test: lint e2e-tools
 	$(BIN)/python -m pytest

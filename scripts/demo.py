@@ -71,11 +71,12 @@ def main() -> int:
 
 def terraform_demo(tmp: Path, env: dict[str, str], issuer_url: str) -> int:
     """`terraform apply` of the module (tests/e2e/configs/module_outputs) with providers from the mirror."""
-    cache = Path(os.environ.get("AGT_CACHE") or Path.home() / ".cache" / "authress-gitlab-token")
+    xdg = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    cache = Path(os.environ.get("AGT_CACHE") or xdg / "authress-gitlab-token-e2e")
     status_path = cache / "e2e-status.json"
     status = json.loads(status_path.read_text(encoding="utf-8")) if status_path.is_file() else {}
     cli = status.get("clis", {}).get("terraform", {}).get("path")
-    external = status.get("providers", {}).get("hashicorp/external", {}).get("version")
+    external = status.get("providers", {}).get("hashicorp/external@2.4.0", {}).get("version")
     if not (cli and external):
         print(
             f"\nTerraform: skipped (no CLI or hashicorp/external provider recorded in {status_path}; "

@@ -6,6 +6,7 @@ terraform {
     external = {
       source = "hashicorp/external"
       # 1.2.0 already has program/query/result as used here; 2.x is what a registry serves today.
+      # The end-to-end tests run both 1.2.0 and 2.4.0.
       version = ">= 1.2.0, < 3.0.0"
     }
   }

@@ -7,8 +7,10 @@ terraform {
   required_providers {
     authress = {
       source = "authress/authress"
-      # A release whose provider block takes only `access_key`: it reads the API URL from the token's `aud`.
-      version = ">= 2.0"
+      # The generation whose provider block takes `custom_domain` (required) and `access_key`, tested
+      # end to end by this project. The newest releases ("> 2.0.39") take only `access_key` and read
+      # the API URL from the token's `aud`: see the README's table of provider generations.
+      version = "2.0.39"
     }
   }
 
@@ -28,15 +30,18 @@ variable "issuer" {
 }
 
 variable "project_path" {
-  description = "The one project whose pipelines may run this configuration."
+  description = "The one project whose pipelines may run this configuration, GROUP/PROJECT. The job sets it from the component's project_path input (TF_VAR_project_path)."
   type        = string
-  default     = "my-org/authress-configuration"
 }
 
 variable "ref" {
-  description = "The branch whose jobs may run this configuration (the plan job for merge requests sets its own)."
+  description = "The branch whose jobs may run this configuration. The job sets it from the component's ref input (the plan job for merge requests sets its own)."
   type        = string
-  default     = "main"
+}
+
+variable "ref_type" {
+  description = "Whether ref names a branch or a tag. The job sets it from the component's ref_type input."
+  type        = string
 }
 
 variable "protected_only" {
@@ -46,20 +51,22 @@ variable "protected_only" {
 }
 
 module "authress_token" {
-  # In your repository: source = "git::https://gitlab.com/YOUR_GROUP/authress-gitlab-token.git//terraform?ref=v0.2.0"
-  source = "../../terraform"
+  # YOUR_GROUP: the group that holds your copy of authress-gitlab-token (README step 4); the tag pins
+  # the module to the same release as the helper the job installs.
+  source = "git::https://gitlab.com/YOUR_GROUP/authress-gitlab-token.git//terraform?ref=v0.2.0"
 
   audience             = var.audience
   issuer               = var.issuer
   project_path         = var.project_path
-  ref_type             = "branch" # else a tag named like the branch would match too
   ref                  = var.ref
+  ref_type             = var.ref_type # else a tag named like the branch would match too
   ref_protected        = var.protected_only ? "true" : null
   min_validity_seconds = 60
 }
 
 provider "authress" {
-  access_key = module.authress_token.access_token
+  custom_domain = module.authress_token.api_url
+  access_key    = module.authress_token.access_token
 }
 
 resource "authress_role" "documents_reader" {

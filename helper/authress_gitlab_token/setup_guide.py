@@ -16,6 +16,9 @@ from .settings import DEFAULT_ISSUER, DEFAULT_TOKEN_ENV, check_issuer
 
 _PROJECT = re.compile(r"^[^\s/]+(/[^\s/]+)+\Z")
 _HTTPS_URL = re.compile(r"https://[^/?#@\s]+(/[^?#\s]*)?")  # as the module's audience and api_url
+# Where the user hosts their copy of this repository: the one thing setup cannot know (README step 4).
+_REPOSITORY = "https://gitlab.com/YOUR_GROUP/authress-gitlab-token.git"
+_COMPONENT = f"$CI_SERVER_FQDN/YOUR_GROUP/authress-gitlab-token/authress-token@v{__version__}"
 
 
 def install_command(version: str = __version__) -> str:
@@ -42,8 +45,20 @@ class Guide:
     def id_tokens_yaml(self) -> str:
         return f"id_tokens:\n  {DEFAULT_TOKEN_ENV}:\n    aud: {json.dumps(self.audience)}\n"
 
+    def component_yaml(self) -> str:
+        """The include of this project's CI/CD component, as examples/gitlab/.gitlab-ci.yml has it."""
+        inputs = {"audience": self.audience, "project_path": self.project, "ref": self.ref}
+        if self.ref_type != "branch":  # the component's default
+            inputs["ref_type"] = self.ref_type
+        if self.issuer != DEFAULT_ISSUER:
+            inputs["issuer"] = self.issuer
+        inputs["helper_repository"] = _REPOSITORY
+        body = "".join(f"      {k}: {json.dumps(v)}\n" for k, v in inputs.items())
+        return f"include:\n  - component: {_COMPONENT}\n    inputs:\n{body}"
+
     def module_hcl(self) -> str:
-        args = {"source": "./modules/authress-gitlab-token", "audience": self.audience}
+        source = f"git::{_REPOSITORY}//terraform?ref=v{__version__}"
+        args = {"source": source, "audience": self.audience}
         if self.issuer != DEFAULT_ISSUER:
             args["issuer"] = self.issuer
         args.update(project_path=self.project, ref_type=self.ref_type, ref=self.ref)
@@ -53,7 +68,7 @@ class Guide:
         notes = {"ref_type": f" # else a {other} named {_hcl(self.ref)} would match too"}
         body = "".join(f"  {k.ljust(width)} = {_hcl(v)}{notes.get(k, '')}\n" for k, v in args.items())
         return (
-            "# source: a copy of the terraform/ directory of authress-gitlab-token\n"
+            "# YOUR_GROUP: the group that holds your copy of authress-gitlab-token\n"
             'module "authress_token" {\n'
             f"{body}}}\n\n"
             'provider "authress" {\n'
@@ -73,6 +88,7 @@ class Guide:
         return {
             "trusted_identity": {"issuer": self.issuer, "audience": self.audience},
             "access_record_user_id": self.user_id,
+            "component_yaml": self.component_yaml(),
             "id_tokens_yaml": self.id_tokens_yaml(),
             "module_hcl": self.module_hcl(),
             "install_command": install_command(),
@@ -89,7 +105,11 @@ class Guide:
             "   with the roles Terraform needs on the resources it manages.\n"
             "   (This is GitLab's default `sub`; if the project changed its ID token sub claim components,\n"
             "   use the `user_id` that `authress-gitlab-token doctor` shows in the job.)\n"
-            "3. In .gitlab-ci.yml, in the job that runs terraform (GitLab >= 15.7):\n"
+            "3. In .gitlab-ci.yml, include the CI/CD component (GitLab >= 17.0), where YOUR_GROUP holds your\n"
+            "   copy of authress-gitlab-token, and give the job that runs terraform\n"
+            "   `extends: .authress-gitlab-token`:\n"
+            + _indent(self.component_yaml(), 5)
+            + "   or, without the component, in that job (GitLab >= 15.7; under `default:`, GitLab >= 16.4):\n"
             + _indent(self.id_tokens_yaml(), 5)
             + "4. In Terraform:\n"
             + _indent(self.module_hcl(), 5)

@@ -1,36 +1,55 @@
 #!/usr/bin/env bash
-# Prepare what the end-to-end tests run: Terraform providers built from the Go module proxy into a
-# filesystem mirror, a CLI config that installs only from that mirror, and the Terraform and OpenTofu
-# CLIs (find_terraform.sh). Everything is cached in $CACHE, so a second run takes about a second.
+# Prepare what the end-to-end tests run: Terraform providers in a filesystem mirror, a CLI config that
+# installs only from that mirror, and the Terraform and OpenTofu CLIs (find_terraform.sh). Everything
+# is cached in $CACHE, so a second run takes about a second. One build at a time per cache (flock):
+# parallel `make test` runs in several clones wait for the first instead of building the same thing.
 #
-# Usage: build_providers.sh        CACHE = $AGT_CACHE, else ${XDG_CACHE_HOME:-~/.cache}/authress-gitlab-token
+# Usage: build_providers.sh     CACHE = $AGT_CACHE, else ${XDG_CACHE_HOME:-~/.cache}/authress-gitlab-token-e2e
+#                               (not the helper's own key cache, ~/.cache/authress-gitlab-token)
+#
+# The providers:
+#   hashicorp/external 2.4.0, authress/authress 2.0.39  built from the upstream sources in $VENDOR (each
+#       tarball's sha256 checked first). Without $VENDOR: fetched from registry.terraform.io with
+#       `terraform providers mirror`, as `terraform init` does on a machine with internet access.
+#   hashicorp/external 1.2.0 (the module's lower bound), hashicorp/http 1.2.0   built from the Go module proxy.
+#   authress/authress, newest   tried from the Go module proxy; recorded as "newest" (it is refused there).
 #
 # Writes CACHE/e2e-status.json: the mirror, the CLI config, and for each provider and CLI either what
-# was found or the exact command and error that failed; the tests skip with that reason. This script
-# fails only on its own errors: a provider that cannot be built is recorded, not fatal.
+# was found or the exact command and error that failed; the tests skip with that reason (in CI they fail,
+# unless the thing cannot be had here). This script fails only on its own errors.
 #
 # Environment (optional):
-#   AGT_EXTERNAL_REF   module version of github.com/terraform-providers/terraform-provider-external
-#                      (default v1.2.0: its go.mod lacks /v2, so the v2.x tags are not module versions,
-#                      and the module proxy refuses the v2 commits)
-#   AGT_HTTP_REF       module version of github.com/terraform-providers/terraform-provider-http (default v1.2.0)
-#   AGT_AUTHRESS_REF   module version of github.com/authress/terraform-provider-authress (default latest)
-#   AGT_AUTHRESS_VERSION  the provider release a commit ref is (needed unless the ref is a vX.Y.Z tag)
-#   AGT_AUTHRESS_BIN   a terraform-provider-authress binary built elsewhere, placed in the mirror as
-#                      AGT_AUTHRESS_VERSION instead of building one
-#   AGT_BUILD_TOFU=1   build OpenTofu when it is neither on PATH nor cached (about 6 minutes once;
-#                      `make e2e-tofu`). Without it the OpenTofu tests run only where a tofu exists.
+#   AGT_VENDOR_DIR   the provider sources (default: shared/vendor/terraform-providers beside the clone)
+#   AGT_NO_REGISTRY=1  never fetch from registry.terraform.io, even without $VENDOR
+#   AGT_TF_VERSION, AGT_TOFU_VERSION   see find_terraform.sh
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-cache="${AGT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/authress-gitlab-token}"
+repo="$(cd "$here/../.." && pwd)"
+cache="${AGT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/authress-gitlab-token-e2e}"
 mkdir -p "$cache"
 cache="$(cd "$cache" && pwd -P)"
+exec 9>"$cache/build.lock"
+if ! flock -n 9; then
+  echo "build_providers: another build holds $cache/build.lock; waiting for it" >&2
+  flock 9
+fi
 mirror="$cache/terraform-mirror"
 cli_config="$cache/terraformrc"
 status_file="$cache/e2e-status.json"
 work="$(mktemp -d)"
 trap 'chmod -R u+w "$work" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+# The sources: shared/ beside the clone (CI), or beside the main clone of a git worktree.
+vendor="${AGT_VENDOR_DIR:-}"
+if [[ -z "$vendor" ]]; then
+  for root in "$repo" "$(cd "$repo" && git rev-parse --path-format=absolute --git-common-dir 2>/dev/null | xargs -r dirname)"; do
+    if [[ -n "$root" && -d "$root/../shared/vendor/terraform-providers" ]]; then
+      vendor="$(cd "$root/../shared/vendor/terraform-providers" && pwd)"
+      break
+    fi
+  done
+fi
 
 case "$(uname -s)/$(uname -m)" in
   Linux/x86_64) os_arch=linux_amd64 ;;
@@ -53,18 +72,103 @@ fi
 have_go=1
 command -v go >/dev/null 2>&1 || have_go=0
 
-# build_provider NAMESPACE TYPE MODULE REF VERSION: place the provider in the mirror, record the outcome.
-build_provider() {
-  local namespace="$1" type="$2" module="$3" ref="$4" version="$5"
-  local name="$namespace/$type" info dir resolved out src start
-
-  if [[ -z "$version" && "$ref" =~ ^v([0-9]+\.[0-9]+\.[0-9]+)$ ]]; then
-    version="${BASH_REMATCH[1]}"
+# find_cli NAME: record the CLI's path or why there is none (find_terraform.sh builds it when it can).
+find_cli() {
+  local flag="" path
+  [[ $1 == tofu ]] && flag=--tofu
+  if path="$(AGT_CACHE="$cache" "$here/find_terraform.sh" $flag 2>"$work/cli.err")"; then
+    cat "$work/cli.err" >&2
+    record cli "$1" "$path" ""
+    log "$1: $path"
+  else
+    cat "$work/cli.err" >&2
+    record cli "$1" "" "$(tail -n 3 "$work/cli.err")"
   fi
-  out="$mirror/registry.terraform.io/$namespace/$type/$version/$os_arch/terraform-provider-${type}_v$version"
-  if [[ -n "$version" && -x "$out" ]]; then
-    log "$name $version: in the mirror already"
+}
+
+# Terraform first (the registry fallback needs it), OpenTofu last (the longest build).
+find_cli terraform
+terraform_cli="$(awk -F'\t' '$1 == "cli" && $2 == "terraform" {print $3}' "$results")"
+
+binary() { echo "$mirror/registry.terraform.io/$1/$3/$os_arch/terraform-provider-${2}_v$3"; }
+
+# go_build NAME SRC OUT: build the provider in SRC (a writable copy) into OUT.
+go_build() {
+  local name="$1" src="$2" out="$3" start=$SECONDS
+  mkdir -p "$(dirname "$out")"
+  if ! (cd "$src" && GOFLAGS="-mod=mod -trimpath -buildvcs=false" CGO_ENABLED=0 GOTOOLCHAIN="${GOTOOLCHAIN:-local}" \
+    GOCACHE="$cache/go-build" go build -ldflags="-s -w" -o "$out.tmp" .) >"$work/build.log" 2>&1; then
+    rm -f "$out.tmp"
+    log "$name: FAILED: go build"
+    sed 's/^/    /' "$work/build.log" >&2
+    echo "go build failed: $(grep -v '^go: downloading' "$work/build.log" | tail -n 3)"
+    return 1
+  fi
+  mv "$out.tmp" "$out"
+  log "$name: built in $((SECONDS - start)) s"
+}
+
+# from_vendor NAMESPACE TYPE VERSION TARBALL SHA256: build from the upstream source tarball in $VENDOR,
+# else fetch from the registry; record the outcome under NAMESPACE/TYPE@VERSION.
+from_vendor() {
+  local namespace="$1" type="$2" version="$3" tarball="$4" sha="$5"
+  local name="$namespace/$type@$version" out actual error
+  out="$(binary "$namespace/$type" "$type" "$version")"
+  # Built here earlier, or fetched by `terraform providers mirror` (its packed layout, a zip).
+  if [[ -x "$out" || -f "$mirror/registry.terraform.io/$namespace/$type/terraform-provider-${type}_${version}_$os_arch.zip" ]]; then
+    log "$name: in the mirror already"
     record provider "$name" "$version" ""
+    return
+  fi
+  if [[ -z "$vendor" || ! -f "$vendor/$tarball" ]]; then
+    from_registry "$namespace" "$type" "$version" "no $tarball in ${vendor:-../shared/vendor/terraform-providers (set AGT_VENDOR_DIR)}"
+    return
+  fi
+  actual="$(sha256sum "$vendor/$tarball" | cut -d' ' -f1)"
+  if [[ "$actual" != "$sha" ]]; then
+    record provider "$name" "" "$vendor/$tarball has sha256 $actual, expected $sha: not building it"
+    log "$name: FAILED: sha256 mismatch"
+    return
+  fi
+  if [[ $have_go == 0 ]]; then
+    record provider "$name" "" "go is not installed (not on PATH, not in /usr/local/go/bin): cannot build $tarball"
+    return
+  fi
+  tar xzf "$vendor/$tarball" -C "$work"
+  log "$name: go build (from $tarball, sha256 checked)"
+  if error="$(go_build "$name" "$work/terraform-provider-$type-v$version" "$out")"; then
+    record provider "$name" "$version" ""
+  else
+    record provider "$name" "" "$error"
+  fi
+}
+
+# from_registry NAMESPACE TYPE VERSION WHY: what `terraform init` does with internet access.
+from_registry() {
+  local namespace="$1" type="$2" version="$3" why="$4" name="$1/$2@$3" config="$work/registry-$2-$3"
+  if [[ "${AGT_NO_REGISTRY:-0}" == 1 || -z "$terraform_cli" ]]; then
+    record provider "$name" "" "$why; and ${terraform_cli:+AGT_NO_REGISTRY=1 forbids }${terraform_cli:-no terraform CLI for }fetching it from registry.terraform.io"
+    return
+  fi
+  mkdir -p "$config"
+  printf 'terraform {\n  required_providers {\n    %s = {\n      source  = "%s/%s"\n      version = "%s"\n    }\n  }\n}\n' \
+    "$type" "$namespace" "$type" "$version" >"$config/main.tf"
+  log "$name: $why; terraform providers mirror (registry.terraform.io)"
+  if (cd "$config" && TF_CLI_CONFIG_FILE=/dev/null "$terraform_cli" providers mirror -platform="$os_arch" "$mirror") \
+    >"$work/mirror.log" 2>&1; then
+    record provider "$name" "$version" ""
+  else
+    record provider "$name" "" "$why; terraform providers mirror failed: $(tail -n 3 "$work/mirror.log")"
+  fi
+}
+
+# from_proxy NAMESPACE TYPE MODULE REF LABEL: build a Go module version from the proxy; record it as LABEL.
+from_proxy() {
+  local namespace="$1" type="$2" module="$3" ref="$4" label="$5"
+  local name="$namespace/$type@$label" info dir resolved version out error
+  if [[ "$ref" =~ ^v([0-9]+\.[0-9]+\.[0-9]+)$ && -x "$(binary "$namespace/$type" "$type" "${BASH_REMATCH[1]}")" ]]; then
+    log "$name: in the mirror already"
+    record provider "$name" "${BASH_REMATCH[1]}" ""
     return
   fi
   if [[ $have_go == 0 ]]; then
@@ -74,7 +178,6 @@ build_provider() {
   log "$name: go mod download -json $module@$ref"
   if ! info="$(go mod download -json "$module@$ref" 2>"$work/err")"; then
     # go reports the failure as JSON on stdout (field Error) and sometimes more on stderr.
-    local error
     error="$(printf '%s' "$info" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("Error",""))' 2>/dev/null || true)"
     error="$error $(cat "$work/err")"
     log "$name: FAILED: $error"
@@ -83,59 +186,36 @@ build_provider() {
   fi
   dir="$(printf '%s' "$info" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
   resolved="$(printf '%s' "$info" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Version"])')"
-  if [[ -z "$version" ]]; then
-    if [[ "$resolved" =~ ^v([0-9]+\.[0-9]+\.[0-9]+)$ ]]; then
-      version="${BASH_REMATCH[1]}"
-    else
-      record provider "$name" "" "$module@$ref is $resolved, not a release tag: set the release it is in AGT_$(tr '[:lower:]' '[:upper:]' <<<"$type")_VERSION"
-      return
-    fi
-    out="$mirror/registry.terraform.io/$namespace/$type/$version/$os_arch/terraform-provider-${type}_v$version"
-    if [[ -x "$out" ]]; then
-      log "$name $version: in the mirror already"
-      record provider "$name" "$version" ""
-      return
-    fi
-  fi
-  # Build in a writable copy: the module cache is read-only, and module zips keep
-  # vendor/modules.txt without the vendored code, so build from modules instead.
-  src="$work/$type-src"
-  cp -R "$dir" "$src"
-  chmod -R u+w "$src"
-  rm -rf "$src/vendor"
-  mkdir -p "$(dirname "$out")"
-  log "$name $version: go build (from $module@$resolved)"
-  start=$SECONDS
-  if ! (cd "$src" && GOFLAGS="-mod=mod -trimpath" CGO_ENABLED=0 GOTOOLCHAIN="${GOTOOLCHAIN:-local}" \
-    GOCACHE="$cache/go-build" go build -ldflags="-s -w" -o "$out.tmp" .) >"$work/build.log" 2>&1; then
-    rm -f "$out.tmp"
-    log "$name: FAILED: go build"
-    sed 's/^/    /' "$work/build.log" >&2
-    record provider "$name" "" "go build of $module@$resolved failed: $(grep -v '^go: downloading' "$work/build.log" | tail -n 3)"
+  version="${resolved#v}"
+  out="$(binary "$namespace/$type" "$type" "$version")"
+  if [[ -x "$out" ]]; then
+    record provider "$name" "$version" ""
     return
   fi
-  mv "$out.tmp" "$out"
-  log "$name $version: built in $((SECONDS - start)) s"
-  record provider "$name" "$version" ""
+  # A writable copy: the module cache is read-only, and module zips keep vendor/modules.txt
+  # without the vendored code, so build from modules instead.
+  cp -R "$dir" "$work/$type-$version"
+  chmod -R u+w "$work/$type-$version"
+  rm -rf "$work/$type-$version/vendor"
+  log "$name: go build (from $module@$resolved)"
+  if error="$(go_build "$name" "$work/$type-$version" "$out")"; then
+    record provider "$name" "$version" ""
+  else
+    record provider "$name" "" "$error"
+  fi
 }
 
-build_provider hashicorp external github.com/terraform-providers/terraform-provider-external \
-  "${AGT_EXTERNAL_REF:-v1.2.0}" ""
-# data "http" makes the Authress provider's first call (GET {aud}/v1/accounts/{id} with the token as
-# Bearer) while the Authress provider itself cannot be built. v1.2.0: the newest the proxy serves here.
-build_provider hashicorp http github.com/terraform-providers/terraform-provider-http \
-  "${AGT_HTTP_REF:-v1.2.0}" ""
+from_vendor hashicorp external 2.4.0 terraform-provider-external-v2.4.0-70b9be6.tar.gz \
+  c550a87067ad0eee758a7306b4a04d997916c29b3b3d3286d82e762991bac16a
+from_vendor authress authress 2.0.39 terraform-provider-authress-v2.0.39-26be9ed.tar.gz \
+  6051f27c09d4df758e5405670dc6d671031693c01242762a8346ab7ebf2cfaae
+# v1.2.0 is the newest the proxy serves (the v2 tags lack /v2 in go.mod) and the module's lower bound.
+from_proxy hashicorp external github.com/terraform-providers/terraform-provider-external v1.2.0 1.2.0
+# data "http" makes the newest Authress provider's first call (GET {aud}/v1/accounts/{id}, Bearer).
+from_proxy hashicorp http github.com/terraform-providers/terraform-provider-http v1.2.0 1.2.0
+from_proxy authress authress github.com/authress/terraform-provider-authress latest newest
 
-if [[ -n "${AGT_AUTHRESS_BIN:-}" ]]; then
-  version="${AGT_AUTHRESS_VERSION:?AGT_AUTHRESS_BIN needs AGT_AUTHRESS_VERSION}"
-  out="$mirror/registry.terraform.io/authress/authress/$version/$os_arch/terraform-provider-authress_v$version"
-  mkdir -p "$(dirname "$out")"
-  install -m 0755 "$AGT_AUTHRESS_BIN" "$out"
-  record provider authress/authress "$version" ""
-else
-  build_provider authress authress github.com/authress/terraform-provider-authress \
-    "${AGT_AUTHRESS_REF:-latest}" "${AGT_AUTHRESS_VERSION:-}"
-fi
+find_cli tofu
 
 # OpenTofu resolves "hashicorp/external" to its own registry host: give it the same binaries, as
 # hard links (its mirror scan does not follow a symlinked host folder).
@@ -153,22 +233,6 @@ provider_installation {
 }
 CONFIG
 mv "$cli_config.tmp" "$cli_config"
-
-for cli in terraform tofu; do
-  flag=""
-  [[ $cli == tofu ]] && flag=--tofu
-  if [[ $cli == tofu && "${AGT_BUILD_TOFU:-0}" != 1 ]]; then
-    flag="--tofu --no-build"
-  fi
-  # shellcheck disable=SC2086 # $flag is one or two words on purpose
-  if path="$(AGT_CACHE="$cache" "$here/find_terraform.sh" $flag 2>"$work/cli.err")"; then
-    record cli "$cli" "$path" ""
-    log "$cli: $path"
-  else
-    cat "$work/cli.err" >&2
-    record cli "$cli" "" "$(tail -n 3 "$work/cli.err")"
-  fi
-done
 
 python3 - "$results" "$status_file" "$mirror" "$cli_config" <<'PY'
 import json, os, sys

@@ -1,6 +1,8 @@
 """What the end-to-end tests run: the real Terraform (and OpenTofu) CLI, providers from the local
 filesystem mirror that tests/e2e/build_providers.sh builds (`make test` runs it first), and the
-helper's console script. Whatever is missing skips its tests with the exact reason the build recorded."""
+helper's console script. Whatever is missing skips its tests with the exact reason the build recorded;
+under `.ci/run` (AGT_E2E_STRICT=1) a missing CLI or provider that can be built here fails its tests instead.
+Not keyed on CI: GitLab sets CI=true in every job, and the project's own pipeline image has no Go."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,17 +19,40 @@ from typing import Any
 import pytest
 
 from tests.conftest import BIN_DIR, safe
+from tests.fixtures.authress import AuthressStandIn
+from tests.fixtures.authress_roles import add_role_routes
 from tests.fixtures.ca import LocalCA
+from tests.fixtures.connect_proxy import ConnectProxy, running_proxy
+from tests.fixtures.issuer import LocalIssuer
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = "tests/e2e/build_providers.sh"
 TIMEOUT = 300  # seconds for one terraform command; init and apply take a few seconds here
+# The external provider users get (built from its upstream source) and the module's lower bound.
+EXTERNAL_VERSIONS = ["2.4.0", "1.2.0"]
+CLIS = ["terraform", "tofu"]
+
+ACCOUNT_ID = "acc-1a2b3c"
+# The newest Authress provider takes its API URL from `aud` and insists on https://ACCOUNT.api.authress.TLD:
+# this host reaches the stand-in through the CONNECT proxy (.test never resolves anywhere). Go's HTTP
+# client (authress/authress 2.0.39, hashicorp/http) honours HTTPS_PROXY for it.
+API_HOST = f"{ACCOUNT_ID}.api.authress.test"
+AUDIENCE = f"https://{API_HOST}"
+SUB = "project_path:my-org/authress-configuration:ref_type:branch:ref:main"
 
 
 def cache_dir() -> Path:
+    """The e2e tool cache: not the helper's own key cache (~/.cache/authress-gitlab-token)."""
     if "AGT_CACHE" in os.environ:
         return Path(os.environ["AGT_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "authress-gitlab-token"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "authress-gitlab-token-e2e"
+
+
+def missing(reason: str, *, obtainable: bool = True) -> None:
+    """Skip for a missing tool; under .ci/run fail instead when the tool can be built here."""
+    if obtainable and os.environ.get("AGT_E2E_STRICT") == "1":
+        pytest.fail(f"CI must not skip: {reason}")
+    pytest.skip(reason)
 
 
 @dataclass(frozen=True)
@@ -44,14 +69,16 @@ class Toolchain:
         """The CLI's path, or skip with the reason it is missing."""
         entry = self.status.get("clis", {}).get(name, {})
         if not entry.get("path"):
-            pytest.skip(f"no {name} CLI: {entry.get('error') or 'not recorded by ' + BUILD_SCRIPT}")
+            missing(f"no {name} CLI: {entry.get('error') or 'not recorded by ' + BUILD_SCRIPT}")
         return str(entry["path"])
 
-    def provider(self, name: str) -> str:
-        """The provider's version in the mirror, or skip with the command and error that failed."""
+    def provider(self, name: str, *, obtainable: bool = True) -> str:
+        """The version in the mirror of `name` (`namespace/type@version`), or skip with the command and
+        error that failed. `obtainable=False`: a provider that cannot be had here may skip even in CI."""
         entry = self.status.get("providers", {}).get(name, {})
         if not entry.get("version"):
-            pytest.skip(f"provider {name} is not in the mirror: {entry.get('error') or 'not recorded'}")
+            error = entry.get("error") or f"not recorded by {BUILD_SCRIPT}"
+            missing(f"provider {name} is not in the mirror: {error}", obtainable=obtainable)
         return str(entry["version"])
 
 
@@ -59,7 +86,7 @@ class Toolchain:
 def toolchain() -> Toolchain:
     path = cache_dir() / "e2e-status.json"
     if not path.is_file():
-        pytest.skip(f"{path} does not exist: run {BUILD_SCRIPT} (`make test` runs it before pytest)")
+        missing(f"{path} does not exist: run {BUILD_SCRIPT} (`make test` runs it before pytest)")
     return Toolchain(json.loads(path.read_text(encoding="utf-8")))
 
 
@@ -120,8 +147,69 @@ def copy_config(source: Path, destination: Path) -> Path:
     return destination
 
 
-def stage(config: str, tmp_path: Path) -> Path:
+def stage(config: str, tmp_path: Path, external: str | None = None) -> Path:
     """Copy the module and the configuration at `config` (relative to the repo) into `tmp_path`, keeping
-    their relative paths so `source = "../.../terraform"` resolves; return the configuration's copy."""
+    their relative paths so `source = "../.../terraform"` resolves; return the configuration's copy.
+    `external`: pin hashicorp/external to that version (an override file beside the module's versions.tf,
+    which keeps its own constraint too)."""
     module = copy_config(ROOT / "terraform", tmp_path / "terraform")
+    if external is not None:
+        pin = f'external = {{ source = "hashicorp/external", version = "{external}" }}'
+        pin = f"terraform {{\n  required_providers {{\n    {pin}\n  }}\n}}\n"
+        (module / "versions_override.tf").write_text(pin, encoding="utf-8")
     return module if config == "terraform" else copy_config(ROOT / config, tmp_path / config)
+
+
+def selected(workdir: Path, provider: str) -> str:
+    """The version `init` chose for `provider` (`namespace/type`), from the dependency lock file."""
+    lock = (workdir / ".terraform.lock.hcl").read_text(encoding="utf-8")
+    found = re.search(r'provider "registry\.[^/]+/' + re.escape(provider) + r'" \{\s*version\s*=\s*"([^"]+)"', lock)
+    assert found, f"{provider} is not in the lock file:\n{lock}"
+    return found[1]
+
+
+@pytest.fixture
+def create_status() -> int:
+    """What the stand-in answers to `POST /v1/roles`: 200, the only status authress/authress 2.0.39
+    accepts (tests parametrize it to the OpenAPI description's 201)."""
+    return 200
+
+
+@pytest.fixture
+def authress_api(
+    ca: LocalCA, issuer: LocalIssuer, create_status: int
+) -> Iterator[tuple[AuthressStandIn, ConnectProxy]]:
+    """The stand-in for account acc-1a2b3c, trusting the issuer with AUDIENCE and granting SUB, reached
+    as https://acc-1a2b3c.api.authress.test through the CONNECT proxy."""
+    stand_in = AuthressStandIn(ca, ACCOUNT_ID, hostnames=[API_HOST]).start()
+    try:
+        with running_proxy(API_HOST, stand_in.port) as proxy:
+            add_role_routes(stand_in, create_status)
+            stand_in.trust(issuer.url, AUDIENCE)
+            stand_in.grant(SUB)
+            yield stand_in, proxy
+    finally:
+        stand_in.stop()
+
+
+def routed(proxy: ConnectProxy, token: str) -> dict[str, str]:
+    """Terraform's environment: the token, and the account host routed to the stand-in (the issuer on
+    127.0.0.1 is reached directly)."""
+    return {"AUTHRESS_KEY": token, "HTTPS_PROXY": proxy.url, "NO_PROXY": "127.0.0.1,localhost"}
+
+
+def variables(audience: str, issuer: LocalIssuer) -> list[str]:
+    return ["-input=false", "-var", f"audience={audience}", "-var", f"issuer={issuer.url}"]
+
+
+def init(
+    cli: str, config: str, toolchain: Toolchain, ca: LocalCA, tmp_path: Path, *providers: str, external: str = "2.4.0"
+) -> Terraform:
+    """`init` of `config` with hashicorp/external pinned to `external` (also checked in the lock file)
+    and each of `providers` (`namespace/type@version`) in the mirror."""
+    for provider in (f"hashicorp/external@{external}", *providers):
+        toolchain.provider(provider)
+    tf = Terraform(toolchain.cli(cli), stage(config, tmp_path, external), toolchain, ca, tmp_path)
+    tf.ok("init", "-input=false")
+    assert selected(tf.workdir, "hashicorp/external") == external
+    return tf

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,74 +13,38 @@ import pytest
 
 from tests.conftest import leaks, safe
 from tests.fixtures.authress import AuthressStandIn
-from tests.fixtures.authress_roles import add_role_routes
 from tests.fixtures.ca import LocalCA
-from tests.fixtures.connect_proxy import ConnectProxy, running_proxy
+from tests.fixtures.connect_proxy import ConnectProxy
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
-from .conftest import Terraform, Toolchain, stage
+from .conftest import (
+    ACCOUNT_ID,
+    API_HOST,
+    AUDIENCE,
+    CLIS,
+    EXTERNAL_VERSIONS,
+    SUB,
+    Terraform,
+    Toolchain,
+    init,
+    routed,
+    variables,
+)
 
 pytestmark = pytest.mark.e2e
 
-ACCOUNT_ID = "acc-1a2b3c"
-# The newest Authress provider takes its API URL from `aud` and insists on https://ACCOUNT.api.authress.TLD:
-# this host reaches the stand-in through the CONNECT proxy (.test never resolves anywhere).
-API_HOST = f"{ACCOUNT_ID}.api.authress.test"
-AUDIENCE = f"https://{API_HOST}"
-SUB = "project_path:my-org/authress-configuration:ref_type:branch:ref:main"
-CLIS = ["terraform", "tofu"]
 
-
-@pytest.fixture
-def authress_api(ca: LocalCA, issuer: LocalIssuer) -> Iterator[tuple[AuthressStandIn, ConnectProxy]]:
-    """The stand-in for account acc-1a2b3c, trusting the issuer with AUDIENCE and granting SUB, reached
-    as https://acc-1a2b3c.api.authress.test through the CONNECT proxy."""
-    stand_in = AuthressStandIn(ca, ACCOUNT_ID, hostnames=[API_HOST]).start()
-    try:
-        with running_proxy(API_HOST, stand_in.port) as proxy:
-            add_role_routes(stand_in)
-            stand_in.trust(issuer.url, AUDIENCE)
-            stand_in.grant(SUB)
-            yield stand_in, proxy
-    finally:
-        stand_in.stop()
-
-
-def routed(proxy: ConnectProxy, token: str) -> dict[str, str]:
-    """Terraform's environment: the token, and the account host routed to the stand-in (the issuer on
-    127.0.0.1 is reached directly)."""
-    return {"AUTHRESS_KEY": token, "HTTPS_PROXY": proxy.url, "NO_PROXY": "127.0.0.1,localhost"}
-
-
-def variables(audience: str, issuer: LocalIssuer) -> list[str]:
-    return ["-input=false", "-var", f"audience={audience}", "-var", f"issuer={issuer.url}"]
-
-
-def init(cli: str, config: str, toolchain: Toolchain, ca: LocalCA, tmp_path: Path, *providers: str) -> Terraform:
-    for provider in providers:
-        toolchain.provider(provider)
-    tf = Terraform(toolchain.cli(cli), stage(config, tmp_path), toolchain, ca, tmp_path)
-    tf.ok("init", "-input=false")
-    return tf
-
-
-@pytest.fixture(params=CLIS)
+@pytest.fixture(params=[(cli, external) for cli in CLIS for external in EXTERNAL_VERSIONS], ids="-".join)
 def module_outputs(request: pytest.FixtureRequest, toolchain: Toolchain, ca: LocalCA, tmp_path: Path) -> Terraform:
-    return init(request.param, "tests/e2e/configs/module_outputs", toolchain, ca, tmp_path, "hashicorp/external")
+    """The module under each CLI with each hashicorp/external: 2.4.0 (what users get) and 1.2.0 (its lower bound)."""
+    cli, external = request.param
+    return init(cli, "tests/e2e/configs/module_outputs", toolchain, ca, tmp_path, external=external)
 
 
 @pytest.fixture(params=CLIS)
 def authress_call(request: pytest.FixtureRequest, toolchain: Toolchain, ca: LocalCA, tmp_path: Path) -> Terraform:
-    return init(
-        request.param,
-        "tests/e2e/configs/authress_call",
-        toolchain,
-        ca,
-        tmp_path,
-        "hashicorp/external",
-        "hashicorp/http",
-    )
+    return init(request.param, "tests/e2e/configs/authress_call", toolchain, ca, tmp_path, "hashicorp/http@1.2.0")
 
 
 def test_apply_hands_the_verified_token_and_its_claims_to_terraform(
@@ -263,42 +226,3 @@ def test_with_the_authress_check_a_set_up_pipeline_applies(
     authress_call.ok("apply", "-auto-approve", *variables(AUDIENCE, issuer), *check, env=routed(proxy, token))
     assert [r.status for r in stand_in.requests] == [200, 200]  # the helper's check, then data "http"
     assert stand_in.tokens_seen() == [token, token]
-
-
-# -- the GitLab example through the real Authress provider (skips while it cannot be built) ----------
-
-
-@pytest.fixture(params=CLIS)
-def example(request: pytest.FixtureRequest, toolchain: Toolchain, ca: LocalCA, tmp_path: Path) -> Terraform:
-    """examples/gitlab as shipped, with only its GitLab state backend overridden by local state."""
-    toolchain.provider("hashicorp/external")
-    toolchain.provider("authress/authress")
-    workdir = stage("examples/gitlab", tmp_path)
-    (workdir / "backend_override.tf").write_text('terraform {\n  backend "local" {}\n}\n', encoding="utf-8")
-    tf = Terraform(toolchain.cli(request.param), workdir, toolchain, ca, tmp_path)
-    tf.ok("init", "-input=false")
-    return tf
-
-
-def test_the_gitlab_example_creates_the_role_in_authress_with_the_helpers_token(
-    example: Terraform,
-    authress_api: tuple[AuthressStandIn, ConnectProxy],
-    issuer: LocalIssuer,
-    signing_key: SigningKey,
-) -> None:
-    stand_in, proxy = authress_api
-    token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE))
-    env = routed(proxy, token)
-    apply = example.ok("apply", "-auto-approve", *variables(AUDIENCE, issuer), env=env)
-    assert not leaks(apply.output), "terraform printed the token"
-    assert stand_in.roles["ro_documents_reader"]["permissions"] == [
-        {"action": "documents:read", "allow": True, "grant": False, "delegate": False}
-    ]
-    seen = [(r.method, r.path) for r in stand_in.requests]
-    assert ("GET", f"/v1/accounts/{ACCOUNT_ID}") in seen and ("POST", "/v1/roles") in seen
-    assert set(stand_in.tokens_seen()) == {token}, "the provider did not send the helper's token as Bearer"
-    assert set(proxy.tunnels) == {f"{API_HOST}:443"} and not proxy.refused
-    # The role reads back as applied: a second plan has nothing to do; destroy removes it.
-    assert example("plan", "-detailed-exitcode", *variables(AUDIENCE, issuer), env=env).returncode == 0
-    example.ok("destroy", "-auto-approve", *variables(AUDIENCE, issuer), env=env)
-    assert stand_in.roles == {}

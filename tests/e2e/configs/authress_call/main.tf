@@ -1,7 +1,7 @@
 # The end-to-end configuration: the module verifies the job's token, then data "http" makes the call
 # the newest Authress provider makes first when it is configured: GET {aud}/v1/accounts/{accountId}
-# with the token as Bearer, at the API URL the token's aud names. (The Authress provider itself cannot
-# be built here; examples/gitlab/main.tf is what users run.)
+# with the token as Bearer, at the API URL the token's aud names. (That provider cannot be built here;
+# authress/authress 2.0.39 runs for real in tests/e2e/configs/authress_role.)
 
 terraform {
   required_version = ">= 1.3"
