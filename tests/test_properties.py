@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from authress_gitlab_token.errors import QueryError, printable, quoted
-from authress_gitlab_token.external import load_schema, read_query
+from authress_gitlab_token.external import load_schema, plainly_valid, read_query, validate
 from authress_gitlab_token.settings import MAX_LEEWAY, Settings, from_query
 from authress_gitlab_token.verify import glob_match
 
@@ -93,6 +93,18 @@ def test_any_json_object_becomes_settings_or_a_refusal_naming_a_key(query: dict[
         assert result.issuer.startswith("https://") and result.issuer == query.get("issuer", "https://gitlab.com")
         assert 0 <= result.leeway_seconds <= MAX_LEEWAY
         assert all(bound.globs and all(bound.globs) for bound in result.bound_claims)
+
+
+@settings(max_examples=400, deadline=2000)
+@given(queries)
+def test_the_early_fetchs_schema_check_agrees_with_jsonschema(query: dict[str, Any]) -> None:
+    """prefetch.py starts a fetch only for a query plainly_valid passes: never one jsonschema refuses."""
+    try:
+        validate(query, load_schema())
+        valid = True
+    except QueryError:
+        valid = False
+    assert plainly_valid(query, load_schema()) == valid
 
 
 @settings(max_examples=300, deadline=2000)

@@ -24,12 +24,17 @@ ENV_NAME = "AUTHRESS_KEY"  # the variable the Authress Terraform provider reads
 
 def cmd_external(args: argparse.Namespace | None, environ: Mapping[str, str]) -> int:
     """Terraform's data "external": query on stdin, verified token and claims on stdout."""
-    from . import external, flow, settings
+    from . import external, prefetch
 
     if sys.stdin is None:
         raise QueryError(f"stdin is closed, so there is no query; {external.USAGE}")
-    config = settings.from_query(external.read_query(sys.stdin.buffer), environ)
-    outcome = flow.obtain(config, environ)
+    raw = external.read_raw(sys.stdin.buffer)
+    # A cold run's key fetch starts before jsonschema and jwt are imported, so the two overlap.
+    ahead = prefetch.start(raw, environ)
+    from . import flow, settings
+
+    config = settings.from_query(external.parse_query(raw), environ)
+    outcome = flow.obtain(config, environ, ahead=ahead)
     warn_about_audience(config.audience, config.api_url)  # after success: a failure stays one line
     external.write_result(outcome.result, sys.stdout)
     return 0
@@ -40,10 +45,11 @@ def cmd_env(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     Authress provider through the environment and never enters Terraform state."""
     import shlex
 
-    from . import flow, settings
+    from . import flow, prefetch, settings
 
+    ahead = prefetch.start(given_options(args), environ)  # a job script's run is cold too, as `external`'s
     config = settings.from_query(query_from_args(args), environ)
-    token = shlex.quote(flow.obtain(config, environ).result["access_token"])
+    token = shlex.quote(flow.obtain(config, environ, ahead=ahead).result["access_token"])
     warn_about_audience(config.audience, config.api_url)
     sys.stdout.write(f"export {ENV_NAME}={token}\n" if args.format == "shell" else f"{ENV_NAME}={token}\n")
     return 0
@@ -134,9 +140,14 @@ def query_from_args(args: argparse.Namespace) -> dict[str, str]:
     """The flags given, as the query `external` would read (validated against the same schema)."""
     from .external import load_schema, validate
 
-    query = {k[2:]: v for k, v in vars(args).items() if k.startswith("q_") and v is not None}
+    query = given_options(args)
     validate(query, {**load_schema(), "required": []}, what="option")
     return query
+
+
+def given_options(args: argparse.Namespace) -> dict[str, str]:
+    """The query keys given as flags, not yet validated."""
+    return {k[2:]: v for k, v in vars(args).items() if k.startswith("q_") and v is not None}
 
 
 def parser() -> argparse.ArgumentParser:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import sources
 from .errors import VerificationFailed, quoted
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .prefetch import KeyPrefetch
 
 
 @dataclass(frozen=True)
@@ -22,24 +25,34 @@ class Outcome:
     result: dict[str, str] = field(repr=False)  # holds the token
 
 
-def obtain(settings: Settings, environ: Mapping[str, str], now: float | None = None) -> Outcome:
-    """The verified (or minted) token and the result; then the Authress check when asked for."""
+def obtain(
+    settings: Settings, environ: Mapping[str, str], now: float | None = None, ahead: KeyPrefetch | None = None
+) -> Outcome:
+    """The verified (or minted) token and the result; then the Authress check when asked for. `ahead`:
+    the key fetch this run started early, if any (prefetch.py)."""
     now = time.time() if now is None else now
     credential = sources.find_credential(environ, settings.token_env, settings.audience)
     if credential.kind == sources.SERVICE_CLIENT_KEY:
         outcome = from_service_client(credential, settings, now)
     else:
-        outcome = from_gitlab(credential, settings, environ, now)
+        outcome = from_gitlab(credential, settings, environ, now, ahead)
     if settings.check == "authress":
         check(outcome, environ)
     return outcome
 
 
-def from_gitlab(credential: sources.Credential, settings: Settings, environ: Mapping[str, str], now: float) -> Outcome:
+def from_gitlab(
+    credential: sources.Credential,
+    settings: Settings,
+    environ: Mapping[str, str],
+    now: float,
+    ahead: KeyPrefetch | None = None,
+) -> Outcome:
     from . import keys, verify
     from .result import gitlab_result
 
-    claims = verify.verify(credential.value, settings, keys.issuer_keys(settings.issuer, environ), now)
+    issuer_keys = keys.issuer_keys(settings.issuer, environ, ahead)
+    claims = verify.verify(credential.value, settings, issuer_keys, now)
     return Outcome(credential, claims, gitlab_result(credential.value, claims, settings, now))
 
 

@@ -4,6 +4,7 @@ Only the configured issuer is ever asked; nothing in a token chooses where keys 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from .keycache import KeySet, max_age
 TIMEOUT_ENV = "AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT"
 DEFAULT_TIMEOUT = 5.0  # seconds, for connect and for each read
 ATTEMPTS = 4  # per URL; retried on connection errors, timeouts, 429 and 5xx
+USUAL_JWKS_PATH = "/oauth/discovery/keys"  # where GitLab serves its JWKS; trusted only once discovery says so
 MAX_FETCH_SECONDS = 30.0  # all a run spends on keys (waiting for another run's fetch included), whatever the timeout
 
 
@@ -34,38 +36,72 @@ def timeout_from_env(environ: Mapping[str, str]) -> float:
     return min(max(value, 0.1), 60.0)
 
 
-def fetch_keyset(issuer: str, timeout: float = DEFAULT_TIMEOUT, deadline: float | None = None) -> KeySet:
-    """Discovery (whose `issuer` must equal ours exactly), then its https `jwks_uri`, by `deadline`."""
+def fetch_keyset(
+    issuer: str, timeout: float = DEFAULT_TIMEOUT, deadline: float | None = None, client: Any = None
+) -> KeySet:
+    """Discovery (whose `issuer` must equal ours exactly), then its https `jwks_uri`, by `deadline`.
+
+    GitLab's JWKS is asked for at its usual place at the same time as discovery, which saves a round
+    trip; that answer is used only when discovery names exactly that URL, else the named one is fetched.
+    `client`: a network.session the caller opened, else one is opened here."""
     from . import network  # only a cold run pays for httpx
+    from .background import Background
 
     if deadline is None:
         deadline = time.monotonic() + fetch_bound(timeout)
-    with network.session(timeout) as client:
-        discovery_url = issuer + "/.well-known/openid-configuration"
-        discovery, _ = _get_json(client, discovery_url, timeout, deadline, 'check the query key "issuer"')
-        if not isinstance(discovery, dict):
-            raise KeyFetchFailed(
-                f'the discovery document of {quoted(issuer)} is not a JSON object; check the query key "issuer"'
-            )
-        if discovery.get("issuer") != issuer:
-            raise KeyFetchFailed(
-                f"discovery at {quoted(issuer)} names issuer {quoted(discovery.get('issuer'))}, expected "
-                f'{quoted(issuer)}; set the query key "issuer" to exactly the issuer GitLab names'
-            )
-        jwks_uri = discovery.get("jwks_uri")
-        if not isinstance(jwks_uri, str) or not jwks_uri.startswith("https://"):
-            raise KeyFetchFailed(
-                f"discovery at {quoted(issuer)} names jwks_uri {quoted(jwks_uri)}, "
-                "expected an https URL; keys are only fetched over https"
-            )
-        misconfigured = f"the discovery document of {quoted(issuer)} names it as jwks_uri: the issuer is misconfigured"
-        jwks, headers = _get_json(client, jwks_uri, timeout, deadline, misconfigured)
+    end = deadline
+    usual_uri = issuer + USUAL_JWKS_PATH
+    # Used for the usual URL too: its answer counts only once discovery has named it.
+    misconfigured = f"the discovery document of {quoted(issuer)} names it as jwks_uri: the issuer is misconfigured"
+    with contextlib.ExitStack() as stack:
+        if client is None:
+            client = stack.enter_context(network.session(timeout))
+        usual = Background(
+            lambda: _get_json(client, usual_uri, timeout, end, misconfigured), "authress-gitlab-token jwks"
+        )
+        try:
+            jwks_uri = _discover(client, issuer, timeout, deadline)
+            if jwks_uri == usual_uri:
+                jwks, headers = usual.result(deadline, lambda: _overdue(usual_uri))
+            else:
+                jwks, headers = _get_json(client, jwks_uri, timeout, deadline, misconfigured)
+        finally:
+            usual.wait(deadline)  # its request ends (by the deadline) before the client closes
     keys = valid_keys(jwks)
     if keys is None:
         raise KeyFetchFailed(
             f"{quoted(jwks_uri)} did not return a non-empty JSON Web Key Set; the issuer may be misconfigured"
         )
     return KeySet(issuer, jwks_uri, keys, time.time(), max_age(headers.get("cache-control", "")))
+
+
+def _discover(client: Any, issuer: str, timeout: float, deadline: float) -> str:
+    """The https `jwks_uri` of the issuer's discovery document, once it names exactly our issuer."""
+    discovery_url = issuer + "/.well-known/openid-configuration"
+    discovery, _ = _get_json(client, discovery_url, timeout, deadline, 'check the query key "issuer"')
+    if not isinstance(discovery, dict):
+        raise KeyFetchFailed(
+            f'the discovery document of {quoted(issuer)} is not a JSON object; check the query key "issuer"'
+        )
+    if discovery.get("issuer") != issuer:
+        raise KeyFetchFailed(
+            f"discovery at {quoted(issuer)} names issuer {quoted(discovery.get('issuer'))}, expected "
+            f'{quoted(issuer)}; set the query key "issuer" to exactly the issuer GitLab names'
+        )
+    jwks_uri = discovery.get("jwks_uri")
+    if not isinstance(jwks_uri, str) or not jwks_uri.startswith("https://"):
+        raise KeyFetchFailed(
+            f"discovery at {quoted(issuer)} names jwks_uri {quoted(jwks_uri)}, "
+            "expected an https URL; keys are only fetched over https"
+        )
+    return jwks_uri
+
+
+def _overdue(url: str) -> KeyFetchFailed:
+    return KeyFetchFailed(
+        f"could not fetch {quoted(url)}: no answer by the deadline; "
+        "check the issuer is reachable from this runner, then retry the job"
+    )
 
 
 def _get_json(client: Any, url: str, timeout: float, deadline: float, bad_url: str) -> tuple[Any, Mapping[str, str]]:

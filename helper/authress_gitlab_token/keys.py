@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import KeyFetchFailed, VerificationFailed, quoted
 from .keycache import KeyCache, KeySet, default_cache_dir
 from .keyfetch import DEFAULT_TIMEOUT, fetch_bound, fetch_keyset, timeout_from_env
+
+if TYPE_CHECKING:
+    from .prefetch import KeyPrefetch
 
 __all__ = ["IssuerKeys", "KeyCache", "KeySet", "fetch_bound", "fetch_keyset", "issuer_keys", "timeout_from_env"]
 
@@ -32,15 +35,20 @@ class IssuerKeys:
         fetch: Fetch | None = None,
         clock: Callable[[], float] = time.time,
         timeout: float = DEFAULT_TIMEOUT,
+        ahead: KeyPrefetch | None = None,
     ) -> None:
         self.issuer = issuer
         self.cache = cache
         self.bound = fetch_bound(timeout)
         self._fetch = fetch or (lambda iss, deadline: fetch_keyset(iss, timeout, deadline))
         self._clock = clock
+        self._ahead = ahead  # a fetch this run started early (prefetch.py): the first fetch is its outcome
 
     def jwk(self, kid: str) -> Mapping[str, Any]:
         deadline = time.monotonic() + self.bound
+        if self._ahead:
+            self._ahead.wait()  # its keys are in the cache now, unless it failed or could not write there
+            deadline = self._ahead.deadline
         cached = self.cache.load() if self.cache else None
         found = self._cached(kid, cached, self._clock())
         if found is not None:
@@ -74,7 +82,9 @@ class IssuerKeys:
 
     def _fetched(self, kid: str, previous: KeySet | None, deadline: float) -> Mapping[str, Any]:
         try:
-            keyset = self._fetch(self.issuer, deadline)
+            keyset = self._ahead.take() if self._ahead else None
+            if keyset is None:
+                keyset = self._fetch(self.issuer, deadline)
         except KeyFetchFailed as exc:
             return self._stale(kid, previous, exc)
         if self.cache:
@@ -101,8 +111,12 @@ class IssuerKeys:
         )
 
 
-def issuer_keys(issuer: str, environ: Mapping[str, str]) -> IssuerKeys:
-    """The keys of `issuer`, with the cache directory and HTTP timeout the environment sets."""
+def issuer_keys(issuer: str, environ: Mapping[str, str], ahead: KeyPrefetch | None = None) -> IssuerKeys:
+    """The keys of `issuer`, with the cache directory and HTTP timeout the environment sets, and the
+    fetch this run started early for the same issuer, if any."""
+    timeout = timeout_from_env(environ)
+    if ahead is not None and ahead.issuer == issuer:
+        return IssuerKeys(issuer, ahead.cache, timeout=timeout, ahead=ahead)
     directory = default_cache_dir(environ)
     cache = KeyCache(directory, issuer) if directory is not None else None
-    return IssuerKeys(issuer, cache, timeout=timeout_from_env(environ))
+    return IssuerKeys(issuer, cache, timeout=timeout)

@@ -87,7 +87,7 @@ def _until_deadline(timeout: float | None, expired: type[Exception]) -> float:
 
 @contextmanager
 def session(timeout: float) -> Iterator[Any]:
-    """One connection pool for a run's requests (discovery and JWKS share a TLS handshake)."""
+    """One connection pool for a run's requests (discovery and the JWKS go out at once, on two connections)."""
     import httpx
 
     with httpx.Client(

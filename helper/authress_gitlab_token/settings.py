@@ -56,11 +56,7 @@ class Settings:
 
 def from_query(query: Mapping[str, str], environ: Mapping[str, str]) -> Settings:
     """Apply defaults and the checks a schema cannot express; `query` is already schema-valid."""
-    issuer_source = 'query key "issuer"'
-    issuer = query.get("issuer")
-    if issuer is None:
-        issuer = environ.get("CI_SERVER_URL") or DEFAULT_ISSUER
-        issuer_source = "CI_SERVER_URL" if environ.get("CI_SERVER_URL") else "the default issuer"
+    issuer, issuer_source = issuer_of(query, environ)
     check_issuer(issuer, issuer_source)
 
     bound = [BoundClaim(claim, (query[key],), key) for key, claim in NAMED_BOUND_CLAIMS.items() if key in query]
@@ -96,6 +92,16 @@ def from_query(query: Mapping[str, str], environ: Mapping[str, str]) -> Settings
         check=query.get("check", "none"),
         api_url=query.get("api_url", "").rstrip("/"),
     )
+
+
+def issuer_of(query: Mapping[str, str], environ: Mapping[str, str]) -> tuple[str, str]:
+    """The issuer the query names, else $CI_SERVER_URL, else gitlab.com; and where it came from."""
+    issuer = query.get("issuer")
+    if issuer is not None:
+        return issuer, 'query key "issuer"'
+    if environ.get("CI_SERVER_URL"):
+        return environ["CI_SERVER_URL"], "CI_SERVER_URL"
+    return DEFAULT_ISSUER, "the default issuer"
 
 
 def binds_project(bound: list[BoundClaim]) -> bool:
