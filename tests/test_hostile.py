@@ -186,3 +186,16 @@ def test_authress_with_a_certificate_from_an_unknown_ca_is_named(
             'the TLS certificate of "127.0.0.1" did not verify', "SSL_CERT_FILE"
         )
         assert api.connections == 1
+
+
+def test_a_missing_ca_file_is_named_before_any_connection(
+    helper: Helper, signing_key: SigningKey, tmp_path: Any
+) -> None:
+    """SSL_CERT_FILE naming no file made httpx raise FileNotFoundError, an internal error; now one line."""
+    with running_hostile(LocalCA.create(tmp_path / "ca"), lambda path: answer(b"{}")) as server:
+        helper.env["SSL_CERT_FILE"] = str(tmp_path / "no-such-ca.pem")
+        token = mint(signing_key, gitlab_claims(server.url, AUDIENCE))
+        run = helper.external(query(server.url), token)
+        run.refused(f'SSL_CERT_FILE is "{tmp_path / "no-such-ca.pem"}", which is not a file', "PEM file")
+        assert "internal error" not in run.stderr
+        assert server.connections == 0

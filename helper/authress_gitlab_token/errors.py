@@ -51,6 +51,10 @@ class AuthressCheckFailed(HelperError):
     """Authress refused the token, or could not be asked."""
 
 
+class CertificatesMissing(HelperError):
+    """SSL_CERT_FILE names no readable file: no HTTPS request could verify anything."""
+
+
 def redact(text: str, secrets: list[str]) -> str:
     """Remove each secret, and each long dot-separated part of one, from `text` (defence in depth); also
     as `quoted` and `printable` show them, escaped (a token with a stray tab in it, say)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextvars
 import json
 import math
+import os
 import random
 import ssl
 import time
@@ -25,7 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import __version__
-from .errors import quoted
+from .errors import CertificatesMissing, quoted
 
 USER_AGENT = f"authress-gitlab-token/{__version__}"
 MAX_BODY_BYTES = 1024 * 1024  # discovery, JWKS and an account are a few KiB; refuse to keep more, decoded
@@ -88,6 +89,12 @@ def _until_deadline(timeout: float | None, expired: type[Exception]) -> float:
 @contextmanager
 def session(timeout: float) -> Iterator[Any]:
     """One connection pool for a run's requests (discovery and the JWKS go out at once, on two connections)."""
+    cafile = os.environ.get("SSL_CERT_FILE")
+    if cafile and not os.path.isfile(cafile):  # httpx would raise FileNotFoundError while making its context
+        raise CertificatesMissing(
+            f"SSL_CERT_FILE is {quoted(cafile)}, which is not a file; point it at the PEM file that holds "
+            "the CA of your GitLab instance (or of Authress's endpoint), or unset it to use the default CAs"
+        )
     import httpx
 
     with httpx.Client(
