@@ -4,7 +4,6 @@ lock shared by parallel runs, and parsing of what the issuer sends. The fetch an
 from __future__ import annotations
 
 import json
-import math
 import os
 import threading
 import time
@@ -25,7 +24,7 @@ from authress_gitlab_token.keycache import (
     KeySet,
     max_age,
 )
-from authress_gitlab_token.keyfetch import MAX_FETCH_SECONDS, fetch_bound, timeout_from_env
+from authress_gitlab_token.keyfetch import MAX_FETCH_SECONDS, fetch_bound
 from authress_gitlab_token.keys import UNKNOWN_KID_COOLDOWN, IssuerKeys
 from authress_gitlab_token.network import retry_after
 
@@ -286,9 +285,3 @@ def test_cache_lifetime_comes_from_max_age_within_bounds(header: str, seconds: i
 )
 def test_retry_after_is_read_as_seconds_and_nonsense_ignored(value: str | None, seconds: float) -> None:
     assert retry_after(value) == seconds
-
-
-@pytest.mark.parametrize(("value", "timeout"), [("2", 2), ("0", 0.1), ("1e9", 60), ("nan", 5), ("inf", 5), ("x", 5)])
-def test_http_timeout_from_the_environment_is_clamped(value: str, timeout: float) -> None:
-    got = timeout_from_env({"AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT": value})
-    assert math.isfinite(got) and got == timeout

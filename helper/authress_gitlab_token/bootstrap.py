@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from . import service_client
+from . import service_client, settings
 from .authress import account_from_audience, audience_warning, target
 from .errors import HelperError, QueryError, TokenMalformed, quoted
 from .setup_guide import Guide
@@ -101,12 +101,11 @@ def run(
 ) -> tuple[str, list[Change]]:
     """(the API URL called, the changes): inputs checked, the account read, and with `apply` changed."""
     from . import admin_api
-    from .keys import timeout_from_env
 
     wanted = desired_state(guide, roles, resource)
     admin = admin_target(guide, api_url, environ, key_env)
     token = service_client.mint(admin.key, admin.api_url).token
-    with admin_api.connect(admin.api_url, token, admin.who, timeout_from_env(environ)) as api:
+    with admin_api.connect(admin.api_url, token, admin.who, settings.http_timeout(environ)) as api:
         changes = plan(wanted, api.identities(), api.record(wanted.record_id))
         if apply:
             make(api, wanted, changes)

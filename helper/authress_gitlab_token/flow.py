@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import sources
 from .errors import VerificationFailed, quoted
-from .settings import Settings
+from .settings import Settings, http_timeout
 
 if TYPE_CHECKING:
     from .prefetch import KeyPrefetch
@@ -84,9 +84,9 @@ def from_service_client(credential: sources.Credential, settings: Settings, now:
 
 def check(outcome: Outcome, environ: Mapping[str, str]) -> str:
     """The live Authress check for this outcome; what passed, or AuthressCheckFailed with the fix."""
-    from . import authress, keys
+    from . import authress
 
     result = outcome.result
     caller = authress.Caller(outcome.credential.kind, result["user_id"], result["issuer"], result["audience"])
-    timeout = keys.timeout_from_env(environ)
+    timeout = http_timeout(environ)
     return authress.check(result["access_token"], result["api_url"], result["account_id"], caller, timeout)

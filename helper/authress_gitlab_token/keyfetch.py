@@ -5,7 +5,6 @@ Only the configured issuer is ever asked; nothing in a token chooses where keys 
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -14,7 +13,6 @@ from .errors import KeyFetchFailed, quoted
 from .jwk_policy import valid_keys
 from .keycache import KeySet, max_age
 
-TIMEOUT_ENV = "AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT"
 DEFAULT_TIMEOUT = 5.0  # seconds, for connect and for each read
 ATTEMPTS = 4  # per URL; retried on connection errors, timeouts, 429 and 5xx
 USUAL_JWKS_PATH = "/oauth/discovery/keys"  # where GitLab serves its JWKS; trusted only once discovery says so
@@ -24,16 +22,6 @@ MAX_FETCH_SECONDS = 30.0  # all a run spends on keys (waiting for another run's 
 def fetch_bound(timeout: float) -> float:
     """Seconds a lookup may take: enough for every attempt at `timeout`, never more than MAX_FETCH_SECONDS."""
     return min(ATTEMPTS * (timeout + 1.0), MAX_FETCH_SECONDS)
-
-
-def timeout_from_env(environ: Mapping[str, str]) -> float:
-    try:
-        value = float(environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT))
-    except ValueError:
-        value = DEFAULT_TIMEOUT
-    if not math.isfinite(value):
-        value = DEFAULT_TIMEOUT
-    return min(max(value, 0.1), 60.0)
 
 
 def fetch_keyset(

@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import KeyFetchFailed, VerificationFailed, quoted
 from .keycache import KeyCache, KeySet, default_cache_dir
-from .keyfetch import DEFAULT_TIMEOUT, fetch_bound, fetch_keyset, timeout_from_env
+from .keyfetch import DEFAULT_TIMEOUT, fetch_bound, fetch_keyset
+from .settings import http_timeout
 
 if TYPE_CHECKING:
     from .prefetch import KeyPrefetch
 
-__all__ = ["IssuerKeys", "KeyCache", "KeySet", "fetch_bound", "fetch_keyset", "issuer_keys", "timeout_from_env"]
+__all__ = ["IssuerKeys", "KeyCache", "KeySet", "fetch_bound", "fetch_keyset", "issuer_keys"]
 
 UNKNOWN_KID_COOLDOWN = 30  # a refetch for an unknown kid at most this often
 
@@ -114,7 +115,7 @@ class IssuerKeys:
 def issuer_keys(issuer: str, environ: Mapping[str, str], ahead: KeyPrefetch | None = None) -> IssuerKeys:
     """The keys of `issuer`, with the cache directory and HTTP timeout the environment sets, and the
     fetch this run started early for the same issuer, if any."""
-    timeout = timeout_from_env(environ)
+    timeout = http_timeout(environ)
     if ahead is not None and ahead.issuer == issuer:
         return IssuerKeys(issuer, ahead.cache, timeout=timeout, ahead=ahead)
     directory = default_cache_dir(environ)

@@ -17,7 +17,7 @@ from . import external, network, settings, sources
 from .background import Background
 from .errors import KeyFetchFailed, quoted
 from .keycache import KeyCache, KeySet, default_cache_dir
-from .keyfetch import fetch_bound, fetch_keyset, timeout_from_env
+from .keyfetch import fetch_bound, fetch_keyset
 
 
 class KeyPrefetch:
@@ -103,4 +103,4 @@ def start(query: bytes | Mapping[str, object], environ: Mapping[str, str]) -> Ke
     cached = cache.load() if cache else None
     if cached is not None and cached.fresh(time.time()):
         return None  # a warm run: no request, no httpx
-    return KeyPrefetch(issuer, cache, timeout_from_env(environ), cached)
+    return KeyPrefetch(issuer, cache, settings.http_timeout(environ), cached)
