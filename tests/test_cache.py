@@ -13,7 +13,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,6 +21,7 @@ from tests.conftest import AUDIENCE, BIN_DIR, PROGRAM, PROJECT, RUNS, Helper, Ru
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.issuer import JWKS_PATH, LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
+from tests.test_commands import doctor
 
 STRANGER_UID = 54_321  # no passwd entry: a CI container's arbitrary uid
 
@@ -139,43 +139,14 @@ def test_without_home_and_without_a_passwd_entry_planted_keys_are_never_read(
 
 
 def test_doctor_says_there_is_no_disk_cache(helper: Helper, issuer: LocalIssuer, token: str) -> None:
-    env = {"AUTHRESS_GITLAB_TOKEN_CACHE_DIR": "", "XDG_CACHE_HOME": "relative/cache", "AUTHRESS_KEY": token}
-    run = helper.run(
-        [
-            "doctor",
-            "--json",
-            "--audience",
-            AUDIENCE,
-            "--issuer",
-            issuer.url,
-            "--project-path",
-            PROJECT,
-            "--check",
-            "none",
-        ],
-        env=env,
-    )
-    report: dict[str, Any] = json.loads(run.stdout)
+    args = ("--audience", AUDIENCE, "--issuer", issuer.url, "--check", "none")
+    env = {"AUTHRESS_GITLAB_TOKEN_CACHE_DIR": "", "XDG_CACHE_HOME": "relative/cache"}
+    report = doctor(helper, token, *args, env=env)
     step = next(s for s in report["steps"] if s["name"] == "key cache")
     assert step["status"] == "warn"
     assert step["detail"].startswith('no disk cache: XDG_CACHE_HOME gives the relative path "relative/cache/')
     assert report["fix"].startswith("set XDG_CACHE_HOME or AUTHRESS_GITLAB_TOKEN_CACHE_DIR to an absolute path")
-    run = helper.run(
-        [
-            "doctor",
-            "--json",
-            "--audience",
-            AUDIENCE,
-            "--issuer",
-            issuer.url,
-            "--project-path",
-            PROJECT,
-            "--check",
-            "none",
-        ],
-        env={"AUTHRESS_KEY": token},
-    )
-    step = next(s for s in json.loads(run.stdout)["steps"] if s["name"] == "key cache")
+    step = next(s for s in doctor(helper, token, *args)["steps"] if s["name"] == "key cache")
     assert (step["status"], step["detail"]) == ("pass", f'keys cached in "{helper.cache_dir}"')
 
 

@@ -223,37 +223,31 @@ def test_a_gitlab_id_token_is_refused_as_the_admin_credential_with_why(
 
 
 @pytest.mark.parametrize(
-    ("case", "key_env", "fragment"),
+    ("key", "roles", "fragment"),
     [
-        ("no key", {}, "no admin key in $AUTHRESS_KEY"),
-        ("no role", {"roles": ()}, "no role to grant; pass --role"),
+        pytest.param("", ("ro_terraform",), "no admin key in $AUTHRESS_KEY", id="no key"),
+        pytest.param(None, (), "no role to grant; pass --role", id="no role"),  # None: the admin's good key
+        pytest.param(
+            "hunter2-hunter2", ("ro_terraform",), "holds no Authress service-client access key", id="not a key at all"
+        ),
+        pytest.param(
+            "sc_a.key-1.acc-1a2b3c.bm90LWEta2V5",
+            ("ro_terraform",),
+            "is not a base64 PKCS#8 key",
+            id="a key whose private part is not a key",
+        ),
     ],
 )
-def test_missing_key_or_role_is_refused(
-    case: str,
-    key_env: dict,
+def test_a_missing_or_malformed_key_or_a_missing_role_is_refused(
+    key: str | None,
+    roles: tuple[str, ...],
     fragment: str,
     helper: Helper,
     issuer: LocalIssuer,
     empty: AuthressStandIn,
     admin: ServiceClientKey,
 ) -> None:
-    key = "" if case == "no key" else admin.value
-    setup(helper, issuer, empty, key, "--plan", **key_env).refused(fragment, code=2)
-    assert empty.requests == []
-
-
-@pytest.mark.parametrize(
-    ("case", "value", "fragment"),
-    [
-        ("not a key at all", "hunter2-hunter2", "holds no Authress service-client access key"),
-        ("a key whose private part is not a key", "sc_a.key-1.acc-1a2b3c.bm90LWEta2V5", "is not a base64 PKCS#8 key"),
-    ],
-)
-def test_a_malformed_admin_key_is_refused(
-    case: str, value: str, fragment: str, helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn
-) -> None:
-    setup(helper, issuer, empty, value, "--plan").refused(fragment, code=2)
+    setup(helper, issuer, empty, admin.value if key is None else key, "--plan", roles=roles).refused(fragment, code=2)
     assert empty.requests == []
 
 

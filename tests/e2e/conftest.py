@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +19,13 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BIN_DIR, safe
+from tests.conftest import BIN_DIR, leaks, safe
 from tests.fixtures.authress import AuthressStandIn
 from tests.fixtures.authress_roles import add_role_routes
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.connect_proxy import ConnectProxy, running_proxy
 from tests.fixtures.issuer import LocalIssuer
+from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = "tests/e2e/build_providers.sh"
@@ -213,3 +215,90 @@ def init(
     tf.ok("init", "-input=false")
     assert selected(tf.workdir, "hashicorp/external") == external
     return tf
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A GitLab pipeline's side of an apply: tokens from the local issuer, Authress (the stand-in)
+    reached through the CONNECT proxy."""
+
+    stand_in: AuthressStandIn
+    proxy: ConnectProxy
+    issuer: LocalIssuer
+    signing_key: SigningKey
+
+    def token(self, **claims: object) -> str:
+        return mint(self.signing_key, gitlab_claims(self.issuer.url, AUDIENCE, **claims))
+
+    def apply(self, tf: Terraform, *extra: str, audience: str = AUDIENCE, **claims: object) -> tuple[str, TfRun]:
+        """`apply` with a new token (AUDIENCE, `claims` changed) while the module expects `audience`."""
+        token = self.token(**claims)
+        run = tf("apply", "-auto-approve", *variables(audience, self.issuer), *extra, env=routed(self.proxy, token))
+        return token, run
+
+
+@pytest.fixture
+def pipeline(
+    authress_api: tuple[AuthressStandIn, ConnectProxy], issuer: LocalIssuer, signing_key: SigningKey
+) -> Pipeline:
+    return Pipeline(*authress_api, issuer, signing_key)
+
+
+# Tokens the module refuses: (claims changed in the token, the audience the module expects, the message).
+REFUSED_TOKENS = pytest.mark.parametrize(
+    ("claims", "audience", "message"),
+    [
+        pytest.param(
+            {"ref": "feature/x"},
+            AUDIENCE,
+            'authress-gitlab-token: claim "ref" is "feature/x", expected "main" (from ref); '
+            "this token is for another project, ref or job",
+            id="token for another branch",
+        ),
+        pytest.param(
+            {"now": int(time.time()) - 3600},
+            AUDIENCE,
+            "authress-gitlab-token: token expired at ",
+            id="expired token",
+        ),
+        pytest.param(
+            {},
+            f"https://other-{ACCOUNT_ID}.api.authress.test",
+            f'authress-gitlab-token: claim "aud" is "{AUDIENCE}", expected "https://other-{ACCOUNT_ID}.api.authress.test"',
+            id="wrong audience",
+        ),
+    ],
+)
+
+
+def assert_refused_before_authress(
+    tf: Terraform, pipeline: Pipeline, claims: dict[str, object], audience: str, message: str
+) -> None:
+    """Apply fails with the helper's one-line error, and the token reaches neither Authress nor state."""
+    token, run = pipeline.apply(tf, audience=audience, **claims)
+    assert run.returncode != 0, "apply succeeded"
+    assert message in run.flat(), f"the helper's error is not in Terraform's output:\n{safe(run.output)}"
+    assert not leaks(run.output), "terraform printed the token"
+    assert pipeline.stand_in.requests == [] and pipeline.proxy.tunnels == [], "a refused token was sent to Authress"
+    assert pipeline.stand_in.roles == {}
+    state = tf.workdir / "terraform.tfstate"
+    assert not state.exists() or token not in state.read_text(encoding="utf-8"), "the token reached state"
+
+
+# Authress not set up for the pipeline: README step 2 (trusted identity) or step 3 (access record) undone.
+NOT_SET_UP = {
+    "untrusted": "no trusted identity for this issuer and audience",
+    "no_record": "no access record for the token's sub",
+}
+
+
+def apply_not_set_up(tf: Terraform, pipeline: Pipeline, setup: str, *extra: str) -> tuple[str, TfRun]:
+    """Apply with a good token against an Authress missing the `setup` step: it must fail, token unprinted."""
+    if setup == "untrusted":
+        pipeline.stand_in.identities.clear()
+    else:
+        pipeline.stand_in.records.clear()
+    token, run = pipeline.apply(tf, *extra)
+    assert run.returncode != 0, f"{NOT_SET_UP[setup]}: apply succeeded"
+    assert not leaks(run.output), f"{NOT_SET_UP[setup]}: terraform printed the token"
+    return token, run

@@ -5,16 +5,13 @@ Authress stand-in as Bearer, the way the Authress provider sends it."""
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import leaks, safe
-from tests.fixtures.authress import AuthressStandIn
 from tests.fixtures.ca import LocalCA
-from tests.fixtures.connect_proxy import ConnectProxy
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
@@ -24,11 +21,15 @@ from .conftest import (
     AUDIENCE,
     CLIS,
     EXTERNAL_VERSIONS,
+    NOT_SET_UP,
+    REFUSED_TOKENS,
     SUB,
+    Pipeline,
     Terraform,
     Toolchain,
+    apply_not_set_up,
+    assert_refused_before_authress,
     init,
-    routed,
     variables,
 )
 
@@ -84,15 +85,10 @@ def test_the_token_is_kept_in_state_as_the_module_readme_warns(
     assert token in (module_outputs.workdir / "terraform.tfstate").read_text(encoding="utf-8")
 
 
-def test_authress_sees_the_helpers_token_as_bearer_and_answers_it(
-    authress_call: Terraform,
-    authress_api: tuple[AuthressStandIn, ConnectProxy],
-    issuer: LocalIssuer,
-    signing_key: SigningKey,
-) -> None:
-    stand_in, proxy = authress_api
-    token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE))
-    apply = authress_call.ok("apply", "-auto-approve", *variables(AUDIENCE, issuer), env=routed(proxy, token))
+def test_authress_sees_the_helpers_token_as_bearer_and_answers_it(authress_call: Terraform, pipeline: Pipeline) -> None:
+    stand_in, proxy = pipeline.stand_in, pipeline.proxy
+    token, apply = pipeline.apply(authress_call)
+    assert apply.returncode == 0, f"apply failed:\n{safe(apply.output)}"
     assert not leaks(apply.output), "terraform printed the token"
     outputs = json.loads(authress_call.ok("output", "-json").output)
     assert outputs["authress_account_id"]["value"] == ACCOUNT_ID
@@ -101,128 +97,50 @@ def test_authress_sees_the_helpers_token_as_bearer_and_answers_it(
     assert proxy.tunnels == [f"{API_HOST}:443"] and not proxy.refused
 
 
-@pytest.mark.parametrize(
-    ("case", "claims", "audience", "message"),
-    [
-        (
-            "token for another branch",
-            {"ref": "feature/x"},
-            AUDIENCE,
-            'authress-gitlab-token: claim "ref" is "feature/x", expected "main" (from ref); '
-            "this token is for another project, ref or job",
-        ),
-        (
-            "expired token",
-            {"now": int(time.time()) - 3600},
-            AUDIENCE,
-            "authress-gitlab-token: token expired at ",
-        ),
-        (
-            "wrong audience",
-            {},
-            f"https://other-{ACCOUNT_ID}.api.authress.test",
-            f'authress-gitlab-token: claim "aud" is "{AUDIENCE}", expected "https://other-{ACCOUNT_ID}.api.authress.test"',
-        ),
-    ],
-)
+@REFUSED_TOKENS
 def test_apply_fails_with_the_helpers_one_line_error_before_authress_is_called(
-    case: str,
-    claims: dict[str, object],
-    audience: str,
-    message: str,
-    authress_call: Terraform,
-    authress_api: tuple[AuthressStandIn, ConnectProxy],
-    issuer: LocalIssuer,
-    signing_key: SigningKey,
+    claims: dict[str, object], audience: str, message: str, authress_call: Terraform, pipeline: Pipeline
 ) -> None:
-    stand_in, proxy = authress_api
-    token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE, **claims))
-    run = authress_call("apply", "-auto-approve", *variables(audience, issuer), env=routed(proxy, token))
-    assert run.returncode != 0, f"{case}: apply succeeded"
-    assert message in run.flat(), f"{case}: the helper's error is not in Terraform's output:\n{safe(run.output)}"
-    assert not leaks(run.output), f"{case}: terraform printed the token"
-    assert stand_in.requests == [], f"{case}: a refused token was sent to Authress"
-    state = authress_call.workdir / "terraform.tfstate"
-    assert not state.exists() or token not in state.read_text(encoding="utf-8"), f"{case}: the token reached state"
+    assert_refused_before_authress(authress_call, pipeline, claims, audience, message)
 
 
-@pytest.mark.parametrize(
-    ("case", "setup", "status"),
-    [
-        ("no trusted identity for this issuer and audience", "untrusted", 401),
-        ("no access record for the token's sub", "no_record", 404),
-    ],
-)
+@pytest.mark.parametrize(("setup", "status"), [("untrusted", 401), ("no_record", 404)], ids=NOT_SET_UP.get)
 def test_apply_fails_when_authress_is_not_set_up_for_the_pipeline(
-    case: str,
-    setup: str,
-    status: int,
-    authress_call: Terraform,
-    authress_api: tuple[AuthressStandIn, ConnectProxy],
-    issuer: LocalIssuer,
-    signing_key: SigningKey,
+    setup: str, status: int, authress_call: Terraform, pipeline: Pipeline
 ) -> None:
-    stand_in, proxy = authress_api
-    if setup == "untrusted":
-        stand_in.identities.clear()
-    else:
-        stand_in.records.clear()
-    token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE))
-    run = authress_call("apply", "-auto-approve", *variables(AUDIENCE, issuer), env=routed(proxy, token))
-    assert run.returncode != 0, f"{case}: apply succeeded"
-    assert f"Response code: {status}" in run.flat(), f"{case}:\n{safe(run.output)}"
-    assert [r.status for r in stand_in.requests] == [status]
-    assert not leaks(run.output), f"{case}: terraform printed the token"
+    _, run = apply_not_set_up(authress_call, pipeline, setup)
+    assert f"Response code: {status}" in run.flat(), safe(run.output)
+    assert [r.status for r in pipeline.stand_in.requests] == [status]
+
+
+CHECK = ["-var", "check=authress", "-var", f"api_url={AUDIENCE}"]
 
 
 @pytest.mark.parametrize(
-    ("case", "setup", "message"),
+    ("setup", "message"),
     [
         (
-            "no trusted identity for this issuer and audience",
             "untrusted",
             "answered 401: Authress does not trust this token; in Authress add an OIDC trusted identity "
             "(Connections -> OIDC trusted identities) with issuer",
         ),
         (
-            "no access record for the token's sub",
             "no_record",
             f'in Authress create an access record (Access records -> Create) whose user is exactly "{SUB}"',
         ),
     ],
+    ids=NOT_SET_UP.get,
 )
 def test_with_the_authress_check_apply_says_which_setup_step_is_missing(
-    case: str,
-    setup: str,
-    message: str,
-    authress_call: Terraform,
-    authress_api: tuple[AuthressStandIn, ConnectProxy],
-    issuer: LocalIssuer,
-    signing_key: SigningKey,
+    setup: str, message: str, authress_call: Terraform, pipeline: Pipeline
 ) -> None:
-    stand_in, proxy = authress_api
-    if setup == "untrusted":
-        stand_in.identities.clear()
-    else:
-        stand_in.records.clear()
-    token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE))
-    check = ["-var", "check=authress", "-var", f"api_url={AUDIENCE}"]
-    run = authress_call("apply", "-auto-approve", *variables(AUDIENCE, issuer), *check, env=routed(proxy, token))
-    assert run.returncode != 0, f"{case}: apply succeeded"
-    assert message in run.flat(), f"{case}: the helper's diagnosis is not in Terraform's output:\n{safe(run.output)}"
-    assert len(stand_in.requests) == 1, "Terraform went on after the helper's check failed"
-    assert not leaks(run.output), f"{case}: terraform printed the token"
+    _, run = apply_not_set_up(authress_call, pipeline, setup, *CHECK)
+    assert message in run.flat(), f"the helper's diagnosis is not in Terraform's output:\n{safe(run.output)}"
+    assert len(pipeline.stand_in.requests) == 1, "Terraform went on after the helper's check failed"
 
 
-def test_with_the_authress_check_a_set_up_pipeline_applies(
-    authress_call: Terraform,
-    authress_api: tuple[AuthressStandIn, ConnectProxy],
-    issuer: LocalIssuer,
-    signing_key: SigningKey,
-) -> None:
-    stand_in, proxy = authress_api
-    token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE))
-    check = ["-var", "check=authress", "-var", f"api_url={AUDIENCE}"]
-    authress_call.ok("apply", "-auto-approve", *variables(AUDIENCE, issuer), *check, env=routed(proxy, token))
-    assert [r.status for r in stand_in.requests] == [200, 200]  # the helper's check, then data "http"
-    assert stand_in.tokens_seen() == [token, token]
+def test_with_the_authress_check_a_set_up_pipeline_applies(authress_call: Terraform, pipeline: Pipeline) -> None:
+    token, run = pipeline.apply(authress_call, *CHECK)
+    assert run.returncode == 0, f"apply failed:\n{safe(run.output)}"
+    assert [r.status for r in pipeline.stand_in.requests] == [200, 200]  # the helper's check, then data "http"
+    assert pipeline.stand_in.tokens_seen() == [token, token]

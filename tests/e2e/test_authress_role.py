@@ -4,7 +4,6 @@ stand-in judges every Bearer token as Authress does (trusted identity, signature
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -12,17 +11,19 @@ import pytest
 from tests.conftest import leaks, safe
 from tests.fixtures.authress import AuthressStandIn
 from tests.fixtures.ca import LocalCA
-from tests.fixtures.connect_proxy import ConnectProxy
-from tests.fixtures.issuer import LocalIssuer
-from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
 from .conftest import (
     API_HOST,
     AUDIENCE,
     CLIS,
     EXTERNAL_VERSIONS,
+    NOT_SET_UP,
+    REFUSED_TOKENS,
+    Pipeline,
     Terraform,
     Toolchain,
+    apply_not_set_up,
+    assert_refused_before_authress,
     init,
     routed,
     selected,
@@ -64,17 +65,11 @@ def seen(stand_in: AuthressStandIn, token: str) -> list[tuple[str, str, int]]:
 
 
 def test_the_provider_creates_reads_updates_and_deletes_the_role_with_the_helpers_token(
-    lifecycle: Terraform,
-    authress_api: tuple[AuthressStandIn, ConnectProxy],
-    issuer: LocalIssuer,
-    signing_key: SigningKey,
+    lifecycle: Terraform, pipeline: Pipeline
 ) -> None:
-    stand_in, proxy = authress_api
-    token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE))
-    env = routed(proxy, token)
-    args = variables(AUDIENCE, issuer)
-
-    apply = lifecycle.ok("apply", "-auto-approve", *args, env=env)
+    stand_in, proxy = pipeline.stand_in, pipeline.proxy
+    token, apply = pipeline.apply(lifecycle)
+    assert apply.returncode == 0, f"apply failed:\n{safe(apply.output)}"
     assert not leaks(apply.output), "terraform printed the token"
     assert stand_in.roles == {
         ROLE_ID: {
@@ -86,6 +81,8 @@ def test_the_provider_creates_reads_updates_and_deletes_the_role_with_the_helper
     }
     assert seen(stand_in, token) == [("POST", "/v1/roles", 200)]
 
+    env = routed(proxy, token)
+    args = variables(AUDIENCE, pipeline.issuer)
     plan = lifecycle("plan", "-detailed-exitcode", *args, env=env)
     assert plan.returncode == 0, f"the second plan found changes:\n{safe(plan.output)}"
     assert seen(stand_in, token) == [("GET", ROLE_PATH, 200)]
@@ -102,109 +99,44 @@ def test_the_provider_creates_reads_updates_and_deletes_the_role_with_the_helper
     assert set(proxy.tunnels) == {f"{API_HOST}:443"} and not proxy.refused
 
 
-@pytest.mark.parametrize(
-    ("case", "claims", "audience", "message"),
-    [
-        (
-            "token for another branch",
-            {"ref": "feature/x"},
-            AUDIENCE,
-            'authress-gitlab-token: claim "ref" is "feature/x", expected "main" (from ref); '
-            "this token is for another project, ref or job",
-        ),
-        ("expired token", {"now": int(time.time()) - 3600}, AUDIENCE, "authress-gitlab-token: token expired at "),
-        (
-            "wrong audience",
-            {},
-            "https://other-acc.api.authress.test",
-            f'authress-gitlab-token: claim "aud" is "{AUDIENCE}", expected "https://other-acc.api.authress.test"',
-        ),
-    ],
-)
+@REFUSED_TOKENS
 def test_a_token_the_module_refuses_fails_apply_and_authress_sees_no_request(
-    case: str,
-    claims: dict[str, object],
-    audience: str,
-    message: str,
-    role: Terraform,
-    authress_api: tuple[AuthressStandIn, ConnectProxy],
-    issuer: LocalIssuer,
-    signing_key: SigningKey,
+    claims: dict[str, object], audience: str, message: str, role: Terraform, pipeline: Pipeline
 ) -> None:
-    stand_in, proxy = authress_api
-    token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE, **claims))
-    run = role("apply", "-auto-approve", *variables(audience, issuer), env=routed(proxy, token))
-    assert run.returncode != 0, f"{case}: apply succeeded"
-    assert message in run.flat(), f"{case}: the helper's error is not in Terraform's output:\n{safe(run.output)}"
-    assert not leaks(run.output), f"{case}: terraform printed the token"
-    assert stand_in.requests == [] and proxy.tunnels == [], f"{case}: a refused token was sent to Authress"
-    assert stand_in.roles == {}
+    assert_refused_before_authress(role, pipeline, claims, audience, message)
 
 
-@pytest.mark.parametrize(
-    ("case", "setup", "status"),
-    [
-        ("no trusted identity for this issuer and audience", "untrusted", 401),
-        ("no access record for the token's sub", "no_record", 403),
-    ],
-)
+@pytest.mark.parametrize(("setup", "status"), [("untrusted", 401), ("no_record", 403)], ids=NOT_SET_UP.get)
 def test_authress_judges_the_token_the_provider_sends(
-    case: str,
-    setup: str,
-    status: int,
-    role: Terraform,
-    authress_api: tuple[AuthressStandIn, ConnectProxy],
-    issuer: LocalIssuer,
-    signing_key: SigningKey,
+    setup: str, status: int, role: Terraform, pipeline: Pipeline
 ) -> None:
-    stand_in, proxy = authress_api
-    if setup == "untrusted":
-        stand_in.identities.clear()
-    else:
-        stand_in.records.clear()
-    token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE))
-    run = role("apply", "-auto-approve", *variables(AUDIENCE, issuer), env=routed(proxy, token))
-    assert run.returncode != 0, f"{case}: apply succeeded"
+    token, run = apply_not_set_up(role, pipeline, setup)
     assert f"Could not create role, unexpected error: status: {status}, body:" in run.flat(), safe(run.output)
-    assert seen(stand_in, token) == [("POST", "/v1/roles", status)]
-    assert stand_in.roles == {}
-    assert not leaks(run.output), f"{case}: terraform printed the token"
+    assert seen(pipeline.stand_in, token) == [("POST", "/v1/roles", status)]
+    assert pipeline.stand_in.roles == {}
 
 
 @pytest.mark.parametrize("create_status", [201])
-def test_a_201_answer_to_create_fails_apply_with_the_providers_own_error(
-    role: Terraform,
-    authress_api: tuple[AuthressStandIn, ConnectProxy],
-    issuer: LocalIssuer,
-    signing_key: SigningKey,
-) -> None:
+def test_a_201_answer_to_create_fails_apply_with_the_providers_own_error(role: Terraform, pipeline: Pipeline) -> None:
     """Authress's OpenAPI description says createRole answers 201; authress/authress 2.0.39 accepts only
     200. The limitation is the provider's: it reports the created role as an error."""
-    stand_in, proxy = authress_api
-    token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE))
-    run = role("apply", "-auto-approve", *variables(AUDIENCE, issuer), env=routed(proxy, token))
+    token, run = pipeline.apply(role)
     assert run.returncode != 0, "apply succeeded on a 201"
     assert "Authress API Response: Attempted to create role:" in run.flat(), safe(run.output)
     assert "Could not create role, unexpected error: status: 201, body: {" in run.flat(), safe(run.output)
-    assert seen(stand_in, token) == [("POST", "/v1/roles", 201)]
-    assert ROLE_ID in stand_in.roles, "the stand-in did not create the role it answered 201 for"
+    assert seen(pipeline.stand_in, token) == [("POST", "/v1/roles", 201)]
+    assert ROLE_ID in pipeline.stand_in.roles, "the stand-in did not create the role it answered 201 for"
     assert not leaks(run.output), "terraform printed the token"
 
 
 def test_the_newest_provider_creates_the_role_with_only_access_key(
-    toolchain: Toolchain,
-    ca: LocalCA,
-    tmp_path: Path,
-    authress_api: tuple[AuthressStandIn, ConnectProxy],
-    issuer: LocalIssuer,
-    signing_key: SigningKey,
+    toolchain: Toolchain, ca: LocalCA, tmp_path: Path, pipeline: Pipeline
 ) -> None:
     """The newest generation: no custom_domain, the API URL from the token's aud. It cannot be built here
     (tests/e2e/configs/authress_call emulates its first call), so this skips with the build's reason."""
     toolchain.provider("authress/authress@newest", obtainable=False)
-    stand_in, proxy = authress_api
     tf = init("terraform", "tests/e2e/configs/authress_role_newest", toolchain, ca, tmp_path)
-    token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE))
-    tf.ok("apply", "-auto-approve", *variables(AUDIENCE, issuer), env=routed(proxy, token))
-    assert ROLE_ID in stand_in.roles
-    assert set(stand_in.tokens_seen()) == {token}
+    token, apply = pipeline.apply(tf)
+    assert apply.returncode == 0, f"apply failed:\n{safe(apply.output)}"
+    assert ROLE_ID in pipeline.stand_in.roles
+    assert set(pipeline.stand_in.tokens_seen()) == {token}

@@ -17,6 +17,7 @@ import subprocess
 import threading
 import zipfile
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -160,7 +161,8 @@ def cli_on_path(tmp_path: Path, name: str, path: str) -> Path:
     """The toolchain's CLI under the name the job's lines call."""
     folder = tmp_path / "cli"
     folder.mkdir(exist_ok=True)
-    (folder / name).symlink_to(path)
+    if not (folder / name).is_symlink():  # a test's second job reuses it
+        (folder / name).symlink_to(path)
     return folder
 
 
@@ -176,9 +178,37 @@ def ci_variables(issuer: LocalIssuer, workdir: Path, stage: str) -> dict[str, st
     }
 
 
-@pytest.mark.parametrize("cli", CLIS)
-def test_the_gitlab_example_applies_as_written(
-    cli: str,
+@dataclass(frozen=True)
+class Example:
+    """One example test's world: the toolchain, the local issuer, Authress (stand-in and proxy) and the
+    module's hosted copy; the example's project is copied to `tmp_path / "project"`."""
+
+    toolchain: Toolchain
+    ca: LocalCA
+    tmp_path: Path
+    issuer: LocalIssuer
+    signing_key: SigningKey
+    stand_in: AuthressStandIn
+    proxy: ConnectProxy
+    repository: str
+
+    def copy(self, name: str, files: list[str]) -> tuple[Path, dict[str, Any]]:
+        """The copied project and its pipeline as written (.gitlab-ci.yml loaded, not expanded)."""
+        project = copy_example(name, files, self.tmp_path / "project", self.repository)
+        return project, load((project / ".gitlab-ci.yml").read_text(encoding="utf-8"))
+
+    def token(self, **claims: object) -> str:
+        return mint(self.signing_key, gitlab_claims(self.issuer.url, AUDIENCE, **claims))
+
+    def job(self, cli: str, called: str, root: Path, project: Path, stage: str) -> Job:
+        """A job of `stage` running Terraform in `root`, the toolchain's `cli` on PATH as `called`."""
+        path = self.toolchain.cli(cli)
+        tf = Terraform(path, root, self.toolchain, self.ca, self.tmp_path)
+        return Job(tf, cli_on_path(self.tmp_path, called, path), ci_variables(self.issuer, project, stage), self.proxy)
+
+
+@pytest.fixture
+def example(
     toolchain: Toolchain,
     ca: LocalCA,
     tmp_path: Path,
@@ -186,31 +216,35 @@ def test_the_gitlab_example_applies_as_written(
     signing_key: SigningKey,
     authress: tuple[AuthressStandIn, ConnectProxy],
     hosted_copy: str,
-) -> None:
-    toolchain.provider("hashicorp/external@2.4.0")
-    toolchain.provider("authress/authress@2.0.39")
-    root = copy_example("gitlab", [".gitlab-ci.yml", "main.tf"], tmp_path / "project", hosted_copy)
+) -> Example:
+    return Example(toolchain, ca, tmp_path, issuer, signing_key, *authress, hosted_copy)
 
-    pipeline = expand(load((root / ".gitlab-ci.yml").read_text(encoding="utf-8")))
-    (tmp_path / "expanded.yml").write_text(ci_inputs.dump(pipeline), encoding="utf-8")
-    for path in (root / ".gitlab-ci.yml", tmp_path / "expanded.yml"):
+
+@pytest.mark.parametrize("cli", CLIS)
+def test_the_gitlab_example_applies_as_written(cli: str, example: Example) -> None:
+    example.toolchain.provider("hashicorp/external@2.4.0")
+    example.toolchain.provider("authress/authress@2.0.39")
+    root, written = example.copy("gitlab", [".gitlab-ci.yml", "main.tf"])
+
+    pipeline = expand(written)
+    expanded = example.tmp_path / "expanded.yml"
+    expanded.write_text(ci_inputs.dump(pipeline), encoding="utf-8")
+    for path in (root / ".gitlab-ci.yml", expanded):
         done = check_gitlab_ci(path)
         assert done.returncode == 0, done.stdout + done.stderr
 
     local_state(root)
     # The job's image runs `terraform`; under OpenTofu the same lines run with `tofu` by that name.
-    tf = Terraform(toolchain.cli(cli), root, toolchain, ca, tmp_path)
-    on_path = cli_on_path(tmp_path, "terraform", toolchain.cli(cli))
-    stand_in, proxy = authress
-    token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE, environment="authress"))
+    stand_in, proxy = example.stand_in, example.proxy
+    token = example.token(environment="authress")
 
     check = pipeline["fmt-validate"]
-    job = Job(tf, on_path, ci_variables(issuer, root, "check"), proxy)
+    job = example.job(cli, "terraform", root, root, "check")
     done = job.run(check["script"], {**pipeline["variables"], **check.get("variables", {})}, token)
     assert done.returncode == 0, f"fmt-validate failed:\n{safe(done.stdout + done.stderr)}"
 
     apply = pipeline["apply"]
-    job = Job(tf, on_path, ci_variables(issuer, root, "apply"), proxy)
+    job = example.job(cli, "terraform", root, root, "apply")
     variables = {**pipeline["variables"], **apply["variables"]}
     done = job.run([*apply["before_script"], *apply["script"]], variables, token)
     output = done.stdout + done.stderr
@@ -243,74 +277,50 @@ def test_the_gitlab_example_applies_as_written(
     ids=["another branch", "a tag named like the branch"],
 )
 def test_the_gitlab_example_job_stops_a_token_of_another_ref_before_terraform(
-    claims: dict[str, str],
-    message: str,
-    toolchain: Toolchain,
-    ca: LocalCA,
-    tmp_path: Path,
-    issuer: LocalIssuer,
-    signing_key: SigningKey,
-    authress: tuple[AuthressStandIn, ConnectProxy],
-    hosted_copy: str,
+    claims: dict[str, str], message: str, example: Example
 ) -> None:
-    root = copy_example("gitlab", [".gitlab-ci.yml", "main.tf"], tmp_path / "project", hosted_copy)
-    pipeline = expand(load((root / ".gitlab-ci.yml").read_text(encoding="utf-8")))
-    tf = Terraform(toolchain.cli("terraform"), root, toolchain, ca, tmp_path)
-    cli = cli_on_path(tmp_path, "terraform", toolchain.cli("terraform"))
-    stand_in, proxy = authress
-    token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE, **claims))
+    root, written = example.copy("gitlab", [".gitlab-ci.yml", "main.tf"])
+    pipeline = expand(written)
     apply = pipeline["apply"]
-    done = Job(tf, cli, ci_variables(issuer, root, "apply"), proxy).run(
-        [*apply["before_script"], *apply["script"]], {**pipeline["variables"], **apply["variables"]}, token
+    done = example.job("terraform", "terraform", root, root, "apply").run(
+        [*apply["before_script"], *apply["script"]],
+        {**pipeline["variables"], **apply["variables"]},
+        example.token(**claims),
     )
     assert done.returncode != 0
     assert f"authress-gitlab-token: {message}" in done.stderr, safe(done.stderr)
     assert not leaks(done.stdout + done.stderr)
-    assert stand_in.requests == [] and not (root / ".terraform").exists(), "Terraform ran after a refused token"
+    assert example.stand_in.requests == [] and not (root / ".terraform").exists(), "Terraform ran after a refused token"
 
 
-def test_the_opentofu_component_example_plans_and_applies_with_each_jobs_own_token(
-    toolchain: Toolchain,
-    ca: LocalCA,
-    tmp_path: Path,
-    issuer: LocalIssuer,
-    signing_key: SigningKey,
-    authress: tuple[AuthressStandIn, ConnectProxy],
-    hosted_copy: str,
-) -> None:
+def test_the_opentofu_component_example_plans_and_applies_with_each_jobs_own_token(example: Example) -> None:
     """The component's plan job saves a plan; its apply job applies it later with its own token. Neither
     the plan nor the state holds a token."""
-    toolchain.provider("authress/authress@2.0.39")
-    files = [".gitlab-ci.yml", "infra/main.tf"]
-    project = copy_example("opentofu-component", files, tmp_path / "project", hosted_copy)
-    pipeline = load((project / ".gitlab-ci.yml").read_text(encoding="utf-8"))
+    example.toolchain.provider("authress/authress@2.0.39")
+    project, pipeline = example.copy("opentofu-component", [".gitlab-ci.yml", "infra/main.tf"])
     done = check_gitlab_ci(project / ".gitlab-ci.yml")
     assert done.returncode == 0, done.stdout + done.stderr
 
     root = project / pipeline["include"][0]["inputs"]["root_dir"]
     local_state(root)
-    tofu = toolchain.cli("tofu")
-    tf = Terraform(tofu, root, toolchain, ca, tmp_path)
-    cli = cli_on_path(tmp_path, "tofu", tofu)
-    stand_in, proxy = authress
     before = pipeline["default"]["before_script"]
     variables = pipeline["variables"]
 
     # The component's jobs run gitlab-tofu, a wrapper of these commands.
-    plan_token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE, job_id="301"))
-    plan = Job(tf, cli, ci_variables(issuer, project, "build"), proxy).run(
+    plan_token = example.token(job_id="301")
+    plan = example.job("tofu", "tofu", root, project, "build").run(
         [*before, "tofu init -input=false", "tofu plan -input=false -out=plan.cache"], variables, plan_token
     )
     assert plan.returncode == 0, f"the plan job failed:\n{safe(plan.stdout + plan.stderr)}"
 
-    apply_token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE, job_id="302"))
-    apply = Job(tf, cli, ci_variables(issuer, project, "deploy"), proxy).run(
+    apply_token = example.token(job_id="302")
+    apply = example.job("tofu", "tofu", root, project, "deploy").run(
         [*before, "tofu init -input=false", "tofu apply -input=false plan.cache"], variables, apply_token
     )
     assert apply.returncode == 0, f"the apply job failed:\n{safe(apply.stdout + apply.stderr)}"
 
-    assert "ro_documents_reader" in stand_in.roles
-    assert stand_in.tokens_seen()[-1] == apply_token, "the saved plan's apply did not use the apply job's token"
+    assert "ro_documents_reader" in example.stand_in.roles
+    assert example.stand_in.tokens_seen()[-1] == apply_token, "the saved plan's apply did not use the apply job's token"
     with zipfile.ZipFile(root / "plan.cache") as saved:
         assert not any(plan_token.encode() in saved.read(name) for name in saved.namelist()), "the plan holds a token"
     state = (root / "terraform.tfstate").read_text(encoding="utf-8")
@@ -318,30 +328,16 @@ def test_the_opentofu_component_example_plans_and_applies_with_each_jobs_own_tok
     assert not leaks(plan.stdout + plan.stderr + apply.stdout + apply.stderr)
 
 
-def test_the_opentofu_example_job_stops_a_token_of_another_project_before_opentofu(
-    toolchain: Toolchain,
-    ca: LocalCA,
-    tmp_path: Path,
-    issuer: LocalIssuer,
-    signing_key: SigningKey,
-    authress: tuple[AuthressStandIn, ConnectProxy],
-    hosted_copy: str,
-) -> None:
-    files = [".gitlab-ci.yml", "infra/main.tf"]
-    project = copy_example("opentofu-component", files, tmp_path / "project", hosted_copy)
-    pipeline = load((project / ".gitlab-ci.yml").read_text(encoding="utf-8"))
+def test_the_opentofu_example_job_stops_a_token_of_another_project_before_opentofu(example: Example) -> None:
+    project, pipeline = example.copy("opentofu-component", [".gitlab-ci.yml", "infra/main.tf"])
     root = project / "infra"
-    tofu = toolchain.cli("tofu")
-    stand_in, proxy = authress
-    token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE, project_path="acme/infra"))
-    done = Job(
-        Terraform(tofu, root, toolchain, ca, tmp_path),
-        cli_on_path(tmp_path, "tofu", tofu),
-        ci_variables(issuer, project, "build"),
-        proxy,
-    ).run([*pipeline["default"]["before_script"], "tofu init -input=false"], pipeline["variables"], token)
+    done = example.job("tofu", "tofu", root, project, "build").run(
+        [*pipeline["default"]["before_script"], "tofu init -input=false"],
+        pipeline["variables"],
+        example.token(project_path="acme/infra"),
+    )
     assert done.returncode != 0
     expected = f'authress-gitlab-token: claim "project_path" is "acme/infra", expected "{PROJECT}"'
     assert expected in done.stderr, safe(done.stderr)
     assert not leaks(done.stdout + done.stderr)
-    assert stand_in.requests == [] and not (root / ".terraform").exists(), "OpenTofu ran after a refused token"
+    assert example.stand_in.requests == [] and not (root / ".terraform").exists(), "OpenTofu ran after a refused token"
