@@ -12,8 +12,8 @@ from typing import Any
 from .errors import KeyFetchFailed, quoted
 from .jwk_policy import valid_keys
 from .keycache import KeySet, max_age
+from .settings import DEFAULT_HTTP_TIMEOUT
 
-DEFAULT_TIMEOUT = 5.0  # seconds, for connect and for each read
 ATTEMPTS = 4  # per URL; retried on connection errors, timeouts, 429 and 5xx
 USUAL_JWKS_PATH = "/oauth/discovery/keys"  # where GitLab serves its JWKS; trusted only once discovery says so
 MAX_FETCH_SECONDS = 30.0  # all a run spends on keys (waiting for another run's fetch included), whatever the timeout
@@ -25,7 +25,7 @@ def fetch_bound(timeout: float) -> float:
 
 
 def fetch_keyset(
-    issuer: str, timeout: float = DEFAULT_TIMEOUT, deadline: float | None = None, client: Any = None
+    issuer: str, timeout: float = DEFAULT_HTTP_TIMEOUT, deadline: float | None = None, client: Any = None
 ) -> KeySet:
     """Discovery (whose `issuer` must equal ours exactly), then its https `jwks_uri`, by `deadline`.
 

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import KeyFetchFailed, VerificationFailed, quoted
 from .keycache import KeyCache, KeySet, default_cache_dir
-from .keyfetch import DEFAULT_TIMEOUT, fetch_bound, fetch_keyset
-from .settings import http_timeout
+from .keyfetch import fetch_bound, fetch_keyset
+from .settings import DEFAULT_HTTP_TIMEOUT, http_timeout
 
 if TYPE_CHECKING:
     from .prefetch import KeyPrefetch
@@ -35,7 +35,7 @@ class IssuerKeys:
         cache: KeyCache | None,
         fetch: Fetch | None = None,
         clock: Callable[[], float] = time.time,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float = DEFAULT_HTTP_TIMEOUT,
         ahead: KeyPrefetch | None = None,
     ) -> None:
         self.issuer = issuer
