@@ -50,9 +50,11 @@ def unknown(given: str, command: str, sub: argparse.ArgumentParser) -> str:
     if instead:
         return f"{what}; use {instead} (setup names a ref exactly; --ref binds a glob in env and doctor)"
     prefixed = [o for o in known if o.startswith(flag)]
-    near = prefixed[:1] or difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
+    if prefixed:
+        return f"{what} (flags are never abbreviated); did you mean {quoted(prefixed[0])}?"
+    near = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
     if near:
-        return f"{what} (flags are never abbreviated); did you mean {quoted(near[0])}?"
+        return f"{what}; did you mean {quoted(near[0])}?"
     return f"{what}; see `{PROG} {command} --help` for its flags"
 
 
