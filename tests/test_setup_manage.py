@@ -312,3 +312,28 @@ def test_setup_for_a_self_managed_issuer_never_mentions_gitlab_com(helper: Helpe
     assert f'pip install "authress-gitlab-token @ git+{repo}@v' in run.stdout
     assert "component: $CI_SERVER_FQDN/platform/tools/authress-gitlab-token/authress-token@v" in run.stdout
     assert f'"git::{repo}//terraform?ref=v' in run.stdout
+
+
+def test_list_reads_every_page_of_records(
+    helper: Helper,
+    issuer: LocalIssuer,
+    empty: AuthressStandIn,  # noqa: F811
+    admin: ServiceClientKey,  # noqa: F811
+) -> None:
+    """getRecords gives at most 20 a page: the listing follows the cursor."""
+    subs = [sub(f"my-org/p{i}", "main") for i in range(23)]
+    for s in subs:
+        put_record(
+            empty,
+            {
+                "recordId": record_id(s),
+                "name": f"GitLab CI {s} (managed by authress-gitlab-token)",
+                "users": [{"userId": s}],
+                "statements": [{"roles": ["ro_terraform"], "resources": [{"resourceUri": "*"}]}],
+                "tags": {"managed-by": "authress-gitlab-token"},
+            },
+        )
+    run = setup(helper, issuer, empty, admin, "--list", "--json", projects=(), branches=(), roles=())
+    listed = json.loads(run.stdout)
+    assert sorted(u for r in listed["access_records"] for u in r["users"]) == sorted(subs)
+    assert [r.path for r in empty.requests if r.path == "/v1/records"] == ["/v1/records"] * 2
