@@ -74,6 +74,9 @@ def test_setup_without_a_mode_refuses_the_flags_that_need_one(helper: Helper) ->
     base = ["setup", "--project", "my-org/x", "--branch", "main", "--audience", AUDIENCE]
     helper.run([*base, "--destroy"]).refused("--destroy takes effect only with --plan or --apply", code=2)
     helper.run([*base, "--apply", "--detailed-exitcode"]).refused("--detailed-exitcode takes effect only with --plan")
+    helper.run(["setup", "--list", "--project", "my-org/x", "--audience", AUDIENCE]).refused(
+        "--project takes effect only with a guide, --plan or --apply", code=2
+    )
     helper.run([*base, "--plan", "--allow-missing-roles"]).refused(
         "--allow-missing-roles takes effect only with --apply", code=2
     )

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
-from .errors import HelperError, QueryError, redact
+from .errors import HelperError, QueryError, quoted, redact
 from .settings import DEFAULT_TOKEN_ENV
 
 if TYPE_CHECKING:
@@ -81,6 +81,9 @@ def cmd_setup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         ("--role", args.role, admin and not args.destroy),
         ("--resource", args.resource != "*", admin and not args.destroy),
         ("--api-url", args.api_url, admin or args.list),
+        ("--project", args.projects, not args.list),
+        ("--branch", args.branches, not args.list),
+        ("--tag", args.tags, not args.list),
     ]:
         if given and not needs:
             raise QueryError(f"{flag} takes effect only with {NEEDS[flag]}; add it, or leave {flag} out")
@@ -121,6 +124,9 @@ NEEDS = {
     "--role": "--plan or --apply (and not with --destroy)",
     "--resource": "--plan or --apply (and not with --destroy)",
     "--api-url": "--plan, --apply or --list",
+    "--project": "a guide, --plan or --apply (--list shows every pipeline setup made)",
+    "--branch": "a guide, --plan or --apply (--list shows every pipeline setup made)",
+    "--tag": "a guide, --plan or --apply (--list shows every pipeline setup made)",
 }
 
 
@@ -128,9 +134,14 @@ def setup_changes(args: argparse.Namespace, guides: list[setup_guide.Guide], env
     from . import bootstrap
 
     request = bootstrap.Request(
-        tuple(args.role or ()), args.resource, args.api_url or "", args.key_env, apply=args.apply,
-        destroy=args.destroy, allow_missing_roles=args.allow_missing_roles,
-    )  # fmt: skip
+        tuple(args.role or ()),
+        args.resource,
+        args.api_url or "",
+        args.key_env,
+        apply=args.apply,
+        destroy=args.destroy,
+        allow_missing_roles=args.allow_missing_roles,
+    )
     for guide in guides:
         problem = bootstrap.user_id_warning(guide)
         if problem:
@@ -155,8 +166,6 @@ def setup_list(listing: dict[str, Any], as_json: bool) -> int:
     if as_json:
         sys.stdout.write(json.dumps(listing, indent=2) + "\n")
         return 0
-    from .errors import quoted
-
     lines = [
         f"trusted identity issuer {quoted(i['issuer'])} audience {quoted(i['audience'])} "
         f"userIdExpression {quoted(i['user_id_expression'])}"

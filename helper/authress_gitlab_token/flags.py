@@ -92,13 +92,20 @@ def parser(
 
 def setup_options(setup: argparse.ArgumentParser) -> None:
     setup.add_argument(
-        "--project", "--project-path", dest="projects", action="append", default=[],
+        "--project",
+        "--project-path",
+        dest="projects",
+        action="append",
+        default=[],
         help="GROUP/PROJECT (repeatable); default $CI_PROJECT_PATH",
-    )  # fmt: skip
+    )
     setup.add_argument(
-        "--branch", dest="branches", action="append", default=[],
+        "--branch",
+        dest="branches",
+        action="append",
+        default=[],
         help="a branch that may apply, exactly (repeatable); default $CI_COMMIT_REF_NAME",
-    )  # fmt: skip
+    )
     setup.add_argument("--tag", dest="tags", action="append", default=[], help="a tag that may apply (repeatable)")
     setup.add_argument("--audience", help="the account's API URL, https://ACCOUNT_ID.api.authress.io")
     setup.add_argument("--issuer", help="GitLab's issuer; default $CI_SERVER_URL, else https://gitlab.com")
