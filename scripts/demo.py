@@ -137,7 +137,7 @@ class Demo:
                 "authress/authress 2.0.39 creates the role with its result"
             )
             created = self.apply(apply_args, {**env, "AUTHRESS_KEY": token}, stand_in, proxy.tunnels)
-            self.check_created(created, stand_in, token)
+            self.check_created(created, stand_in)
 
             foreign = mint(key, gitlab_claims(issuer.url, AUDIENCE, project_path=OTHER_PROJECT))
             self.say(f"\n== The same apply in a pipeline of {OTHER_PROJECT}: its job's token is refused at plan time")
@@ -167,7 +167,7 @@ class Demo:
             raise DemoFailed("a request reached the stand-in without exactly the job's token as its Bearer")
         return Apply(run.returncode, run.output, requests, tuple(tunnels[opened:]))
 
-    def check_created(self, created: Apply, stand_in: AuthressStandIn, token: str) -> None:
+    def check_created(self, created: Apply, stand_in: AuthressStandIn) -> None:
         if created.returncode != 0 or f"{ROLE}: Creation complete" not in created.output:
             raise DemoFailed(f"apply did not create {ROLE} (exit {created.returncode})")
         if created.requests != (("POST", "/v1/roles", 200),) or "ro_terraform-deployer" not in stand_in.roles:
