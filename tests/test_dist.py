@@ -136,7 +136,7 @@ def test_the_metadata_is_complete(dists: Dists) -> None:
         assert wanted in classifiers
     assert "Typing :: Typed" in classifiers
     urls = dict(u.split(", ", 1) for u in meta.get_all("Project-URL") or [])
-    assert {"GitLab ID tokens", "Authress"} <= set(urls)
+    assert {"Source", "Issues", "Changelog", "Documentation", "GitLab ID tokens", "Authress"} <= set(urls)
     assert all(u.startswith("https://") for u in urls.values())
     assert set(floors(dists)) == set(FLOORED)
 

@@ -34,7 +34,8 @@ def cmd_external(args: argparse.Namespace | None, environ: Mapping[str, str]) ->
 
     config = settings.from_query(external.parse_query(raw), environ)
     outcome = flow.obtain(config, environ, ahead=ahead)
-    warn_about_audience(config.audience, config.api_url)  # after success: a failure stays one line
+    # After success: a failure stays one line.
+    warn_about_audience(config.audience, config.api_url, outcome.result["audience"])
     external.write_result(outcome.result, sys.stdout)
     return 0
 
@@ -49,8 +50,9 @@ def cmd_env(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
     ahead = prefetch.start(given_options(args), environ)  # a job script's run is cold too, as `external`'s
     config = settings.from_query(query_from_args(args), environ)
-    token = shlex.quote(flow.obtain(config, environ, ahead=ahead).result["access_token"])
-    warn_about_audience(config.audience, config.api_url)
+    outcome = flow.obtain(config, environ, ahead=ahead)
+    token = shlex.quote(outcome.result["access_token"])
+    warn_about_audience(config.audience, config.api_url, outcome.result["audience"])
     sys.stdout.write(f"export {ENV_NAME}={token}\n" if args.format == "shell" else f"{ENV_NAME}={token}\n")
     return 0
 
@@ -180,10 +182,11 @@ def setup_list(listing: dict[str, Any], as_json: bool) -> int:
     return 0
 
 
-def warn_about_audience(audience: str, api_url: str) -> None:
-    from .authress import audience_warning
+def warn_about_audience(audience: str, api_url: str, token_audience: str) -> None:
+    """One warning at most: an audience that names no Authress API, else a token only provider 2.0.39 takes."""
+    from .authress import audience_warning, newest_provider_warning
 
-    message = audience_warning(audience, api_url)
+    message = audience_warning(audience, api_url) or newest_provider_warning(token_audience)
     if message:
         warn(message)
 
