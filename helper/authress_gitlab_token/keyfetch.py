@@ -24,6 +24,14 @@ def fetch_bound(timeout: float) -> float:
     return min(ATTEMPTS * (timeout + 1.0), MAX_FETCH_SECONDS)
 
 
+def waited_in_vain(issuer: str, bound: float) -> KeyFetchFailed:
+    """Another run held the fetch lock for all the time this one may wait, and left no keys."""
+    return KeyFetchFailed(
+        f"another run has been fetching the keys of {quoted(issuer)} for {bound:.0f} s without a result; "
+        "check the issuer is reachable from this runner, then retry the job"
+    )
+
+
 def fetch_keyset(
     issuer: str, timeout: float = DEFAULT_HTTP_TIMEOUT, deadline: float | None = None, client: Any = None
 ) -> KeySet:
@@ -99,9 +107,9 @@ def _get_json(client: Any, url: str, timeout: float, deadline: float, bad_url: s
     try:
         response = network.get(client, url, timeout=timeout, deadline=deadline, attempts=ATTEMPTS)
     except network.Unanswered as exc:
+        how = f"{exc.reason} after {exc.attempts} attempt(s)" if exc.attempts else "the time for the keys ran out first"
         raise KeyFetchFailed(
-            f"could not fetch {quoted(url)}: {exc.reason} after {exc.attempts} attempt(s); "
-            "check the issuer is reachable from this runner, then retry the job"
+            f"could not fetch {quoted(url)}: {how}; check the issuer is reachable from this runner, then retry the job"
         ) from None
     except network.TooLarge:
         raise KeyFetchFailed(
