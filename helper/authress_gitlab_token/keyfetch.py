@@ -24,6 +24,12 @@ def fetch_bound(timeout: float) -> float:
     return min(ATTEMPTS * (timeout + 1.0), MAX_FETCH_SECONDS)
 
 
+def too_late(deadline: float, timeout: float) -> bool:
+    """After waiting for another run's fetch: whether too little time is left for one attempt of our own
+    (its failure would then name a timeout, when the truth is the other run's wait)."""
+    return deadline - time.monotonic() < min(timeout, fetch_bound(timeout) / 2)
+
+
 def waited_in_vain(issuer: str, bound: float) -> KeyFetchFailed:
     """Another run held the fetch lock for all the time this one may wait, and left no keys."""
     return KeyFetchFailed(

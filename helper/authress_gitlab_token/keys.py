@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import KeyFetchFailed, VerificationFailed, quoted
 from .keycache import KeyCache, KeySet, default_cache_dir
-from .keyfetch import fetch_bound, fetch_keyset, waited_in_vain
+from .keyfetch import fetch_bound, fetch_keyset, too_late, waited_in_vain
 from .settings import DEFAULT_HTTP_TIMEOUT, http_timeout
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ class IssuerKeys:
         self.issuer = issuer
         self.cache = cache
         self.bound = fetch_bound(timeout)
+        self.timeout = timeout
         self._fetch = fetch or (lambda iss, deadline: fetch_keyset(iss, timeout, deadline))
         self._clock = clock
         self._ahead = ahead  # a fetch this run started early (prefetch.py): the first fetch is its outcome
@@ -70,7 +71,7 @@ class IssuerKeys:
                 if found is not None:
                     return found
                 cached = again
-            if not locked or time.monotonic() >= deadline:  # the other run left no time to fetch them again
+            if not locked or too_late(deadline, self.timeout):  # the other run left no time to fetch again
                 return self._stale(kid, cached, waited_in_vain(self.issuer, self.bound))
             return self._fetched(kid, cached, deadline)
 

@@ -17,7 +17,7 @@ from . import external, network, settings, sources
 from .background import Background
 from .errors import KeyFetchFailed, quoted
 from .keycache import KeyCache, KeySet, default_cache_dir
-from .keyfetch import fetch_bound, fetch_keyset, waited_in_vain
+from .keyfetch import fetch_bound, fetch_keyset, too_late, waited_in_vain
 
 
 class KeyPrefetch:
@@ -55,7 +55,7 @@ class KeyPrefetch:
                 newer = again is not None and (self._cached is None or again.fetched_at > self._cached.fetched_at)
                 if newer and again is not None and again.fresh(time.time()):
                     return None  # the main path finds the other run's keys
-                if not locked or time.monotonic() >= self.deadline:
+                if not locked or (not self._client and too_late(self.deadline, self.timeout)):
                     raise waited_in_vain(self.issuer, fetch_bound(self.timeout))
                 keyset = fetch_keyset(self.issuer, self.timeout, self.deadline, self._client)
                 if self.cache:
