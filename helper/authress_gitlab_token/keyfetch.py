@@ -9,6 +9,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from .budget import Budget
 from .errors import KeyFetchFailed, quoted
 from .jwk_policy import valid_keys
 from .keycache import KeySet, max_age
@@ -21,7 +22,7 @@ MAX_FETCH_SECONDS = 30.0  # all a run spends on keys (waiting for another run's 
 
 def fetch_bound(timeout: float) -> float:
     """Seconds a lookup may take: enough for every attempt at `timeout`, never more than MAX_FETCH_SECONDS."""
-    return min(ATTEMPTS * (timeout + 1.0), MAX_FETCH_SECONDS)
+    return Budget(ATTEMPTS, timeout, MAX_FETCH_SECONDS).seconds
 
 
 def too_late(deadline: float, timeout: float) -> bool:
