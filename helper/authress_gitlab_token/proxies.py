@@ -16,14 +16,17 @@ FIX = f"set it to the http:// URL of a proxy that supports CONNECT (e.g. {quoted
 
 def variable(scheme: str, environ: Mapping[str, str]) -> str | None:
     """The name of the variable httpx takes the `scheme` proxy from, or None when none is set."""
-    for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY"):
-        if environ.get(name, "").strip():
-            return name
-    return None
+    lower, upper = f"{scheme}_proxy", f"{scheme.upper()}_PROXY"
+    if lower in environ:  # urllib's rule: the lower-case name wins, and empty it means no proxy
+        return lower if environ[lower] else None
+    return upper if environ.get(upper) else None
 
 
 def check(environ: Mapping[str, str]) -> None:
     """ProxyUnusable for the first proxy variable httpx could not use."""
+    name = variable("no", environ)
+    if name and "*" in (host.strip() for host in environ[name].split(",")):
+        return  # NO_PROXY=*: httpx uses no proxy at all
     for scheme in SCHEMES:
         name = variable(scheme, environ)
         if name is not None:

@@ -140,7 +140,8 @@ def connect(
     tried = f"{len(addresses)} address(es) of {quoted(host)}"
     if queue or time.monotonic() >= end:
         raise TimeoutError(f"timed out connecting to {tried}")
-    raise OSError(f"connection failed ({failures[-1].strerror if failures else 'no address'}; tried {tried})")
+    reason = (failures[-1].strerror or str(failures[-1])) if failures else "no address"
+    raise OSError(f"connection failed ({reason}; tried {tried})")
 
 
 def _start(
