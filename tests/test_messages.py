@@ -38,25 +38,27 @@ def test_a_run_that_waited_for_another_runs_fetch_in_vain_says_so(
 ) -> None:
     """The other run (this test, holding the fetch lock) lets go just before our deadline: too late for a
     fetch of our own, so the message names the wait, not "no time was left after 0 attempt(s)" nor a
-    timeout of a request that barely started."""
-    issuer.delay = 1.0
+    timeout of a request that barely started. (A 3 s timeout: our start-up may take up to 3 s, the
+    least time a fetch of our own is begun with, and still leave it too late.)"""
+    issuer.delay = 2.5
     lock_path = KeyCache(helper.cache_dir, issuer.url).path.with_suffix(".lock")
     lock_path.parent.mkdir(mode=0o700, parents=True)
     fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
     runs: list[Run] = []
     started = time.monotonic()
-    thread = threading.Thread(target=lambda: runs.append(helper.external(query(issuer.url), token)))
+    env = {"AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT": "3"}
+    thread = threading.Thread(target=lambda: runs.append(helper.external(query(issuer.url), token, env=env)))
     thread.start()
     try:
-        time.sleep(fetch_bound(TIMEOUT) - 0.05)  # the run's deadline starts a little after its process
+        time.sleep(fetch_bound(3) - 0.05)  # the run's deadline starts a little after its process
     finally:
         os.close(fd)
     thread.join()
-    runs[0].refused(f'another run has been fetching the keys of "{issuer.url}" for 12 s without a result')
+    runs[0].refused(f'another run has been fetching the keys of "{issuer.url}" for 16 s without a result')
     assert "attempt(s)" not in runs[0].stderr
     assert issuer.requests == []
-    assert time.monotonic() - started < fetch_bound(TIMEOUT) + 5
+    assert time.monotonic() - started < fetch_bound(3) + 5
 
 
 def test_a_token_that_expires_during_a_slow_fetch_is_dated_by_the_clock_that_judged_it(
