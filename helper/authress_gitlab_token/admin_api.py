@@ -6,7 +6,6 @@ names the fix; no message holds the admin key or the token minted from it."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from . import network
+from .budget import Budget
 from .errors import HelperError, quoted
 
 ATTEMPTS = 3  # reads and PUT; a POST is sent once (network.send)
@@ -122,7 +122,7 @@ class AdminApi:
     ) -> Any:
         url = self.url(op, record_id) + ("?" + urlencode(query) if query else "")
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
-        deadline = time.monotonic() + ATTEMPTS * (self._timeout + 1.0)
+        deadline = Budget(ATTEMPTS, self._timeout).deadline()
         try:
             # One attempt for a POST (a retried create could make two); reads and PUT are retried.
             response = network.send(

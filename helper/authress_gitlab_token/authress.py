@@ -4,12 +4,12 @@ live pre-flight check that names the missing setup step."""
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from .budget import Budget
 from .errors import AuthressCheckFailed, QueryError, quoted
 from .sources import SERVICE_CLIENT_KEY
 
@@ -134,7 +134,7 @@ def _get(url: str, token: str, timeout: float) -> tuple[int, Any]:
     """One GET (retried within a total bound); the status and the JSON body, if any."""
     from . import network
 
-    deadline = time.monotonic() + ATTEMPTS * (timeout + 1.0)
+    deadline = Budget(ATTEMPTS, timeout).deadline()
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     try:
         # No redirects (network.session): the Bearer token goes to the configured API URL and nowhere else.
