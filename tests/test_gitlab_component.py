@@ -36,7 +36,8 @@ def pipeline_with(config: dict[str, Any], tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize(
+# Renderings GitLab accepts; tests/e2e/test_gitlab_ci_local_render.py renders them with a real engine too.
+ACCEPTED = pytest.mark.parametrize(
     "given",
     [
         {},
@@ -46,6 +47,26 @@ def pipeline_with(config: dict[str, Any], tmp_path: Path) -> Path:
     ],
     ids=["defaults", "data-source route", "own names", "from pypi"],
 )
+# Refusals both renderers make, with ci_inputs' message.
+REFUSED = pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"audience": None}, "`audience` input: required value has not been provided"),
+        ({"route": "both"}, "`route` input: provided value 'both' cannot be used because it is not in the list"),
+        ({"audience": "http://acc-1a2b3c.api.authress.io"}, "does not match required RegEx pattern"),
+    ],
+    ids=["missing input", "not an option", "regex"],
+)
+
+
+def job_of(config: dict[str, Any]) -> dict[str, Any]:
+    """The job a pipeline runs when it extends the component's hidden job."""
+    job = {"extends": ".authress-gitlab-token", "script": ["terraform apply"]}
+    resolved: dict[str, Any] = ci_inputs.resolve_extends({**config, "apply": job})["apply"]
+    return resolved
+
+
+@ACCEPTED
 def test_the_rendered_component_matches_gitlabs_ci_schema(given: dict[str, Any], tmp_path: Path) -> None:
     done = check_gitlab_ci(pipeline_with(render(**given), tmp_path))
     assert done.returncode == 0, done.stdout + done.stderr
@@ -60,6 +81,9 @@ def test_the_schema_check_refuses_a_rendering_gitlab_would_refuse(tmp_path: Path
 def test_the_job_asks_for_the_token_with_the_audience_it_verifies() -> None:
     job = render(token_variable="GITLAB_OIDC_TOKEN")[".authress-gitlab-token"]
     assert job["id_tokens"] == {"GITLAB_OIDC_TOKEN": {"aud": REQUIRED["audience"]}}
+    assert render()[".authress-gitlab-token"]["id_tokens"] == {"AUTHRESS_ID_TOKEN": {"aud": REQUIRED["audience"]}}, (
+        "the provider reads AUTHRESS_KEY: the raw token must arrive elsewhere"
+    )
     assert job["variables"]["AUTHRESS_AUDIENCE"] == REQUIRED["audience"]
     assert job["variables"]["AUTHRESS_TOKEN_VARIABLE"] == "GITLAB_OIDC_TOKEN"
     assert job["variables"]["AUTHRESS_PROTECTED_ONLY"] == "true"

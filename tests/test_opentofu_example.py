@@ -60,7 +60,7 @@ def test_the_token_reaches_the_provider_only_through_the_environment() -> None:
 
 def test_the_example_pins_this_release_and_names_every_placeholder_in_its_readme() -> None:
     text = PIPELINE.read_text(encoding="utf-8")
-    pins = re.findall(r"authress-gitlab-token\.git@v(\S+)", text)
+    pins = re.findall(r"authress-gitlab-token\.git@(\S+)", text)
     assert pins == [__version__]
     readme = (EXAMPLE / "README.md").read_text(encoding="utf-8")
     for placeholder in FILLED_IN:

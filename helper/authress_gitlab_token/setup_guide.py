@@ -22,14 +22,14 @@ _REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 _HTTPS_URL = re.compile(r"https://[^/?#@\s]+(/[^?#\s]*)?")  # as the module's audience and api_url
 # Where the user hosts their copy of this repository: the one thing setup cannot know (README step 4).
 _REPOSITORY = "https://gitlab.com/YOUR_GROUP/authress-gitlab-token.git"
-_COMPONENT = f"$CI_SERVER_FQDN/YOUR_GROUP/authress-gitlab-token/authress-token@v{__version__}"
+_COMPONENT = f"$CI_SERVER_FQDN/YOUR_GROUP/authress-gitlab-token/authress-token@{__version__}"
 
 
 def install_command(version: str = __version__) -> str:
     """The job's install of this very release, from its git tag (README, Install): the one pin that setup
     prints, derived from `__version__`; tests hold the documents' install lines to it."""
     url = "https://gitlab.com/YOUR_GROUP/authress-gitlab-token.git"
-    return f'pip install "authress-gitlab-token @ git+{url}@v{version}"'
+    return f'pip install "authress-gitlab-token @ git+{url}@{version}"'
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class Guide:
         return f"include:\n  - component: {_COMPONENT}\n    inputs:\n{body}"
 
     def module_hcl(self) -> str:
-        source = f"git::{_REPOSITORY}//terraform?ref=v{__version__}"
+        source = f"git::{_REPOSITORY}//terraform?ref={__version__}"
         args = {"source": source, "audience": self.audience}
         if self.issuer != DEFAULT_ISSUER:
             args["issuer"] = self.issuer
