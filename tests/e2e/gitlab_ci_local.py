@@ -119,7 +119,7 @@ class Engine:
         self.project = project
         self.home = home
         kept = {k: v for k, v in os.environ.items() if not k.startswith(("GCL_", "CI_", "GITLAB_", "TF_", "AUTHRESS_"))}
-        self.env = {**kept, "HOME": str(home), "CI": "", **env}
+        self.env = {**kept, "HOME": str(home), **env}
         self.job_token = secrets.token_urlsafe(16)
 
     def run(

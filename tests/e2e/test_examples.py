@@ -278,6 +278,7 @@ def test_the_gitlab_example_pipeline_runs_in_gitlab_ci_local(example: Example, g
     project.write_text(written.replace(own, own + kept), encoding="utf-8")
     run = pipeline.run(["apply"], token)
     assert run.passed("apply") and "own lines" in run.job("apply"), safe(run.output)
+    assert "No changes." in run.job("apply"), "the role did not read back as applied from the GitLab-managed state"
     assert len(stand_in.requests) > before[0] and set(stand_in.tokens_seen()) == {token}
     assert not leaks(run.output)
 
