@@ -4,6 +4,9 @@ refuse what the component must not take; and the job it gives runs the pinned he
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +160,46 @@ def test_the_renderer_refuses_what_gitlab_refuses() -> None:
     spec = "spec:\n  inputs:\n    on:\n      type: boolean\n      default: true\n---\n"
     spec += "job:\n  a: $[[ inputs.on ]]\n  b: x-$[[ inputs.on ]]\n"
     assert ci_inputs.render(spec, {}) == {"job": {"a": True, "b": "x-true"}}
+
+
+@pytest.mark.parametrize(
+    ("cached", "installs"),
+    [
+        (None, True),
+        ("authress-gitlab-token VERSION", False),
+        ("authress-gitlab-token 0.0.1", True),
+        ("another Python", True),
+        ("broken", True),
+    ],
+    ids=["empty cache", "this release", "another release", "another Python", "broken venv"],
+)
+def test_the_cached_venv_is_used_only_when_it_runs_the_pinned_release_with_the_jobs_python(
+    cached: str | None, installs: bool, tmp_path: Path
+) -> None:
+    """The component's install step, run in bash on a restored cache; the install itself is replaced by
+    a line that says it would install (tests/e2e installs for real)."""
+    job = render()[".authress-gitlab-token"]
+    install = 'set -- install --quiet --disable-pip-version-check --no-input "$requirement"'
+    (block,) = [line for line in job["before_script"] if install in line]
+    venv = tmp_path / ".cache" / "authress-gitlab-token" / "venv"
+    if cached is not None:
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
+        script = venv / "bin" / "authress-gitlab-token"
+        version = f"authress-gitlab-token {__version__}" if cached == "another Python" else cached
+        version = version.replace("VERSION", __version__)
+        script.write_text("#!/bin/false\n" if cached == "broken" else f'#!/bin/sh\necho "{version}"\n')
+        script.chmod(0o755)
+        if cached == "another Python":
+            (venv / "bin" / "python").unlink()
+            (venv / "bin" / "python").write_text('#!/bin/sh\necho "3.0.0 (elsewhere)"\n')
+            (venv / "bin" / "python").chmod(0o755)
+    variables = {k: str(v) for k, v in job["variables"].items() if k.startswith("AUTHRESS_HELPER_")}
+    env = {**variables, "CI_PROJECT_DIR": str(tmp_path), "PATH": os.environ["PATH"]}
+    script_text = block.replace(install, 'echo "would install $requirement"; exit 0')
+    done = subprocess.run(["bash", "-e", "-c", script_text], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert ("would install authress-gitlab-token @ git+" in done.stdout) is installs, done.stdout
+    if installs:
+        assert not venv.exists(), "a venv that failed the check was kept"
+    else:
+        assert done.stdout.splitlines()[-1] == f"authress-gitlab-token {__version__}"
