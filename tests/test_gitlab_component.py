@@ -13,8 +13,11 @@ from typing import Any
 import pytest
 
 from authress_gitlab_token import __version__
+from tests.conftest import Helper
 from tests.fixtures import ci_inputs
 from tests.fixtures.ci_inputs import InputError
+from tests.fixtures.issuer import LocalIssuer
+from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 from tests.test_gitlab_example import check_gitlab_ci
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -203,3 +206,19 @@ def test_the_cached_venv_is_used_only_when_it_runs_the_pinned_release_with_the_j
         assert not venv.exists(), "a venv that failed the check was kept"
     else:
         assert done.stdout.splitlines()[-1] == f"authress-gitlab-token {__version__}"
+
+
+def test_a_job_without_the_components_lines_is_told_to_keep_them_not_to_add_id_tokens(
+    helper: Helper, issuer: LocalIssuer, signing_key: SigningKey
+) -> None:
+    """The raw token waits in AUTHRESS_ID_TOKEN; adding an `id_tokens: AUTHRESS_KEY` entry would hand it
+    to the provider unverified, so the module's data source says what does fix it."""
+    variables = {k: str(v) for k, v in render()[".authress-gitlab-token"]["variables"].items()}
+    token = mint(signing_key, gitlab_claims(issuer.url, REQUIRED["audience"]))
+    env = {**variables, "GITLAB_CI": "true", variables["AUTHRESS_TOKEN_VARIABLE"]: token}
+    query = {"audience": REQUIRED["audience"], "issuer": issuer.url, "project_path": REQUIRED["project_path"]}
+    helper.external(query, env=env).refused(
+        "$AUTHRESS_KEY is not set: the CI/CD component's before_script did not run in this job",
+        "!reference [.authress-gitlab-token, before_script]",
+    )
+    assert issuer.requests == [], "the helper fetched keys for a token it must not read"
