@@ -27,9 +27,11 @@ lint: $(BIN)/.installed
 
 # Terraform providers (from the vendored upstream sources and the Go module proxy) and the Terraform and
 # OpenTofu CLIs for tests/e2e, built once and cached outside the repo; what cannot be built is recorded,
-# and its tests skip with that reason.
+# and its tests skip with that reason. Then the GitLab CI engine the pipeline tests run (gitlab-ci-local and
+# Node 22, pinned, from npm into the same cache; rsync).
 e2e-tools:
 	bash tests/e2e/build_providers.sh
+	bash tests/e2e/install_gitlab_ci_local.sh
 
 test: lint e2e-tools
 	$(BIN)/python -m pytest
@@ -52,8 +54,11 @@ $(BENCH_VENV)/.installed: pyproject.toml
 	$(BENCH_VENV)/bin/pip install --quiet -e .
 	touch $@
 
-bench: $(BENCH_VENV)/.installed
+# Then what the CI/CD component costs a job, in gitlab-ci-local (bench/job.py; the test venv has its fixtures).
+bench: $(BENCH_VENV)/.installed $(BIN)/.installed
 	$(BENCH_VENV)/bin/python bench/run.py $(BENCH_ARGS)
+	bash tests/e2e/install_gitlab_ci_local.sh
+	$(BIN)/python bench/job.py $(BENCH_JOB_ARGS)
 
 # What a hostile server (compression bombs, trickled headers or body) makes one run spend: peak RSS and time.
 hostile: $(BENCH_VENV)/.installed

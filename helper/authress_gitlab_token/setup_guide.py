@@ -35,7 +35,7 @@ def default_repository(issuer: str = DEFAULT_ISSUER) -> str:
 def install_command(version: str = __version__, repository: str = "") -> str:
     """The job's install of this very release, from its git tag (README, Install): the one pin that setup
     prints, derived from `__version__`; tests hold the documents' install lines to it."""
-    return f'pip install "authress-gitlab-token @ git+{repository or default_repository()}@v{version}"'
+    return f'pip install "authress-gitlab-token @ git+{repository or default_repository()}@{version}"'
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class Guide:
         """The include path: `$CI_SERVER_FQDN` when the helper is on the issuer's instance."""
         parts = urlsplit(self.helper_repository)
         host = "$CI_SERVER_FQDN" if parts.netloc == urlsplit(self.issuer).netloc else parts.netloc
-        return f"{host}{parts.path.removesuffix('.git')}/authress-token@v{__version__}"
+        return f"{host}{parts.path.removesuffix('.git')}/authress-token@{__version__}"
 
     @property
     def user_id(self) -> str:
@@ -79,7 +79,7 @@ class Guide:
         return f"include:\n  - component: {self.component}\n    inputs:\n{body}"
 
     def module_hcl(self) -> str:
-        source = f"git::{self.helper_repository}//terraform?ref=v{__version__}"
+        source = f"git::{self.helper_repository}//terraform?ref={__version__}"
         args = {"source": source, "audience": self.audience}
         if self.issuer != DEFAULT_ISSUER:
             args["issuer"] = self.issuer
