@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from . import service_client, settings
 from .authress import account_from_audience, audience_warning, target
 from .errors import HelperError, QueryError, TokenMalformed, quoted
+from .resource_uri import resource_uri_valid
 from .setup_guide import Guide
 
 if TYPE_CHECKING:
@@ -23,9 +24,6 @@ TOOL = "authress-gitlab-token"
 # "." at least; so the ID is this prefix and the first 32 hex digits of SHA-256 over the sub's UTF-8.
 RECORD_ID_PREFIX = "gitlab-ci-"
 _ROLE = re.compile(r"^[a-zA-Z0-9-._:@]{1,64}$")  # Statement.roles items
-_RESOURCE = re.compile(  # Resource.resourceUri
-    r"^([*]|[/]?((([a-zA-Z0-9-_.+=~|@]{1,128}|[*])(:([a-zA-Z0-9-_.+=~|@]{1,128}|[*]|))*)/?){0,15}([/][*]|[/]|))$"
-)
 
 
 def record_id(user_id: str) -> str:
@@ -211,7 +209,7 @@ def desired_state(guide: Guide, roles: Sequence[str], resource: str) -> Desired:
             raise QueryError(
                 f"--role is {quoted(role)}; Authress role IDs are 1 to 64 of a-z A-Z 0-9 - . _ : @ (Statement.roles)"
             )
-    if not _RESOURCE.match(resource) or len(resource) > 512:
+    if not resource_uri_valid(resource):  # Resource.resourceUri
         raise QueryError(
             f"--resource is {quoted(resource)}, not an Authress resource URI (Resource.resourceUri); "
             'pass "*" for every resource, or a path like "/documents/*"'

@@ -6,12 +6,12 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
-from typing import IO, TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .errors import HelperError, QueryError, redact
-from .settings import DEFAULT_TOKEN_ENV
+from .errors import HelperError, QueryError, printable, redact
+from .redaction import name_secret, redacted_output, secrets_in
 
 if TYPE_CHECKING:
     import argparse
@@ -33,7 +33,9 @@ def cmd_external(args: argparse.Namespace | None, environ: Mapping[str, str]) ->
     ahead = prefetch.start(raw, environ)
     from . import flow, settings
 
-    config = settings.from_query(external.parse_query(raw), environ)
+    query = external.parse_query(raw)
+    name_secret(query.get("token_env"))
+    config = settings.from_query(query, environ)
     outcome = flow.obtain(config, environ, ahead=ahead)
     warn_about_audience(config.audience, config.api_url)  # after success: a failure stays one line
     external.write_result(outcome.result, sys.stdout)
@@ -77,7 +79,7 @@ def cmd_setup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         raise QueryError("--role, --resource and --api-url take effect with --plan or --apply only; add one of them")
     for warning in guide.warnings:
         warn(warning)
-    sys.stdout.write(json.dumps(guide.to_json(), indent=2) + "\n" if args.json else guide.render())
+    sys.stdout.write(json.dumps(guide.to_json(), indent=2) + "\n" if args.json else shown(guide.render()))
     return 0
 
 
@@ -92,7 +94,7 @@ def setup_changes(args: argparse.Namespace, guide: setup_guide.Guide, environ: M
         value = {"mode": mode, "api_url": api_url, "changes": [c.to_json() for c in changes]}
         sys.stdout.write(json.dumps(value, indent=2) + "\n")
         return 0
-    sys.stdout.write("".join(c.line() + "\n" for c in changes))
+    sys.stdout.write("".join(shown(c.line()) + "\n" for c in changes))
     pending = [c for c in changes if c.action != "unchanged"]
     if args.plan:
         sys.stdout.write(
@@ -101,6 +103,11 @@ def setup_changes(args: argparse.Namespace, guide: setup_guide.Guide, environ: M
     elif pending:
         sys.stdout.write(f"Applied: {len(pending)} change(s).\n")
     return 0
+
+
+def shown(text: str) -> str:
+    """`text` for a terminal, as doctor shows claims: a branch name cannot reorder or hide what follows."""
+    return "\n".join(printable(line) for line in text.split("\n"))
 
 
 def warn_about_audience(audience: str, api_url: str) -> None:
@@ -113,7 +120,7 @@ def warn_about_audience(audience: str, api_url: str) -> None:
 
 def warn(message: str) -> None:
     """One line on stderr; the run still succeeds (Terraform shows stderr only on failure)."""
-    sys.stderr.write(PREFIX + "warning: " + " ".join(message.split()) + "\n")
+    sys.stderr.write(PREFIX + "warning: " + printable(" ".join(message.split())) + "\n")
 
 
 def query_options(p: argparse.ArgumentParser, audience_required: bool) -> None:
@@ -215,7 +222,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     environ = os.environ if environ is None else environ
     argv = sys.argv[1:] if argv is None else list(argv)
     # Only `external` and `env` print the token, and only on stdout; everything else is redacted.
-    with redacted_output(secrets_in(environ), stdout=argv[:1] not in (["external"], ["env"])):
+    with redacted_output(environ, stdout=argv[:1] not in (["external"], ["env"])):
         try:
             if sys.stdout is None:
                 raise HelperError("stdout is closed, so nothing could be printed; run it with stdout open")
@@ -224,6 +231,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
                 # parser would add about 5 ms to a run (README, Performance).
                 return cmd_external(None, environ)
             args = parser().parse_args(argv)
+            name_secret(getattr(args, "q_token_env", None))
+            name_secret(getattr(args, "key_env", None))
             code: int = args.run(args, environ)
             sys.stdout.flush()  # a reader that went away shows here, not in Python's message at exit
             return code
@@ -247,42 +256,9 @@ def discard_stdout() -> None:
             os.dup2(os.open(os.devnull, os.O_WRONLY), real.fileno())
 
 
-def secrets_in(environ: Mapping[str, str]) -> list[str]:
-    """Environment values that look like a token or key: never printed, whatever a message holds."""
-    return [v for k, v in environ.items() if len(v) >= 40 and (k == DEFAULT_TOKEN_ENV or v.count(".") >= 2)]
-
-
-class Redacted:
-    """A text stream that writes everything with the secrets removed (defence in depth: messages are
-    built without them). Each write is redacted whole, and every output is written in one piece."""
-
-    def __init__(self, stream: IO[str], secrets: list[str]) -> None:
-        self.stream, self.secrets = stream, secrets
-
-    def write(self, text: str) -> int:
-        return self.stream.write(redact(text, self.secrets))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.stream, name)
-
-
-@contextlib.contextmanager
-def redacted_output(secrets: list[str], stdout: bool) -> Iterator[None]:
-    """stderr (and stdout, unless it is to carry the token) redacted for every command while it runs."""
-    saved = sys.stdout, sys.stderr
-    if sys.stderr is not None:
-        sys.stderr = Redacted(sys.stderr, secrets)
-    if stdout and sys.stdout is not None:
-        sys.stdout = Redacted(sys.stdout, secrets)
-    try:
-        yield
-    finally:
-        sys.stdout, sys.stderr = saved
-
-
 def fail(message: str, code: int, environ: Mapping[str, str]) -> int:
     # Redacted before the whitespace is folded: a token with a stray tab must still match.
-    line = " ".join(redact(message, secrets_in(environ)).split())
+    line = printable(" ".join(redact(message, secrets_in(environ)).split()))
     with contextlib.suppress(OSError, AttributeError):  # stderr closed: the exit status still says it
         sys.stderr.write(PREFIX + line + "\n")
     return code

@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import json
+import re
+
+# The user info of any URL (`https://user:password@host`): a credential, never echoed. Starts at the
+# literal "://" and stops at the first "/", so the search is linear in the text's length.
+_USER_INFO = re.compile(r'://[^/?#@\s"]*@')
 
 
 def quoted(value: object, limit: int = 120) -> str:
-    """A value as it may appear in a message: JSON-quoted, control characters escaped, cut short."""
+    """A value as it may appear in a message: JSON-quoted, control characters escaped, URL user info
+    hidden, then cut short (cutting first could leave half a password)."""
     text = json.dumps(value, ensure_ascii=True, default=str)
+    if "@" in text:
+        text = _USER_INFO.sub("://[redacted]@", text)
     return text if len(text) <= limit else text[: limit - 4] + '..."'
+
+
+def listed(values: list[object], first: int = 3, limit: int = 24) -> str:
+    """Values from a document someone else controls, for one line: the first few, then how many more."""
+    shown = ", ".join(quoted(v, limit) for v in values[:first])
+    return shown + (f" and {len(values) - first} more" if len(values) > first else "")
 
 
 def printable(text: str) -> str:

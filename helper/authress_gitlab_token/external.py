@@ -43,6 +43,8 @@ def parse_query(raw: bytes) -> dict[str, str]:
         raise QueryError(f"the query on stdin is not UTF-8 text; {USAGE}") from None
     except RecursionError:
         raise QueryError(f"the query on stdin is nested too deeply; {USAGE}") from None
+    except ValueError:  # Python refuses to read an integer of more than 4,300 digits
+        raise QueryError(f"the query on stdin holds a number too long to read; {USAGE}") from None
     if not isinstance(value, dict):
         raise QueryError(f"the query on stdin is a JSON {_json_type(value)}, expected an object; {USAGE}")
     validate(value, load_schema())
