@@ -19,7 +19,7 @@ def quoted(value: object, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 4] + '..."'
 
 
-def listed(values: list[object], first: int = 3, limit: int = 24) -> str:
+def listed(values: list[object], first: int = 2, limit: int = 48) -> str:
     """Values from a document someone else controls, for one line: the first few, then how many more."""
     shown = ", ".join(quoted(v, limit) for v in values[:first])
     return shown + (f" and {len(values) - first} more" if len(values) > first else "")

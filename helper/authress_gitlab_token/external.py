@@ -110,7 +110,8 @@ def describe(error: Any, schema: dict[str, Any], what: str) -> str:
         return f"{where} is {quoted(error.instance)}, expected one of {', '.join(map(quoted, error.validator_value))}"
     if kind == "pattern":
         desc = schema.get("properties", {}).get(path[0], {}).get("description", "") if path else ""
-        return f"{where} is {quoted(error.instance)}, which is not allowed: {desc}"
+        expected = desc.split(". ")[0].split("; ")[0].rstrip(".")  # its first clause: the line stays short
+        return f"{where} is {quoted(error.instance, 80)}, which is not allowed; expected: {expected}"
     return f"{where} is not allowed: {error.message[:200]}"
 
 

@@ -104,10 +104,10 @@ class IssuerKeys:
         raise failure
 
     def _unknown(self, kid: str, keyset: KeySet, now: float) -> VerificationFailed:
-        known = listed([k.get("kid") for k in keyset.keys])
+        known = listed([k.get("kid") for k in keyset.keys])  # the issuer's list, cut
         return VerificationFailed(
-            f"token kid {quoted(kid, 48)} is not among the keys of issuer {quoted(self.issuer, 80)} "
-            f"(known: {known}; fetched {int(now - keyset.fetched_at)} s ago); the token was not "
+            f"token kid {quoted(kid, 48)} is not among the keys of issuer {quoted(self.issuer, 60)} "
+            f"(known: {known}, fetched {int(now - keyset.fetched_at)} s ago); the token was not "
             'signed by this issuer: check the query key "issuer"'
         )
 
