@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from authress_gitlab_token import verify
-from authress_gitlab_token.errors import VerificationFailed
+from authress_gitlab_token.errors import VerificationFailed, fit
 from authress_gitlab_token.redaction import secrets_in
 from tests.conftest import AUDIENCE, PROJECT, Helper, InProcess
 from tests.fixtures.ca import LocalCA
@@ -171,3 +171,14 @@ def test_an_unknown_kid_lists_the_first_few_of_the_issuers_keys(
     token = mint(other_key, gitlab_claims(issuer.url, AUDIENCE))
     query = {"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT}
     helper.external(query, token).refused(f'(known: "{0:043d}", "{1:043d}" and 398 more, fetched ')
+
+
+def test_a_long_message_is_cut_to_one_short_line_keeping_the_values_to_copy() -> None:
+    user_id = '"project_path:my-org/authress-configuration:ref_type:branch:ref:main"'  # 70: kept whole
+    claim = '"' + "x" * 2000 + '"'
+    cut = fit(f"claim {claim} is not {user_id}; fix it", 376)
+    assert len(cut) <= 376 and cut.endswith(f"is not {user_id}; fix it") and cut.startswith('claim "xxx')
+    wordy = "wrong " * 50 + "; " + "do this " * 40
+    cut = fit(wordy, 376)
+    assert len(cut) == 376 and cut.startswith("wrong wrong") and cut.endswith("do this ") and " ... " in cut
+    assert fit("short; fine", 376) == "short; fine"

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .errors import HelperError, QueryError, printable, redact
+from .errors import HelperError, QueryError, fit, printable, redact
 from .redaction import name_secret, redacted_output, secrets_in
 
 if TYPE_CHECKING:
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from . import setup_guide
 
 PREFIX = "authress-gitlab-token: "
+MAX_LINE = 400  # a failure is one line, shorter than this with its prefix
 ENV_NAME = "AUTHRESS_KEY"  # the variable the Authress Terraform provider reads
 
 
@@ -264,7 +265,7 @@ def discard_stdout() -> None:
 
 def fail(message: str, code: int, environ: Mapping[str, str]) -> int:
     # Redacted before the whitespace is folded: a token with a stray tab must still match.
-    line = printable(" ".join(redact(message, secrets_in(environ)).split()))
+    line = fit(printable(" ".join(redact(message, secrets_in(environ)).split())), MAX_LINE - 1 - len(PREFIX))
     with contextlib.suppress(OSError, AttributeError):  # stderr closed: the exit status still says it
         sys.stderr.write(PREFIX + line + "\n")
     return code
