@@ -27,6 +27,7 @@ AUDIENCE = f"https://{ACCOUNT_ID}.api.authress.io"
 PROJECT = "my-org/authress-configuration"  # the project of `token`; queries bind it (issue 12)
 PROGRAM = "authress-gitlab-token"
 BIN_DIR = Path(sys.executable).parent
+MAX_LINE = 400  # a refusal is one line a person reads in a CI log: under this many characters
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ class Run:
         return value
 
     def refused(self, *fragments: str, code: int = 1) -> None:
-        """Assert a one-line `authress-gitlab-token:` error holding each fragment, and nothing on stdout."""
+        """Assert a one-line `authress-gitlab-token:` error under MAX_LINE characters holding each
+        fragment, and nothing on stdout."""
         if self.returncode != code:
             raise AssertionError(f"exit {self.returncode}, expected {code}; stderr: {safe(self.stderr)!r}")
         if self.stdout:
@@ -55,6 +57,8 @@ class Run:
         lines = self.stderr.splitlines()
         if len(lines) != 1 or not lines[0].startswith("authress-gitlab-token: "):
             raise AssertionError(f"stderr is not one prefixed line: {safe(self.stderr)!r}")
+        if len(lines[0]) >= MAX_LINE:
+            raise AssertionError(f"stderr is {len(lines[0])} characters, not under {MAX_LINE}: {safe(self.stderr)!r}")
         for fragment in fragments:
             if fragment not in self.stderr:
                 raise AssertionError(f"{fragment!r} not in stderr {safe(self.stderr)!r}")

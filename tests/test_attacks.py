@@ -21,6 +21,10 @@ from typing import Any
 import jwt
 import pytest
 
+from authress_gitlab_token.errors import VerificationFailed
+from authress_gitlab_token.jwk_policy import public_key
+from authress_gitlab_token.settings import from_query
+from authress_gitlab_token.verify import verify
 from tests.conftest import AUDIENCE, PROJECT, Helper, InProcess, safe
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.issuer import DISCOVERY_PATH, JWKS_PATH, LocalIssuer, Reply, running_issuer
@@ -232,6 +236,7 @@ def test_token_expired_beyond_the_leeway_is_refused_and_within_it_accepted(
     within = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE, now=now - 300, lifetime=300 - 30))
     run = helper.external(query(issuer, leeway_seconds="60"), within)
     assert run.returncode == 0, run.stderr
+    assert run.result["expires_in"] == "0"  # accepted after `exp`: no time left, never a negative count
     run = helper.external(query(issuer, leeway_seconds="0"), within)
     run.refused("token expired at", "leeway 0 s")
 
@@ -387,6 +392,44 @@ def test_a_published_private_key_is_refused_with_a_message(
     helper.external(query(issuer), mint(signing_key, claims)).refused(
         'carries private members ("d", "p", "q", "dp", "dq", "qi")', "rotate it"
     )
+
+
+@pytest.mark.parametrize("member", ["d", "p", "q", "dp", "dq", "qi", "oth"])  # RFC 7518 6.3.2
+def test_a_public_key_with_any_private_member_is_refused(signing_key: SigningKey, member: str) -> None:
+    jwk = signing_key.public_jwk()
+    public_key(jwk, signing_key.kid)  # the key itself is fine
+    with pytest.raises(VerificationFailed, match=f'carries private members \\("{member}"\\)'):
+        public_key({**jwk, member: "AQAB"}, signing_key.kid)
+
+
+def test_a_token_signed_by_a_key_published_with_a_private_member_is_not_accepted(
+    helper: Helper, issuer: LocalIssuer, signing_key: SigningKey, claims: dict[str, Any]
+) -> None:
+    """Only "qi" of the private key leaked: the public part still loads, so only the policy refuses it."""
+    published(issuer, {**signing_key.public_jwk(), "qi": "AQAB"})
+    run = helper.external(query(issuer), mint(signing_key, claims))
+    run.refused("carries private members")
+
+
+@pytest.mark.parametrize("alg", ["none", "HS256", "RS384", "RS512", "PS256", "ES256"])
+def test_a_token_of_another_algorithm_is_refused_before_any_key_is_looked_up(
+    signing_key: SigningKey, claims: dict[str, Any], alg: str
+) -> None:
+    """The pin is on the header: the key the token names is never even looked up for it."""
+    settings = from_query({"audience": AUDIENCE, "issuer": claims["iss"], "project_path": PROJECT}, {})
+    token = forge({"alg": alg, "kid": signing_key.kid, "typ": "JWT"}, claims, b"\x01" * 256)
+    looked_up: list[str] = []
+
+    class Keys:
+        def jwk(self, kid: str) -> dict[str, Any]:
+            looked_up.append(kid)
+            return signing_key.public_jwk()
+
+    with pytest.raises(VerificationFailed, match=f'alg is "{alg}"'):
+        verify(token, settings, Keys())
+    assert looked_up == []
+    assert verify(mint(signing_key, claims), settings, Keys())["sub"] == claims["sub"]
+    assert looked_up == [signing_key.kid]
 
 
 def test_an_rsa_key_under_2048_bits_is_refused_and_no_warning_reaches_stderr(

@@ -75,7 +75,9 @@ def test_trusted_token_without_access_record_names_the_exact_user_id(
     authress.trust(issuer.url, AUDIENCE)
     authress.grant("project_path:my-org/authress-configuration:ref_type:branch:ref:develop")
     helper.external(checked(issuer, authress), token).refused(
-        "answered 404", f'user ID "{SUB}" has no access to account "{ACCOUNT_ID}"', "create an access record"
+        "answered 404",
+        f'has no access to account "{ACCOUNT_ID}"',
+        f'create an access record (Access records -> Create) whose user is exactly "{SUB}"',
     )
 
 
@@ -85,7 +87,9 @@ def test_a_403_from_authress_also_names_the_user_id(
     # getAccount lists no 403 in the published description; the live API answers 403 for "trusted, no access"
     # elsewhere (GET /v1/roles), so the helper treats both alike.
     ready.script("GET", ACCOUNT_PATH, Reply(403))
-    helper.external(checked(issuer, ready), token).refused("answered 403", f'user ID "{SUB}"', "access record")
+    helper.external(checked(issuer, ready), token).refused(
+        "answered 403", f'access record (Access records -> Create) whose user is exactly "{SUB}"'
+    )
 
 
 def test_authress_down_is_reported_with_the_url_after_bounded_retries(

@@ -230,6 +230,16 @@ def test_cache_file_others_can_write_is_ignored(cache: KeyCache) -> None:
     assert cache.load() == keyset("a")
 
 
+def test_cache_file_owned_by_another_user_is_ignored(cache: KeyCache, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another local user could plant keys; running as someone else than the file's owner shows it."""
+    cache.store(keyset("a"))
+    owner = os.stat(cache.path).st_uid
+    monkeypatch.setattr(os, "getuid", lambda: owner + 1)
+    assert cache.load() is None
+    monkeypatch.setattr(os, "getuid", lambda: owner)
+    assert cache.load() == keyset("a")
+
+
 def test_symlinked_cache_file_is_ignored(cache: KeyCache, tmp_path: Path) -> None:
     planted = tmp_path / "planted.json"
     planted.write_text(json.dumps(keyset("attacker").to_json()))

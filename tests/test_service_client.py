@@ -126,7 +126,9 @@ def test_the_authress_check_accepts_a_client_with_an_access_record(
 ) -> None:
     authress.add_client(key.client_id, key.key_id, key.public)
     query = {"audience": AUDIENCE, "allow_any_project": "true", "check": "authress", "api_url": authress.url}
-    helper.external(query, key.value).refused("answered 404", f'user ID "{key.client_id}"', "create an access record")
+    helper.external(query, key.value).refused(
+        "answered 404", f'create an access record (Access records -> Create) whose user is exactly "{key.client_id}"'
+    )
     authress.grant(key.client_id)
     run = helper.external(query, key.value)
     assert run.returncode == 0, run.stderr

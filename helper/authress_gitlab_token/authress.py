@@ -106,7 +106,7 @@ def check(token: str, api_url: str, account_id: str, caller: Caller, timeout: fl
     if status in (403, 404):
         missing = "or the account does not exist (check the audience)" if status == 404 else "(trusted token)"
         raise AuthressCheckFailed(
-            f"{where} answered {status}: user ID {quoted(caller.user_id)} has no access to account "
+            f"{where} answered {status}: the token's user has no access to account "
             f"{quoted(account_id)} {missing}; in Authress create an access record (Access records -> "
             f"Create) whose user is exactly {quoted(caller.user_id)}, with the roles Terraform needs"
         )

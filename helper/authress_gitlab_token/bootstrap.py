@@ -14,6 +14,7 @@ from . import service_client, settings
 from .admin_api import AdminError, BodyRefused
 from .authress import account_from_audience, audience_warning, target
 from .errors import HelperError, QueryError, TokenMalformed, quoted
+from .resource_uri import resource_uri_valid
 from .setup_guide import Guide
 from .setup_plan import (
     DESCRIPTION_MAX,
@@ -36,9 +37,6 @@ if TYPE_CHECKING:
 
 __all__ = ["record_id"]  # tests derive the IDs they expect from it
 _ROLE = re.compile(r"^[a-zA-Z0-9-._:@]{1,64}$")  # Statement.roles items
-_RESOURCE = re.compile(  # Resource.resourceUri
-    r"^([*]|[/]?((([a-zA-Z0-9-_.+=~|@]{1,128}|[*])(:([a-zA-Z0-9-_.+=~|@]{1,128}|[*]|))*)/?){0,15}([/][*]|[/]|))$"
-)
 # User.userId in the 2024 SDK: ^[a-zA-Z0-9+._|\/~:@\s-]+$ (the 2023 description had no "+" and no space).
 _USER_ID_STRAY = re.compile(r"[^a-zA-Z0-9+._|/~:@\s-]")
 
@@ -196,7 +194,7 @@ def desired_state(guide: Guide, roles: Sequence[str], resource: str, *, destroy:
             raise QueryError(
                 f"--role is {quoted(role)}; Authress role IDs are 1 to 64 of a-z A-Z 0-9 - . _ : @ (Statement.roles)"
             )
-    if not _RESOURCE.match(resource) or len(resource) > 512:
+    if not resource_uri_valid(resource):  # Resource.resourceUri
         raise QueryError(
             f"--resource is {quoted(resource)}, not an Authress resource URI (Resource.resourceUri); "
             'pass "*" for every resource, or a path like "/documents/*"'

@@ -6,11 +6,11 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
-from typing import IO, TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from .errors import HelperError, QueryError, quoted, redact
-from .settings import DEFAULT_TOKEN_ENV
+from .errors import HelperError, QueryError, fit, printable, quoted, redact
+from .redaction import name_secret, redacted_output, secrets_in
 
 if TYPE_CHECKING:
     import argparse
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from . import setup_guide
 
 PREFIX = "authress-gitlab-token: "
+MAX_LINE = 400  # a failure is one line, shorter than this with its prefix
 ENV_NAME = "AUTHRESS_KEY"  # the variable the Authress Terraform provider reads
 
 
@@ -32,7 +33,9 @@ def cmd_external(args: argparse.Namespace | None, environ: Mapping[str, str]) ->
     ahead = prefetch.start(raw, environ)
     from . import flow, settings
 
-    config = settings.from_query(external.parse_query(raw), environ)
+    query = external.parse_query(raw)
+    name_secret(query.get("token_env"))
+    config = settings.from_query(query, environ)
     outcome = flow.obtain(config, environ, ahead=ahead)
     # After success: a failure stays one line.
     warn_about_audience(config.audience, config.api_url, outcome.result["audience"])
@@ -114,7 +117,7 @@ def cmd_setup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         sys.stdout.write(json.dumps(value, indent=2) + "\n")
     else:
         heads = [f"== {g.project} {g.ref_type} {g.ref}\n" if len(guides) > 1 else "" for g in guides]
-        sys.stdout.write("\n".join(h + g.render() for h, g in zip(heads, guides, strict=True)))
+        sys.stdout.write("\n".join(shown(h + g.render()) for h, g in zip(heads, guides, strict=True)))
     return 0
 
 
@@ -156,7 +159,7 @@ def setup_changes(args: argparse.Namespace, guides: list[setup_guide.Guide], env
         value = {"mode": mode, "destroy": args.destroy, "api_url": outcome.api_url, "changes": changes}
         sys.stdout.write(json.dumps({**value, "pending": len(pending)}, indent=2) + "\n")
     else:
-        sys.stdout.write("".join(c.line() + "\n" for c in outcome.changes))
+        sys.stdout.write("".join(shown(c.line()) + "\n" for c in outcome.changes))
         done = f"Plan: {len(pending)} change(s); run with --apply to make them." if args.plan else "Applied:"
         if args.apply:
             done += f" {len(pending)} change(s)."
@@ -178,8 +181,14 @@ def setup_list(listing: dict[str, Any], as_json: bool) -> int:
         lines.append(f"access record {quoted(r['record_id'])} users {quoted(r['users'], 400)} {grants}")
     if not listing["complete"]:
         lines.append("(more records than one listing reads: narrow it in the portal)")
-    sys.stdout.write("\n".join(lines) + f"\n{len(listing['access_records'])} access record(s) made by this tool.\n")
+    count = f"{len(listing['access_records'])} access record(s) made by this tool."
+    sys.stdout.write(shown("\n".join(lines)) + f"\n{count}\n")
     return 0
+
+
+def shown(text: str) -> str:
+    """`text` for a terminal, as doctor shows claims: a branch name cannot reorder or hide what follows."""
+    return "\n".join(printable(line) for line in text.split("\n"))
 
 
 def warn_about_audience(audience: str, api_url: str, token_audience: str) -> None:
@@ -193,7 +202,7 @@ def warn_about_audience(audience: str, api_url: str, token_audience: str) -> Non
 
 def warn(message: str) -> None:
     """One line on stderr; the run still succeeds (Terraform shows stderr only on failure)."""
-    sys.stderr.write(PREFIX + "warning: " + " ".join(message.split()) + "\n")
+    sys.stderr.write(PREFIX + "warning: " + printable(" ".join(message.split())) + "\n")
 
 
 COMMANDS = {"external": cmd_external, "env": cmd_env, "doctor": cmd_doctor, "setup": cmd_setup}
@@ -203,7 +212,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     environ = os.environ if environ is None else environ
     argv = sys.argv[1:] if argv is None else list(argv)
     # Only `external` and `env` print the token, and only on stdout; everything else is redacted.
-    with redacted_output(secrets_in(environ), stdout=argv[:1] not in (["external"], ["env"])):
+    with redacted_output(environ, stdout=argv[:1] not in (["external"], ["env"])):
         try:
             if sys.stdout is None:
                 raise HelperError("stdout is closed, so nothing could be printed; run it with stdout open")
@@ -214,6 +223,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             from . import flags
 
             args = flags.parse(argv, COMMANDS)
+            name_secret(getattr(args, "q_token_env", None))
+            name_secret(getattr(args, "key_env", None))
             code: int = args.run(args, environ)
             sys.stdout.flush()  # a reader that went away shows here, not in Python's message at exit
             return code
@@ -239,42 +250,9 @@ def discard_stdout() -> None:
             os.dup2(os.open(os.devnull, os.O_WRONLY), real.fileno())
 
 
-def secrets_in(environ: Mapping[str, str]) -> list[str]:
-    """Environment values that look like a token or key: never printed, whatever a message holds."""
-    return [v for k, v in environ.items() if len(v) >= 40 and (k == DEFAULT_TOKEN_ENV or v.count(".") >= 2)]
-
-
-class Redacted:
-    """A text stream that writes everything with the secrets removed (defence in depth: messages are
-    built without them). Each write is redacted whole, and every output is written in one piece."""
-
-    def __init__(self, stream: IO[str], secrets: list[str]) -> None:
-        self.stream, self.secrets = stream, secrets
-
-    def write(self, text: str) -> int:
-        return self.stream.write(redact(text, self.secrets))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.stream, name)
-
-
-@contextlib.contextmanager
-def redacted_output(secrets: list[str], stdout: bool) -> Iterator[None]:
-    """stderr (and stdout, unless it is to carry the token) redacted for every command while it runs."""
-    saved = sys.stdout, sys.stderr
-    if sys.stderr is not None:
-        sys.stderr = Redacted(sys.stderr, secrets)
-    if stdout and sys.stdout is not None:
-        sys.stdout = Redacted(sys.stdout, secrets)
-    try:
-        yield
-    finally:
-        sys.stdout, sys.stderr = saved
-
-
 def fail(message: str, code: int, environ: Mapping[str, str]) -> int:
     # Redacted before the whitespace is folded: a token with a stray tab must still match.
-    line = " ".join(redact(message, secrets_in(environ)).split())
+    line = fit(printable(" ".join(redact(message, secrets_in(environ)).split())), MAX_LINE - 1 - len(PREFIX))
     with contextlib.suppress(OSError, AttributeError):  # stderr closed: the exit status still says it
         sys.stderr.write(PREFIX + line + "\n")
     return code

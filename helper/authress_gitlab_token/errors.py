@@ -3,12 +3,45 @@
 from __future__ import annotations
 
 import json
+import re
+
+# The user info of any URL (`https://user:password@host`): a credential, never echoed. Starts at the
+# literal "://" and stops at the first "/", so the search is linear in the text's length.
+_USER_INFO = re.compile(r'://[^/?#@\s"]*@')
 
 
 def quoted(value: object, limit: int = 120) -> str:
-    """A value as it may appear in a message: JSON-quoted, control characters escaped, cut short."""
+    """A value as it may appear in a message: JSON-quoted, control characters escaped, URL user info
+    hidden, then cut short (cutting first could leave half a password)."""
     text = json.dumps(value, ensure_ascii=True, default=str)
+    if "@" in text:
+        text = _USER_INFO.sub("://[redacted]@", text)
     return text if len(text) <= limit else text[: limit - 4] + '..."'
+
+
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')  # a JSON-quoted value in a message
+KEEP_QUOTED = 80  # a value cut to fit is kept this long: a user ID to copy stays whole
+
+
+def fit(text: str, limit: int) -> str:
+    """`text` within `limit` characters, for a line a person reads in a CI log: the longest quoted
+    values cut first (to no less than KEEP_QUOTED), then, as a last resort, the middle."""
+    while len(text) > limit:
+        longest = max(_QUOTED.finditer(text), key=lambda m: len(m[0]), default=None)
+        if longest is None or len(longest[0]) <= KEEP_QUOTED:
+            break
+        keep = max(KEEP_QUOTED, len(longest[0]) - (len(text) - limit))
+        text = text[: longest.start()] + longest[0][: keep - 4] + '..."' + text[longest.end() :]
+    if len(text) > limit:
+        head = (limit - 5) // 2
+        text = text[:head] + " ... " + text[len(text) - (limit - 5 - head) :]
+    return text
+
+
+def listed(values: list[object], first: int = 2, limit: int = 48) -> str:
+    """Values from a document someone else controls, for one line: the first few, then how many more."""
+    shown = ", ".join(quoted(v, limit) for v in values[:first])
+    return shown + (f" and {len(values) - first} more" if len(values) > first else "")
 
 
 def printable(text: str) -> str:

@@ -43,6 +43,8 @@ def parse_query(raw: bytes) -> dict[str, str]:
         raise QueryError(f"the query on stdin is not UTF-8 text; {USAGE}") from None
     except RecursionError:
         raise QueryError(f"the query on stdin is nested too deeply; {USAGE}") from None
+    except ValueError:  # Python refuses to read an integer of more than 4,300 digits
+        raise QueryError(f"the query on stdin holds a number too long to read; {USAGE}") from None
     if not isinstance(value, dict):
         raise QueryError(f"the query on stdin is a JSON {_json_type(value)}, expected an object; {USAGE}")
     validate(value, load_schema())
@@ -108,7 +110,8 @@ def describe(error: Any, schema: dict[str, Any], what: str) -> str:
         return f"{where} is {quoted(error.instance)}, expected one of {', '.join(map(quoted, error.validator_value))}"
     if kind == "pattern":
         desc = schema.get("properties", {}).get(path[0], {}).get("description", "") if path else ""
-        return f"{where} is {quoted(error.instance)}, which is not allowed: {desc}"
+        expected = desc.split(". ")[0].split("; ")[0].rstrip(".")  # its first clause: the line stays short
+        return f"{where} is {quoted(error.instance, 80)}, which is not allowed; expected: {expected}"
     return f"{where} is not allowed: {error.message[:200]}"
 
 

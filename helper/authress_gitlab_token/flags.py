@@ -25,6 +25,10 @@ class OneLineErrors(argparse.ArgumentParser):
     """A usage error is one line (argparse prints the usage too), with exit status 2 as argparse's."""
 
     def error(self, message: str) -> Any:
+        # argparse quotes the refused value whole: cut a long one, so the line stays short
+        message = re.sub(r"'([^']{60})[^']+'", r"'\1...'", message)
+        if len(message) > 300:  # a value quoted otherwise (it holds a "'"): keep the start and the choices
+            message = message[:200] + "..." + message[-80:]
         raise QueryError(f"{message}; see `{self.prog} --help`")
 
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .errors import KeyFetchFailed, VerificationFailed, quoted
+from .errors import KeyFetchFailed, VerificationFailed, listed, quoted
 from .keycache import KeyCache, KeySet, default_cache_dir
 from .keyfetch import fetch_bound, fetch_keyset, too_late, waited_in_vain
 from .settings import DEFAULT_HTTP_TIMEOUT, http_timeout
@@ -107,10 +107,10 @@ class IssuerKeys:
         raise failure
 
     def _unknown(self, kid: str, keyset: KeySet, now: float) -> VerificationFailed:
-        known = ", ".join(quoted(k.get("kid")) for k in keyset.keys)
+        known = listed([k.get("kid") for k in keyset.keys])  # the issuer's list, cut
         return VerificationFailed(
-            f"token kid {quoted(kid, 80)} is not among the keys of issuer {quoted(self.issuer)} "
-            f"(known: {known}; fetched {int(now - keyset.fetched_at)} s ago); the token was not "
+            f"token kid {quoted(kid, 48)} is not among the keys of issuer {quoted(self.issuer, 60)} "
+            f"(known: {known}, fetched {int(now - keyset.fetched_at)} s ago); the token was not "
             'signed by this issuer: check the query key "issuer"'
         )
 

@@ -31,6 +31,7 @@ NAMED_BOUND_CLAIMS = {
 }
 # Claims that name the project (or its group): a query must bind one, or say allow_any_project = "true".
 PROJECT_CLAIMS = ("project_path", "namespace_path", "sub", "project_id", "namespace_id")
+SUB_PREFIX = "project_path:"  # GitLab's `sub`: project_path:GROUP/PROJECT:ref_type:TYPE:ref:REF
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,9 @@ def from_query(query: Mapping[str, str], environ: Mapping[str, str]) -> Settings
     if query.get("allow_any_project") != "true" and not binds_project(bound):
         raise QueryError(
             "the query binds no project, so a token of any GitLab project with this audience would pass; set "
-            '"project_path" (e.g. "my-org/authress-configuration"), "namespace_path" or "subject", or set '
-            '"allow_any_project" to "true" if any project may really use it'
+            '"project_path" (e.g. "my-org/authress-configuration"), "namespace_path" or "subject" with the '
+            'top-level group in full (no "*" or "?" in it), or set "allow_any_project" to "true" if any '
+            "project may really use it"
         )
     http_timeout(environ)  # refused here, before anything is fetched
 
@@ -105,8 +107,25 @@ def issuer_of(query: Mapping[str, str], environ: Mapping[str, str]) -> tuple[str
 
 
 def binds_project(bound: list[BoundClaim]) -> bool:
-    """Whether a bound claim names the project or its group (a glob of stars alone binds nothing)."""
-    return any(b.claim in PROJECT_CLAIMS and all(g.strip("*") for g in b.globs) for b in bound)
+    """Whether a bound claim pins the project to groups someone owns: every glob of it must (a list
+    passes when any glob matches, so one loose glob opens it all)."""
+    return any(b.claim in PROJECT_CLAIMS and all(glob_binds(b.claim, g) for g in b.globs) for b in bound)
+
+
+def glob_binds(claim: str, glob: str) -> bool:
+    """Whether `glob` names the top-level group in full, without `*` or `?`. Anyone on the instance can
+    create a group of an unclaimed name, and any project, subgroup or ref inside it, so a wildcard there
+    (`*`, `*/*`, `?*`, `my-org*/x`) lets another owner's token match. IDs are bound only when exact."""
+    if claim in ("project_id", "namespace_id"):
+        return not any(c in glob for c in "*?")
+    if claim == "sub":
+        if not glob.startswith(SUB_PREFIX):
+            return False
+        glob = glob[len(SUB_PREFIX) :]
+        if "/" not in glob:  # `project_path:my-org*` or `project_path:*:...`: the group is open
+            return False
+    group = glob.split("/", 1)[0]
+    return bool(group) and not any(c in group for c in "*?")
 
 
 def ref_type_warning(settings: Settings) -> str | None:
