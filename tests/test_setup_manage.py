@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from authress_gitlab_token import __version__
 from authress_gitlab_token.bootstrap import record_id
 from authress_gitlab_token.setup_guide import build
 from authress_gitlab_token.setup_plan import NAME_MAX, record_name
@@ -303,15 +304,15 @@ def test_setup_for_a_self_managed_issuer_never_mentions_gitlab_com(helper: Helpe
         run = helper.run([*args, *extra], env=env)
         assert run.returncode == 0, run.stderr
         assert "gitlab.com" not in run.stdout
-        assert "git+https://gitlab.example.com/YOUR_GROUP/authress-gitlab-token.git@v" in run.stdout
+        assert f"git+https://gitlab.example.com/YOUR_GROUP/authress-gitlab-token.git@{__version__}" in run.stdout
 
     repo = "https://gitlab.example.com/platform/tools/authress-gitlab-token.git"
     run = helper.run([*args, "--helper-repository", repo], env=env)
     assert run.returncode == 0, run.stderr
     assert "YOUR_GROUP" not in run.stdout and "gitlab.com" not in run.stdout
-    assert f'pip install "authress-gitlab-token @ git+{repo}@v' in run.stdout
-    assert "component: $CI_SERVER_FQDN/platform/tools/authress-gitlab-token/authress-token@v" in run.stdout
-    assert f'"git::{repo}//terraform?ref=v' in run.stdout
+    assert f'pip install "authress-gitlab-token @ git+{repo}@{__version__}"' in run.stdout
+    assert f"component: $CI_SERVER_FQDN/platform/tools/authress-gitlab-token/authress-token@{__version__}" in run.stdout
+    assert f'"git::{repo}//terraform?ref={__version__}"' in run.stdout
 
 
 def test_list_reads_every_page_of_records(
