@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from . import service_client, settings
+from . import entry, service_client, settings
 from .authress import account_from_audience, audience_warning, target
 from .errors import HelperError, QueryError, TokenMalformed, quoted
 from .setup_guide import Guide
@@ -143,6 +143,7 @@ def make(api: AdminApi, desired: Desired, changes: Sequence[Change]) -> None:
         try:
             if change.action == "unchanged":
                 continue
+            entry.say_if_interrupted(_interrupted(made, change))
             if change.kind == "trusted_identity":
                 api.link_identity(change.fields["issuer"], change.fields["audience"])
             elif change.action == "create":
@@ -155,6 +156,14 @@ def make(api: AdminApi, desired: Desired, changes: Sequence[Change]) -> None:
             done = "; ".join(c.line() for c in made)
             raise PartiallyApplied(f"{exc}. Already made before this failure: {done}") from None
         made.append(change)
+        entry.say_if_interrupted(_interrupted(made, None))
+
+
+def _interrupted(made: Sequence[Change], doing: Change | None) -> str:
+    """What an interrupt says: what was made, and the write under way (which may be made too)."""
+    done = " and ".join(f"{c.action}d the {c.kind.replace('_', ' ')}" for c in made) or "made no change"
+    doing_too = f"; {doing.action[:-1]}ing the {doing.kind.replace('_', ' ')} was under way" if doing else ""
+    return f"setup --apply had {done}{doing_too}; run it again to finish"
 
 
 def _normal(record: Mapping[str, Any]) -> tuple[Any, ...]:
