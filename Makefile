@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench hostile dist e2e-tools
+.PHONY: demo demo-tools test lint bench hostile dist e2e-tools
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -11,8 +11,14 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
-demo: $(BIN)/.installed e2e-tools
-	$(BIN)/python scripts/demo.py
+# The demo installs the helper as a user does (runtime dependencies only: the benchmark's venv) while
+# it builds only the tools it runs (build_providers.sh --demo), the two at once.
+demo:
+	@$(MAKE) --no-print-directory -j2 $(BENCH_VENV)/.installed demo-tools
+	$(BENCH_VENV)/bin/python scripts/demo.py
+
+demo-tools:
+	bash tests/e2e/build_providers.sh --demo
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check helper tests scripts bench
@@ -21,9 +27,11 @@ lint: $(BIN)/.installed
 
 # Terraform providers (from the vendored upstream sources and the Go module proxy) and the Terraform and
 # OpenTofu CLIs for tests/e2e, built once and cached outside the repo; what cannot be built is recorded,
-# and its tests skip with that reason.
+# and its tests skip with that reason. Then the GitLab CI engine the pipeline tests run (gitlab-ci-local and
+# Node 22, pinned, from npm into the same cache; rsync).
 e2e-tools:
 	bash tests/e2e/build_providers.sh
+	bash tests/e2e/install_gitlab_ci_local.sh
 
 test: lint e2e-tools
 	$(BIN)/python -m pytest
@@ -46,8 +54,11 @@ $(BENCH_VENV)/.installed: pyproject.toml
 	$(BENCH_VENV)/bin/pip install --quiet -e .
 	touch $@
 
-bench: $(BENCH_VENV)/.installed
+# Then what the CI/CD component costs a job, in gitlab-ci-local (bench/job.py; the test venv has its fixtures).
+bench: $(BENCH_VENV)/.installed $(BIN)/.installed
 	$(BENCH_VENV)/bin/python bench/run.py $(BENCH_ARGS)
+	bash tests/e2e/install_gitlab_ci_local.sh
+	$(BIN)/python bench/job.py $(BENCH_JOB_ARGS)
 
 # What a hostile server (compression bombs, trickled headers or body) makes one run spend: peak RSS and time.
 hostile: $(BENCH_VENV)/.installed

@@ -1,13 +1,17 @@
-"""The release pipeline's guard, run before anything is published: the tag equals `v` + the package version,
-CHANGELOG.md has a section for it, and every built distribution carries that version.
+"""The release pipeline's guard, run before anything is published: the tag equals the package version
+(a semantic version without `v`, as GitLab's CI/CD Catalog wants), CHANGELOG.md has a section for it,
+and every built distribution carries that version. `--notes` prints that CHANGELOG section instead,
+the description of the GitLab release.
 
     python3 scripts/release_version.py TAG [DIST_FILE ...]
+    python3 scripts/release_version.py --notes TAG
 
 Exit 0, or 1 with one line per problem."""
 
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,9 +42,9 @@ def dist_version(path: str) -> str:
 def problems(tag: str, dists: Sequence[str]) -> list[str]:
     version = package_version()
     found = []
-    if tag != f"v{version}":
+    if tag != version:
         found.append(
-            f"tag {tag!r} is not the package version {version!r}; tag the release v{version}, or set __version__ "
+            f"tag {tag!r} is not the package version {version!r}; tag the release {version}, or set __version__ "
             "in helper/authress_gitlab_token/__init__.py to the tag's version and add it to CHANGELOG.md"
         )
     if f"## [{version}]" not in CHANGELOG.read_text(encoding="utf-8"):
@@ -53,10 +57,24 @@ def problems(tag: str, dists: Sequence[str]) -> list[str]:
     return found
 
 
+def notes(version: str) -> str | None:
+    """The body of CHANGELOG.md's `## [version]` section, or None when there is none."""
+    text = CHANGELOG.read_text(encoding="utf-8")
+    found = re.search(rf"^## \[{re.escape(version)}\][^\n]*\n(.*?)(?=^## \[|^\[[^\]]+\]: |\Z)", text, re.M | re.S)
+    return found[1].strip() + "\n" if found else None
+
+
 def main(argv: Sequence[str]) -> int:
-    if not argv:
-        sys.stderr.write("usage: release_version.py TAG [DIST_FILE ...]\n")
+    if not argv or (argv[0] == "--notes" and len(argv) != 2):
+        sys.stderr.write("usage: release_version.py TAG [DIST_FILE ...] | --notes TAG\n")
         return 2
+    if argv[0] == "--notes":
+        body = notes(argv[1])
+        if body is None:
+            sys.stderr.write(f"release_version: CHANGELOG.md has no section '## [{argv[1]}]'\n")
+            return 1
+        sys.stdout.write(body)
+        return 0
     found = problems(argv[0], argv[1:])
     for line in found:
         sys.stderr.write(f"release_version: {line}\n")

@@ -67,7 +67,7 @@ def test_an_identity_linked_through_the_api_is_what_the_stand_in_then_trusts(
     assert call(authress, ca, "GET", ACCOUNT, token).status_code == 200
     listed = call(authress, ca, "GET", "/v1/identities", admin)
     assert listed.headers["content-type"] == LINKS_JSON and valid(IDENTITY_COLLECTION, listed.json())
-    assert {"issuer": issuer.url, "audience": AUDIENCE} in listed.json()["identities"]
+    assert {"issuer": issuer.url, "audience": AUDIENCE, "userIdExpression": "{sub}"} in listed.json()["identities"]
 
 
 def test_a_record_created_through_the_api_grants_its_user_until_it_is_deleted(
@@ -95,7 +95,8 @@ def test_a_record_created_through_the_api_grants_its_user_until_it_is_deleted(
         ("users on the record and a statement", "POST", "/v1/records", record(statements=[
             {"roles": ["r"], "resources": [{"resourceUri": "*"}], "users": [{"userId": "u"}]}
         ])),
-        ("user ID with a space", "POST", "/v1/records", record(users=[{"userId": "a b"}])),
+        ("user ID with a hash", "POST", "/v1/records", record(users=[{"userId": "a#b"}])),
+        ("user ID over 128 characters", "POST", "/v1/records", record(users=[{"userId": "a" * 129}])),
         ("record ID with a slash", "POST", "/v1/records", record(recordId="a/b")),
         ("read-only status sent", "POST", "/v1/records", record(status="ACTIVE")),
         ("role ID with a space", "POST", "/v1/records", record(statements=[

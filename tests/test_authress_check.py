@@ -183,21 +183,35 @@ def test_an_audience_the_provider_refuses_is_a_warning_not_a_failure(
     assert f'audience "{audience}" is not an Authress account API URL' in lines[0]
 
 
+def test_an_account_api_audience_passes_silently(helper: Helper, issuer: LocalIssuer, token: str) -> None:
+    run = helper.external({"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT}, token)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == ""
+    assert run.result["api_url"] == AUDIENCE
+
+
 @pytest.mark.parametrize(
     ("audience", "api_url"),
     [
-        (AUDIENCE, None),
         ("https://acc-1a2b3c.api-eu-west.authress.io", None),
         ("https://auth.example.com", "https://auth.example.com"),
     ],
+    ids=["regional", "custom domain"],
 )
-def test_account_api_audiences_and_named_custom_domains_pass_silently(
+def test_a_regional_or_custom_domain_audience_warns_that_only_provider_2_0_39_takes_it(
     helper: Helper, issuer: LocalIssuer, signing_key: SigningKey, audience: str, api_url: str | None
 ) -> None:
+    """The newest authress/authress provider takes its API URL from `aud` and accepts only
+    https://ACCOUNT.api.authress.TLD; 2.0.39 takes `custom_domain` and any audience Authress trusts."""
     token = mint(signing_key, gitlab_claims(issuer.url, audience))
     run = helper.external(
         {"audience": audience, "issuer": issuer.url, "project_path": PROJECT, "api_url": api_url}, token
     )
     assert run.returncode == 0, run.stderr
-    assert run.stderr == ""
     assert run.result["api_url"] == (api_url or audience)
+    assert run.stderr == (
+        f'authress-gitlab-token: warning: the token\'s aud "{audience}" works with authress/authress 2.0.39 '
+        "(custom_domain) only: the newest provider takes its API URL from aud and refuses any but "
+        "https://ACCOUNT.api.authress.io (no api-REGION, custom domain or service-client token); "
+        'keep version = "2.0.39" for this token\n'
+    )

@@ -56,6 +56,21 @@ def test_the_usual_url_failing_does_not_matter_when_discovery_names_another(
     assert issuer.hits(ELSEWHERE) == 1
 
 
+@pytest.mark.parametrize(
+    "failure", [Reply(status=404, body=b"{}"), Reply(status=503, body=b"busy")], ids=["404", "503"]
+)
+def test_keys_at_the_usual_url_are_not_a_fallback_when_the_named_jwks_fails(
+    helper: Helper, issuer: LocalIssuer, token: str, failure: Reply
+) -> None:
+    """The usual path serves keys that verify the token, but discovery named another URL, which fails:
+    the run fails with that URL's error; the usual answer is never used in its place."""
+    issuer.script(ELSEWHERE, *[failure] * 4)
+    issuer.discovery_overrides = {"jwks_uri": issuer.url + ELSEWHERE}
+    helper.external(query(issuer), token).refused(f'"{issuer.url}{ELSEWHERE}"', f"HTTP {failure.status}")
+    assert issuer.hits(JWKS_PATH) == 1 and issuer.hits(ELSEWHERE) == (1 if failure.status == 404 else 4)
+    assert helper.external(query(issuer), token).returncode != 0, "nor is it cached for the next run"
+
+
 def test_the_jwks_is_asked_for_while_discovery_is_still_unanswered(
     helper: Helper, issuer: LocalIssuer, token: str
 ) -> None:

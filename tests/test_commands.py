@@ -79,7 +79,7 @@ def test_env_requires_the_audience(helper: Helper, token: str) -> None:
 
 def test_env_flags_are_checked_like_query_keys(helper: Helper, issuer: LocalIssuer, token: str) -> None:
     run = helper.run(["env", *BOUND, "--audience", AUDIENCE, "--leeway-seconds", "soon"], env={"AUTHRESS_KEY": token})
-    run.refused('option "leeway_seconds" is "soon"', code=2)
+    run.refused('--leeway-seconds is "soon"', code=2)
 
 
 def test_env_runs_the_authress_check_when_asked(

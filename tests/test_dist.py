@@ -136,7 +136,7 @@ def test_the_metadata_is_complete(dists: Dists) -> None:
         assert wanted in classifiers
     assert "Typing :: Typed" in classifiers
     urls = dict(u.split(", ", 1) for u in meta.get_all("Project-URL") or [])
-    assert {"GitLab ID tokens", "Authress"} <= set(urls)
+    assert {"Source", "Issues", "Changelog", "Documentation", "GitLab ID tokens", "Authress"} <= set(urls)
     assert all(u.startswith("https://") for u in urls.values())
     assert set(floors(dists)) == set(FLOORED)
 
@@ -267,7 +267,7 @@ def test_a_git_url_at_the_release_tag_installs_and_runs(
 
     git("clone", "--quiet", "--no-checkout", str(ROOT), str(repo), cwd=tmp_path)
     git("checkout", "--quiet", "--detach", head.strip())
-    git("tag", "--force", f"v{__version__}")
+    git("tag", "--force", __version__)
     venv = Venv.create(tmp_path / "venv")
-    venv.pip("install", "--quiet", f"{NAME} @ git+file://{repo}@v{__version__}")
+    venv.pip("install", "--quiet", f"{NAME} @ git+file://{repo}@{__version__}")
     runs_and_verifies(venv, helper, issuer, token)

@@ -127,9 +127,9 @@ def test_doctor_help_does_not_call_the_audience_required(helper: Helper) -> None
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["doctor", "--bogus"], "unrecognized arguments: --bogus; see `authress-gitlab-token --help`"),
+        (["doctor", "--bogus"], 'doctor has no flag "--bogus"; see `authress-gitlab-token doctor --help`'),
         (["env"], "the following arguments are required: --audience; see `authress-gitlab-token env --help`"),
-        (["setup", "--branch", "a", "--tag", "b"], "argument --tag: not allowed with argument --branch"),
+        (["setup", "--plan", "--apply"], "argument --apply: not allowed with argument --plan"),
         (["nope"], "invalid choice: 'nope'"),
         ([], "the following arguments are required: COMMAND"),
     ],

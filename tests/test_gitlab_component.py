@@ -4,14 +4,20 @@ refuse what the component must not take; and the job it gives runs the pinned he
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from authress_gitlab_token import __version__
+from tests.conftest import Helper
 from tests.fixtures import ci_inputs
 from tests.fixtures.ci_inputs import InputError
+from tests.fixtures.issuer import LocalIssuer
+from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 from tests.test_gitlab_example import check_gitlab_ci
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +42,8 @@ def pipeline_with(config: dict[str, Any], tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize(
+# Renderings GitLab accepts; tests/e2e/test_gitlab_ci_local_render.py renders them with a real engine too.
+ACCEPTED = pytest.mark.parametrize(
     "given",
     [
         {},
@@ -46,6 +53,26 @@ def pipeline_with(config: dict[str, Any], tmp_path: Path) -> Path:
     ],
     ids=["defaults", "data-source route", "own names", "from pypi"],
 )
+# Refusals both renderers make, with ci_inputs' message.
+REFUSED = pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"audience": None}, "`audience` input: required value has not been provided"),
+        ({"route": "both"}, "`route` input: provided value 'both' cannot be used because it is not in the list"),
+        ({"audience": "http://acc-1a2b3c.api.authress.io"}, "does not match required RegEx pattern"),
+    ],
+    ids=["missing input", "not an option", "regex"],
+)
+
+
+def job_of(config: dict[str, Any]) -> dict[str, Any]:
+    """The job a pipeline runs when it extends the component's hidden job."""
+    job = {"extends": ".authress-gitlab-token", "script": ["terraform apply"]}
+    resolved: dict[str, Any] = ci_inputs.resolve_extends({**config, "apply": job})["apply"]
+    return resolved
+
+
+@ACCEPTED
 def test_the_rendered_component_matches_gitlabs_ci_schema(given: dict[str, Any], tmp_path: Path) -> None:
     done = check_gitlab_ci(pipeline_with(render(**given), tmp_path))
     assert done.returncode == 0, done.stdout + done.stderr
@@ -60,6 +87,9 @@ def test_the_schema_check_refuses_a_rendering_gitlab_would_refuse(tmp_path: Path
 def test_the_job_asks_for_the_token_with_the_audience_it_verifies() -> None:
     job = render(token_variable="GITLAB_OIDC_TOKEN")[".authress-gitlab-token"]
     assert job["id_tokens"] == {"GITLAB_OIDC_TOKEN": {"aud": REQUIRED["audience"]}}
+    assert render()[".authress-gitlab-token"]["id_tokens"] == {"AUTHRESS_ID_TOKEN": {"aud": REQUIRED["audience"]}}, (
+        "the provider reads AUTHRESS_KEY: the raw token must arrive elsewhere"
+    )
     assert job["variables"]["AUTHRESS_AUDIENCE"] == REQUIRED["audience"]
     assert job["variables"]["AUTHRESS_TOKEN_VARIABLE"] == "GITLAB_OIDC_TOKEN"
     assert job["variables"]["AUTHRESS_PROTECTED_ONLY"] == "true"
@@ -133,3 +163,62 @@ def test_the_renderer_refuses_what_gitlab_refuses() -> None:
     spec = "spec:\n  inputs:\n    on:\n      type: boolean\n      default: true\n---\n"
     spec += "job:\n  a: $[[ inputs.on ]]\n  b: x-$[[ inputs.on ]]\n"
     assert ci_inputs.render(spec, {}) == {"job": {"a": True, "b": "x-true"}}
+
+
+@pytest.mark.parametrize(
+    ("cached", "installs"),
+    [
+        (None, True),
+        ("authress-gitlab-token VERSION", False),
+        ("authress-gitlab-token 0.0.1", True),
+        ("another Python", True),
+        ("broken", True),
+    ],
+    ids=["empty cache", "this release", "another release", "another Python", "broken venv"],
+)
+def test_the_cached_venv_is_used_only_when_it_runs_the_pinned_release_with_the_jobs_python(
+    cached: str | None, installs: bool, tmp_path: Path
+) -> None:
+    """The component's install step, run in bash on a restored cache; the install itself is replaced by
+    a line that says it would install (tests/e2e installs for real)."""
+    job = render()[".authress-gitlab-token"]
+    install = 'set -- install --quiet --disable-pip-version-check --no-input "$requirement"'
+    (block,) = [line for line in job["before_script"] if install in line]
+    venv = tmp_path / ".cache" / "authress-gitlab-token" / "venv"
+    if cached is not None:
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
+        script = venv / "bin" / "authress-gitlab-token"
+        version = f"authress-gitlab-token {__version__}" if cached == "another Python" else cached
+        version = version.replace("VERSION", __version__)
+        script.write_text("#!/bin/false\n" if cached == "broken" else f'#!/bin/sh\necho "{version}"\n')
+        script.chmod(0o755)
+        if cached == "another Python":
+            (venv / "bin" / "python").unlink()
+            (venv / "bin" / "python").write_text('#!/bin/sh\necho "3.0.0 (elsewhere)"\n')
+            (venv / "bin" / "python").chmod(0o755)
+    variables = {k: str(v) for k, v in job["variables"].items() if k.startswith("AUTHRESS_HELPER_")}
+    env = {**variables, "CI_PROJECT_DIR": str(tmp_path), "PATH": os.environ["PATH"]}
+    script_text = block.replace(install, 'echo "would install $requirement"; exit 0')
+    done = subprocess.run(["bash", "-e", "-c", script_text], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert ("would install authress-gitlab-token @ git+" in done.stdout) is installs, done.stdout
+    if installs:
+        assert not venv.exists(), "a venv that failed the check was kept"
+    else:
+        assert done.stdout.splitlines()[-1] == f"authress-gitlab-token {__version__}"
+
+
+def test_a_job_without_the_components_lines_is_told_to_keep_them_not_to_add_id_tokens(
+    helper: Helper, issuer: LocalIssuer, signing_key: SigningKey
+) -> None:
+    """The raw token waits in AUTHRESS_ID_TOKEN; adding an `id_tokens: AUTHRESS_KEY` entry would hand it
+    to the provider unverified, so the module's data source says what does fix it."""
+    variables = {k: str(v) for k, v in render()[".authress-gitlab-token"]["variables"].items()}
+    token = mint(signing_key, gitlab_claims(issuer.url, REQUIRED["audience"]))
+    env = {**variables, "GITLAB_CI": "true", variables["AUTHRESS_TOKEN_VARIABLE"]: token}
+    query = {"audience": REQUIRED["audience"], "issuer": issuer.url, "project_path": REQUIRED["project_path"]}
+    helper.external(query, env=env).refused(
+        "$AUTHRESS_KEY is not set: the CI/CD component's before_script did not run in this job",
+        "!reference [.authress-gitlab-token, before_script]",
+    )
+    assert issuer.requests == [], "the helper fetched keys for a token it must not read"

@@ -3,6 +3,7 @@ GitLab renders it, is one GitLab accepts; it asks for the token the example's HC
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -19,7 +20,7 @@ from tests.fixtures import ci_inputs
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ROOT / "examples" / "gitlab" / ".gitlab-ci.yml"
 COMPONENT = ROOT / "templates" / "authress-token.yml"
-COMPONENT_REF = re.compile(r"^\$CI_SERVER_FQDN/[^@]+/authress-gitlab-token/authress-token@v(?P<version>\S+)$")
+COMPONENT_REF = re.compile(r"^\$CI_SERVER_FQDN/[^@]+/authress-gitlab-token/authress-token@(?P<version>\S+)$")
 
 # What examples/gitlab/README.md's steps tell a user to put in place of each placeholder.
 FILLED_IN = {
@@ -118,14 +119,14 @@ def test_the_example_pins_this_release_everywhere() -> None:
     assert match and match.group("version") == __version__
     assert "helper_version" not in entry["inputs"], "the component's default is the pin"
     main_tf = (ROOT / "examples" / "gitlab" / "main.tf").read_text(encoding="utf-8")
-    assert f'//terraform?ref=v{__version__}"' in main_tf
+    assert f'//terraform?ref={__version__}"' in main_tf
     assert pipeline[".terraform"]["cache"][0]["key"] == f"authress-gitlab-token-{__version__}"
 
 
 def test_the_jobs_ask_for_the_audience_terraform_verifies() -> None:
     ci = expanded_example()
     for job in ("plan", "apply"):
-        assert ci[job]["id_tokens"] == {"AUTHRESS_KEY": {"aud": "https://acc-1a2b3c.api.authress.io"}}
+        assert ci[job]["id_tokens"] == {"AUTHRESS_ID_TOKEN": {"aud": "https://acc-1a2b3c.api.authress.io"}}
         assert ci[job]["variables"]["AUTHRESS_PROJECT_PATH"] == "my-org/authress-configuration"
         assert 'export TF_VAR_audience="$AUTHRESS_AUDIENCE" TF_VAR_issuer="$AUTHRESS_ISSUER"' in ci[job]["script"]
     assert "id_tokens" not in ci["fmt-validate"], "fmt and validate need no token"
@@ -177,7 +178,7 @@ def test_setup_prints_the_include_and_the_module_source_the_example_uses() -> No
 
 def test_the_module_source_is_one_story_everywhere() -> None:
     """A git URL pinned to this release's tag, in every document, example and `setup`'s output."""
-    expected = f"git::https://gitlab.com/YOUR_GROUP/authress-gitlab-token.git//terraform?ref=v{__version__}"
+    expected = f"git::https://gitlab.com/YOUR_GROUP/authress-gitlab-token.git//terraform?ref={__version__}"
     files = [
         ROOT / "README.md",
         *ROOT.glob("terraform/*.md"),
@@ -207,8 +208,11 @@ def test_the_job_installs_the_release_setup_prints(tmp_path: Path) -> None:
     install line `setup` prints (and the release's pin check holds the documents to)."""
     apply = expand(load(PIPELINE.read_text(encoding="utf-8").replace("ACCOUNT_ID", "acc-1a2b3c")))["apply"]
     (block,) = [line for line in apply["before_script"] if "requirement=" in line]
-    script = block.replace('/opt/authress-gitlab-token/bin/pip install --quiet "$requirement"', 'echo "$requirement"')
+    install = 'set -- install --quiet --disable-pip-version-check --no-input "$requirement"'
+    assert install in block
+    script = block.replace(install, 'echo "$requirement"; exit 0')
     variables = {k: v for k, v in apply["variables"].items() if k.startswith("AUTHRESS_HELPER_")}
-    done = subprocess.run(["bash", "-e", "-c", script], env=variables, capture_output=True, text=True, timeout=30)
+    env = {**variables, "CI_PROJECT_DIR": str(tmp_path), "PATH": os.environ["PATH"]}
+    done = subprocess.run(["bash", "-e", "-c", script], env=env, capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
-    assert f'pip install "{done.stdout.strip()}"' == install_command()
+    assert f'pip install "{done.stdout.strip().splitlines()[-1]}"' == install_command()

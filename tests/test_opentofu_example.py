@@ -40,13 +40,16 @@ def test_it_uses_the_opentofu_component_with_the_inputs_gitlab_documents() -> No
 def test_every_job_gets_the_token_for_the_audience_it_verifies_and_binds_the_project() -> None:
     ci = pipeline()
     audience = "https://acc-1a2b3c.api.authress.io"
-    assert ci["default"]["id_tokens"] == {"AUTHRESS_KEY": {"aud": audience}}
+    # Not AUTHRESS_KEY, which the provider reads: only the verified export sets that.
+    assert ci["default"]["id_tokens"] == {"AUTHRESS_ID_TOKEN": {"aud": audience}}
     assert ci["variables"]["AUTHRESS_AUDIENCE"] == audience
     assert ci["variables"]["AUTHRESS_PROJECT_PATH"] == "my-org/authress-configuration"
     assert ci["variables"]["TF_VAR_authress_api_url"] == "$AUTHRESS_AUDIENCE"
     (script,) = ci["default"]["before_script"]
     assert '--project-path "$AUTHRESS_PROJECT_PATH"' in script
-    assert '--ref "$CI_DEFAULT_BRANCH" --ref-type branch --ref-protected true --check authress' in script
+    assert "--token-env AUTHRESS_ID_TOKEN" in script
+    assert '--ref "$CI_DEFAULT_BRANCH" --ref-type branch --ref-protected true' in script
+    assert "--check authress" in script
     assert 'eval "$exports"' in script
     assert [rule["if"] for rule in ci["workflow"]["rules"]] == ["$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"]
 
@@ -60,7 +63,7 @@ def test_the_token_reaches_the_provider_only_through_the_environment() -> None:
 
 def test_the_example_pins_this_release_and_names_every_placeholder_in_its_readme() -> None:
     text = PIPELINE.read_text(encoding="utf-8")
-    pins = re.findall(r"authress-gitlab-token\.git@v(\S+)", text)
+    pins = re.findall(r"authress-gitlab-token\.git@(\S+)", text)
     assert pins == [__version__]
     readme = (EXAMPLE / "README.md").read_text(encoding="utf-8")
     for placeholder in FILLED_IN:

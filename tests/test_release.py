@@ -1,5 +1,6 @@
 """Releases: one version everywhere (package, `--version`, tag, changelog, every install line in the documents),
-and the project's own pipeline, which releases only a tag that equals that version."""
+and the project's own pipeline, which releases only a tag that equals that version: a semantic version
+without `v`, the scheme GitLab's CI/CD Catalog accepts."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from tests.test_gitlab_example import check_gitlab_ci
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ROOT / ".gitlab-ci.yml"
 GUARD = ROOT / "scripts" / "release_version.py"
-RELEASE_TAG = r"$CI_COMMIT_TAG =~ /^v\d+\.\d+\.\d+$/"
+RELEASE_TAG = r"$CI_COMMIT_TAG =~ /^\d+\.\d+\.\d+$/"
 
 # The helper's name where something installs it: a pip requirement (pinned `==X` or a git URL at a tag)
 # or the module's git source. Python files are left out: setup's line is built from __version__ (tested below).
@@ -37,9 +38,9 @@ def unpinned_installs(text: str, version: str) -> list[str]:
     for line in PIP_LINE.findall(text):
         for match in REQUIREMENT.finditer(line):
             pin = match["pin"] or ""
-            if pin != f"=={version}" and not pin.endswith(f".git@v{version}"):
+            if pin != f"=={version}" and not pin.endswith(f".git@{version}"):
                 found.append(match[0])
-    found += [m[0] for m in GIT_REF.finditer(text) if m["ref"] != f"v{version}"]
+    found += [m[0] for m in GIT_REF.finditer(text) if m["ref"] != version]
     return found
 
 
@@ -49,7 +50,10 @@ def documents() -> list[Path]:
 
 
 def pipeline() -> dict[str, Any]:
-    value: dict[str, Any] = YAML(typ="safe").load(PIPELINE.read_text(encoding="utf-8"))
+    """The pipeline as data; `!reference` tags become the lists they name (GitLab resolves them)."""
+    yaml = YAML(typ="safe")
+    yaml.constructor.add_constructor("!reference", lambda loader, node: loader.construct_sequence(node))
+    value: dict[str, Any] = yaml.load(PIPELINE.read_text(encoding="utf-8"))
     return value
 
 
@@ -63,9 +67,9 @@ def test_version_flag_prints_the_package_version(helper: Helper) -> None:
 
 def test_a_version_tag_on_head_equals_the_package_version() -> None:
     tags = subprocess.run(
-        ["git", "tag", "--points-at", "HEAD", "--list", "v*"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["git", "tag", "--points-at", "HEAD", "--list", "[0-9]*"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.split()
-    assert all(tag == f"v{__version__}" for tag in tags), f"HEAD is tagged {tags}, the package is {__version__}"
+    assert all(tag == __version__ for tag in tags), f"HEAD is tagged {tags}, the package is {__version__}"
 
 
 def test_the_changelog_has_unreleased_on_top_then_this_version() -> None:
@@ -97,6 +101,8 @@ def test_every_install_in_the_documents_pins_this_version() -> None:
         'pip install "authress-gitlab-token @ git+https://gitlab.com/g/authress-gitlab-token.git@main"',
         'pip install "authress-gitlab-token @ git+https://gitlab.com/g/authress-gitlab-token.git"',
         'source = "git::https://gitlab.com/g/authress-gitlab-token.git//terraform?ref=TAG"',
+        'pip install "authress-gitlab-token @ git+https://gitlab.com/g/authress-gitlab-token.git@v0.2.0"',
+        'source = "git::https://gitlab.com/g/authress-gitlab-token.git//terraform?ref=v0.2.0"',
     ],
 )
 def test_the_pin_check_flags_an_unpinned_or_stale_install(text: str) -> None:
@@ -105,7 +111,7 @@ def test_the_pin_check_flags_an_unpinned_or_stale_install(text: str) -> None:
 
 def test_the_pin_check_accepts_both_pinned_routes() -> None:
     text = (
-        'pip install "authress-gitlab-token @ git+https://gitlab.com/g/authress-gitlab-token.git@v0.2.0"\n'
+        'pip install "authress-gitlab-token @ git+https://gitlab.com/g/authress-gitlab-token.git@0.2.0"\n'
         "pip install authress-gitlab-token==0.2.0\n"
         "`authress-gitlab-token setup` prints the pip install for the version you run\n"
     )
@@ -117,7 +123,7 @@ def test_setup_prints_the_install_of_the_version_it_is(helper: Helper) -> None:
     assert run.returncode == 0, run.stderr
     assert f"     {install_command()}\n" in run.stdout
     assert unpinned_installs(run.stdout, __version__) == []
-    assert install_command().endswith(f'authress-gitlab-token.git@v{__version__}"')
+    assert install_command().endswith(f'authress-gitlab-token.git@{__version__}"')
     assert install_command() in (ROOT / "README.md").read_text(encoding="utf-8")
 
 
@@ -137,11 +143,11 @@ def guard(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_the_release_guard_accepts_the_tag_of_this_version() -> None:
     stem = f"dist/authress_gitlab_token-{__version__}"
-    done = guard(f"v{__version__}", f"{stem}-py3-none-any.whl", f"{stem}.tar.gz")
+    done = guard(__version__, f"{stem}-py3-none-any.whl", f"{stem}.tar.gz")
     assert (done.returncode, done.stderr) == (0, "")
 
 
-@pytest.mark.parametrize("tag", ["v9.9.9", __version__, f"v{__version__}.1", f"v{__version__}rc1"])
+@pytest.mark.parametrize("tag", ["9.9.9", f"v{__version__}", f"{__version__}.1", f"{__version__}rc1"])
 def test_the_release_guard_refuses_a_tag_that_differs_from_the_version(tag: str) -> None:
     done = guard(tag)
     assert done.returncode == 1
@@ -149,7 +155,7 @@ def test_the_release_guard_refuses_a_tag_that_differs_from_the_version(tag: str)
 
 
 def test_the_release_guard_refuses_distributions_of_another_version() -> None:
-    done = guard(f"v{__version__}", "dist/authress_gitlab_token-0.0.1-py3-none-any.whl")
+    done = guard(__version__, "dist/authress_gitlab_token-0.0.1-py3-none-any.whl")
     assert done.returncode == 1
     assert "authress_gitlab_token-0.0.1-py3-none-any.whl is version '0.0.1'" in done.stderr
 
@@ -183,12 +189,44 @@ def test_a_release_tag_is_checked_then_built_with_make_dist_before_anything_is_p
         'python3 scripts/release_version.py "$CI_COMMIT_TAG"',
         "make dist",
         'python3 scripts/release_version.py "$CI_COMMIT_TAG" dist/*',
+        'python3 scripts/release_version.py --notes "$CI_COMMIT_TAG" > release-notes.md',
     ]
     for job in ("gitlab-package-registry", "pypi"):
         assert ci[job]["extends"] == ".on-release-tag" and ci[job]["needs"] == ["dist"]
         assert ci[job]["stage"] == "publish"
         assert ci[job]["script"][-1].startswith("python3 -m twine upload --non-interactive ")
         assert ci[job]["script"][-1].endswith(" dist/*")
+
+
+def test_the_release_job_creates_the_gitlab_release_from_the_changelog_section_after_publishing() -> None:
+    job = pipeline()["release"]
+    assert job["extends"] == ".on-release-tag" and job["stage"] == "publish"
+    assert job["needs"] == ["dist", "gitlab-package-registry", "pypi"]
+    assert job["release"] == {"tag_name": "$CI_COMMIT_TAG", "name": "$CI_COMMIT_TAG", "description": "release-notes.md"}
+    assert "release-notes.md" in pipeline()["dist"]["artifacts"]["paths"]
+
+
+def test_the_release_notes_are_the_versions_changelog_section() -> None:
+    done = guard("--notes", __version__)
+    text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    section = text.split(f"## [{__version__}]", 1)[1].split("\n", 1)[1].split("\n## [", 1)[0]
+    assert done.returncode == 0 and done.stdout.strip() and done.stdout.strip() in section
+    assert "## [" not in done.stdout and "[Unreleased]:" not in done.stdout
+    missing = guard("--notes", "9.9.9")
+    assert (missing.returncode, missing.stdout) == (1, "")
+    assert "CHANGELOG.md has no section '## [9.9.9]'" in missing.stderr
+
+
+def test_the_project_tests_its_component_at_this_commit_with_a_real_id_token() -> None:
+    ci = YAML(typ="rt").load(PIPELINE.read_text(encoding="utf-8"))
+    (entry,) = ci["include"]
+    assert entry["component"] == "$CI_SERVER_FQDN/$CI_PROJECT_PATH/authress-token@$CI_COMMIT_SHA"
+    assert entry["inputs"]["check"] == "none"
+    job = ci["self-test"]
+    assert job["extends"] == ".authress-gitlab-token" and "rules" in job
+    assert job["variables"]["AUTHRESS_PROJECT_PATH"] == "$CI_PROJECT_PATH"
+    assert str(job["before_script"][-1].tag.value) == "!reference"
+    assert list(job["before_script"][-1]) == [".authress-gitlab-token", "before_script"]
 
 
 def test_the_package_registry_upload_uses_the_jobs_own_token() -> None:

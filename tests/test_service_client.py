@@ -53,6 +53,18 @@ def test_a_service_client_key_becomes_an_eddsa_token_signed_by_that_key(helper: 
     assert all(result[k] == "" for k in ("project_path", "ref", "ref_type", "pipeline_id", "job_id"))
 
 
+def test_a_minted_token_warns_that_only_provider_2_0_39_takes_it(helper: Helper, key: ServiceClientKey) -> None:
+    """Its aud, ACCOUNT.accounts.authress.io, is no API URL: the newest authress/authress provider refuses it."""
+    run = helper.external({"audience": AUDIENCE, "allow_any_project": "true"}, key.value)
+    minted(run.result)
+    assert run.returncode == 0
+    assert run.stderr.startswith(
+        f'authress-gitlab-token: warning: the token\'s aud "{ACCOUNT_ID}.accounts.authress.io" works with '
+        "authress/authress 2.0.39 (custom_domain) only: "
+    )
+    assert run.stderr.count("\n") == 1
+
+
 def test_a_token_signed_by_another_key_does_not_verify(helper: Helper, key: ServiceClientKey) -> None:
     token = minted(helper.external({"audience": AUDIENCE, "allow_any_project": "true"}, key.value).result)
     with pytest.raises(jwt.InvalidSignatureError):

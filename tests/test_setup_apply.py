@@ -12,6 +12,7 @@ import pytest
 from authress_gitlab_token.bootstrap import record_id
 from tests.conftest import ACCOUNT_ID, AUDIENCE, Helper, Run
 from tests.fixtures.authress import AuthressStandIn, Reply
+from tests.fixtures.authress_admin import add_role
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.service_clients import ServiceClientKey
 from tests.fixtures.tokens import MINTED, SigningKey, gitlab_claims, mint
@@ -27,9 +28,12 @@ def admin() -> ServiceClientKey:
 
 @pytest.fixture
 def empty(authress: AuthressStandIn, admin: ServiceClientKey) -> AuthressStandIn:
-    """An account with nothing for the pipeline: only the admin's service client and its access."""
+    """An account with nothing for the pipeline: only the admin's service client and its access, and the
+    roles a pipeline is granted."""
     authress.add_client(admin.client_id, admin.key_id, admin.public)
     authress.grant(admin.client_id)
+    for role in ("ro_terraform", "ro_audit"):
+        add_role(authress, role)
     return authress
 
 
@@ -88,7 +92,9 @@ def test_apply_from_an_empty_account_makes_the_pipelines_token_accepted_and_a_re
     empty.requests.clear()
     again = setup(helper, issuer, empty, admin.value, "--apply")
     assert again.returncode == 0, again.stderr
-    assert [line.split(" ", 2)[:2] for line in again.stdout.splitlines()] == [["=", "unchanged"], ["=", "unchanged"]]
+    lines = again.stdout.splitlines()
+    assert [line.split(" ", 2)[:2] for line in lines[:-1]] == [["=", "unchanged"], ["=", "unchanged"]]
+    assert lines[-1] == "Nothing to change."
     assert empty.writes() == [], "a second --apply sent a write"
 
 
@@ -100,7 +106,11 @@ def test_plan_shows_the_changes_and_makes_none(
     lines = run.stdout.splitlines()
     assert [line[:8] for line in lines[:2]] == ["+ create", "+ create"]
     assert lines[2] == "Plan: 2 change(s); run with --apply to make them."
-    assert [(r.method, r.path) for r in empty.requests] == [("GET", "/v1/identities"), ("GET", f"/v1/records/{RECORD}")]
+    assert [(r.method, r.path) for r in empty.requests] == [
+        ("GET", "/v1/identities"),
+        ("GET", "/v1/roles/ro_terraform"),
+        ("GET", f"/v1/records/{RECORD}"),
+    ]
     assert empty.identities == [] and empty.access_records == {}
 
 
@@ -172,7 +182,7 @@ def test_the_record_id_is_derived_from_the_sub_within_the_characters_authress_al
         ("ref with ..", {"--branch": "a..b"}, 'holds "..", "@{" or "//"'),
         ("ref ending in .lock", {"--branch": "main.lock"}, 'ends with ".lock"'),
         ("ref with a colon", {"--branch": "a:b"}, 'which holds ":"'),
-        ("ref git allows but Authress user IDs do not", {"--branch": "fix+1"}, 'holds "+", which Authress user IDs'),
+        ("ref git allows but Authress user IDs do not", {"--branch": "fix#1"}, 'holds "#", which Authress user IDs'),
         (
             "audience that is not an Authress API URL",
             {"--audience": "https://api.authress.io"},
@@ -266,7 +276,7 @@ def test_a_custom_domain_given_as_api_url_may_be_the_audience(
 
 def test_admin_flags_without_plan_or_apply_are_refused(helper: Helper) -> None:
     args = ["setup", "--project", "my-org/x", "--branch", "main", "--audience", AUDIENCE, "--role", "ro_terraform"]
-    helper.run(args).refused("take effect with --plan or --apply only", code=2)
+    helper.run(args).refused("--role takes effect only with --plan or --apply", code=2)
 
 
 def test_a_key_of_another_account_is_refused(helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn) -> None:
@@ -295,7 +305,8 @@ def test_a_write_refused_after_another_succeeded_says_what_was_made(
 ) -> None:
     """403 names the permission; the identity linked before it is reported, and a rerun finishes the job."""
     authress.add_client(admin.client_id, admin.key_id, admin.public)
-    authress.grant(admin.client_id, ["authress:identities:*", "authress:records:read"])
+    add_role(authress, "ro_terraform")
+    authress.grant(admin.client_id, ["authress:identities:*", "authress:records:read", "authress:roles:read"])
     setup(helper, issuer, authress, admin.value, "--apply").refused(
         f'Authress answered 403 to POST "{authress.url}/v1/records"',
         'service client "sc_admin" (key from $AUTHRESS_KEY) lacks the permission to create access records',
@@ -372,7 +383,7 @@ def test_apply_interrupted_between_writes_says_what_it_had_made(
     run = helper.finish(child, args)
     MINTED.update(empty.tokens_seen())
     run.refused(
-        "authress-gitlab-token: interrupted; setup --apply had created the trusted identity; creating the access "
+        "authress-gitlab-token: interrupted; setup --apply had created 1 trusted identity; creating one more access "
         "record was under way; run it again to finish",
         code=128 + sent,
     )

@@ -53,7 +53,7 @@ variable "protected_only" {
 module "authress_token" {
   # YOUR_GROUP: the group that holds your copy of authress-gitlab-token (README step 4); the tag pins
   # the module to the same release as the helper the job installs.
-  source = "git::https://gitlab.com/YOUR_GROUP/authress-gitlab-token.git//terraform?ref=v0.2.0"
+  source = "git::https://gitlab.com/YOUR_GROUP/authress-gitlab-token.git//terraform?ref=0.2.0"
 
   audience             = var.audience
   issuer               = var.issuer

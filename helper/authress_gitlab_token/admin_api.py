@@ -6,14 +6,14 @@ names the fix; no message holds the admin key or the token minted from it."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from . import network
+from .budget import Budget
 from .errors import HelperError, quoted
 
 ATTEMPTS = 3  # reads and PUT; a POST is sent once (network.send)
@@ -21,6 +21,10 @@ ATTEMPTS = 3  # reads and PUT; a POST is sent once (network.send)
 
 class AdminError(HelperError):
     """Authress refused an admin call, or could not be asked."""
+
+
+class BodyRefused(AdminError):
+    """Authress answered 400: the body sent is outside what it accepts (the caller names the field)."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,10 @@ LINK_IDENTITY = Operation("POST", "/v1/identities", "delegateAuthentication", "l
 GET_RECORD = Operation("GET", "/v1/records/{recordId}", "getRecord", "read access records")
 CREATE_RECORD = Operation("POST", "/v1/records", "createRecord", "create access records")
 UPDATE_RECORD = Operation("PUT", "/v1/records/{recordId}", "updateRecord", "update access records")
+DELETE_RECORD = Operation("DELETE", "/v1/records/{recordId}", "deleteRecord", "delete access records")
+LIST_RECORDS = Operation("GET", "/v1/records", "getRecords", "list access records")
+GET_ROLE = Operation("GET", "/v1/roles/{roleId}", "getRole", "read roles")
+PAGES = 50  # getRecords gives at most 20 a page: 1000 records, then the listing says it stopped
 
 
 class AdminApi:
@@ -46,13 +54,37 @@ class AdminApi:
         self.api_url = api_url.rstrip("/")
         self.who = who  # e.g. 'service client "sc_admin" (key from $AUTHRESS_KEY)'
 
-    def identities(self) -> list[tuple[str, str]]:
-        """(issuer, audience) of every trusted identity the account has."""
+    def identities(self) -> dict[tuple[str, str], str]:
+        """(issuer, audience) -> userIdExpression (default `{sub}`) of every trusted identity."""
         body = self._call(LIST_IDENTITIES, ok=(200,))
         items = body.get("identities") if isinstance(body, dict) else None
         if not isinstance(items, list):
             raise self._not_authress(LIST_IDENTITIES, "without an `identities` list")
-        return [(str(i.get("issuer")), str(i.get("audience"))) for i in items if isinstance(i, dict)]
+        return {
+            (str(i.get("issuer")), str(i.get("audience"))): str(i.get("userIdExpression") or "{sub}")
+            for i in items
+            if isinstance(i, dict)
+        }
+
+    def role_exists(self, role_id: str) -> bool:
+        """Whether getRole finds the role (404: the account has none of that ID)."""
+        return self._call(GET_ROLE, record_id=role_id, ok=(200,), absent=(404,)) is not None
+
+    def records(self, marker: str) -> tuple[list[dict[str, Any]], bool]:
+        """(the ACTIVE records whose text holds `marker`, whether every page was read), page by page."""
+        found: list[dict[str, Any]] = []
+        query = {"filter": marker, "status": "ACTIVE", "limit": "20"}
+        for _ in range(PAGES):
+            body = self._call(LIST_RECORDS, ok=(200,), query=query)
+            items = body.get("records") if isinstance(body, dict) else None
+            if not isinstance(items, list):
+                raise self._not_authress(LIST_RECORDS, "without a `records` list")
+            found += [r for r in items if isinstance(r, dict)]
+            cursor = ((body.get("pagination") or {}).get("next") or {}).get("cursor")
+            if not isinstance(cursor, str) or not cursor:
+                return found, True
+            query = {**query, "cursor": cursor}
+        return found, False
 
     def link_identity(self, issuer: str, audience: str) -> None:
         self._call(LINK_IDENTITY, {"issuer": issuer, "preferredAudience": audience}, ok=(200, 201))
@@ -70,8 +102,13 @@ class AdminApi:
     def update_record(self, record_id: str, record: dict[str, Any]) -> None:
         self._call(UPDATE_RECORD, record, record_id=record_id, ok=(200, 202, 204))
 
+    def delete_record(self, record_id: str) -> None:
+        """deleteRecord; 404 (already gone) is what was wanted."""
+        self._call(DELETE_RECORD, record_id=record_id, ok=(200, 202, 204), absent=(404,))
+
     def url(self, op: Operation, record_id: str = "") -> str:
-        return self.api_url + op.path.replace("{recordId}", quote(record_id, safe=""))
+        path = op.path.replace("{recordId}", "{id}").replace("{roleId}", "{id}")
+        return self.api_url + path.replace("{id}", quote(record_id, safe=""))
 
     def _call(
         self,
@@ -81,10 +118,11 @@ class AdminApi:
         record_id: str = "",
         ok: tuple[int, ...],
         absent: tuple[int, ...] = (),
+        query: dict[str, str] | None = None,
     ) -> Any:
-        url = self.url(op, record_id)
+        url = self.url(op, record_id) + ("?" + urlencode(query) if query else "")
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
-        deadline = time.monotonic() + ATTEMPTS * (self._timeout + 1.0)
+        deadline = Budget(ATTEMPTS, self._timeout).deadline()
         try:
             # One attempt for a POST (a retried create could make two); reads and PUT are retried.
             response = network.send(
@@ -125,6 +163,8 @@ class AdminApi:
                 "and access records need the account's admin permissions: grant them to the service client "
                 "(Authress -> Access records) and run `setup --plan` again"
             )
+        if status == 400:
+            return BodyRefused(f"{where}: it refused the request body; check the values given to setup")
         if status in (409, 412):
             return AdminError(
                 f"{where} (conflict): it changed while setup ran; run `setup --plan` again to see it as it is now"
@@ -153,7 +193,7 @@ class AdminApi:
 
 def ok_of(op: Operation) -> tuple[int, ...]:
     """The success statuses the description gives for the operation."""
-    return {"GET": (200,), "POST": (201,), "PUT": (202,)}[op.method]
+    return {"GET": (200,), "POST": (201,), "PUT": (202,), "DELETE": (204,)}[op.method]
 
 
 @contextmanager

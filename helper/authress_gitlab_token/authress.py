@@ -4,19 +4,22 @@ live pre-flight check that names the missing setup step."""
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from .budget import Budget
 from .errors import AuthressCheckFailed, QueryError, quoted
 from .sources import SERVICE_CLIENT_KEY
 
 # https://ACCOUNT.api.authress.io or https://ACCOUNT.api-REGION.authress.io (a trailing slash tolerated).
 _ACCOUNT_API = re.compile(r"^https://(?P<account>[a-z0-9][a-z0-9-]*)\.(?P<api>api(?:-[a-z0-9-]+)?)\.authress\.io/?\Z")
-# What the newest Authress provider accepts as `aud` (it reads the API URL from it), with api-REGION too.
+# An account API host, api-REGION included: where an audience or api_url names the account.
 _PROVIDER_AUDIENCE = re.compile(r"^https://(?P<account>[^./\s]+)\.api(?:-[a-z0-9-]+)?\.authress\.[^/\s]+\Z")
+# The newest authress/authress provider's own rule for the token's `aud`, its API URL (Go's `$` is \Z):
+# no api-REGION, no custom domain, no service-client token (aud ACCOUNT.accounts.authress.io).
+_NEWEST_PROVIDER_AUDIENCE = re.compile(r"^https://[^.]+\.api\.authress\.[^/]+\Z")
 ATTEMPTS = 3  # the check's GET, retried on connection errors, timeouts, 429 and 5xx
 
 
@@ -42,7 +45,8 @@ def target(audience: str, api_url: str) -> tuple[str, str]:
 
 
 def audience_warning(audience: str, api_url: str) -> str | None:
-    """Why the newest Authress provider would refuse a token with this `aud`, or None when it would not."""
+    """Why the audience names no Authress API (neither an account API URL nor the `api_url` custom domain),
+    or None when it names one."""
     if _PROVIDER_AUDIENCE.match(audience):
         return None
     try:
@@ -54,6 +58,17 @@ def audience_warning(audience: str, api_url: str) -> str | None:
         f"audience {quoted(audience)} is not an Authress account API URL (https://ACCOUNT.api.authress.io) "
         'nor the custom domain in "api_url"; the newest Authress Terraform provider refuses such tokens: '
         "use your account's API URL as the job's `id_tokens:` aud and as the trusted identity's audience"
+    )
+
+
+def newest_provider_warning(token_audience: str) -> str | None:
+    """Why the newest provider refuses a token whose `aud` provider 2.0.39 accepts, or None when it does not."""
+    if _NEWEST_PROVIDER_AUDIENCE.match(token_audience):
+        return None
+    return (
+        f"the token's aud {quoted(token_audience)} works with authress/authress 2.0.39 (custom_domain) only: the "
+        "newest provider takes its API URL from aud and refuses any but https://ACCOUNT.api.authress.io (no "
+        'api-REGION, custom domain or service-client token); keep version = "2.0.39" for this token'
     )
 
 
@@ -119,7 +134,7 @@ def _get(url: str, token: str, timeout: float) -> tuple[int, Any]:
     """One GET (retried within a total bound); the status and the JSON body, if any."""
     from . import network
 
-    deadline = time.monotonic() + ATTEMPTS * (timeout + 1.0)
+    deadline = Budget(ATTEMPTS, timeout).deadline()
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     try:
         # No redirects (network.session): the Bearer token goes to the configured API URL and nowhere else.

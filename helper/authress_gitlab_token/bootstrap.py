@@ -1,205 +1,193 @@
-"""`setup --plan` / `--apply`: the trusted identity and the pipeline's access record that the guide
-describes, compared with what the account has, then made so. Inputs are refused before any request."""
+"""`setup --plan` / `--apply` / `--destroy` / `--list`: the trusted identity and each pipeline's access
+record, read from the account, planned (setup_plan.py) and made so. Inputs are refused before any
+request; a role the account lacks is named before anything is written."""
 
 from __future__ import annotations
 
-import hashlib
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from . import entry, service_client, settings
+from .admin_api import AdminError, BodyRefused
 from .authress import account_from_audience, audience_warning, target
 from .errors import HelperError, QueryError, TokenMalformed, quoted
 from .setup_guide import Guide
+from .setup_plan import (
+    DESCRIPTION_MAX,
+    NAME_MAX,
+    RECORD_ID_PREFIX,
+    TOOL,
+    USER_ID_MAX,
+    Change,
+    Desired,
+    destroy_change,
+    identity_change,
+    managed,
+    record_change,
+    record_id,
+    summary,
+)
 
 if TYPE_CHECKING:
     from .admin_api import AdminApi
 
-TOOL = "authress-gitlab-token"
-# The description's recordId allows ^[a-zA-Z0-9-_:|~]+$, 1 to 100 characters, and a `sub` holds "/" and
-# "." at least; so the ID is this prefix and the first 32 hex digits of SHA-256 over the sub's UTF-8.
-RECORD_ID_PREFIX = "gitlab-ci-"
+__all__ = ["record_id"]  # tests derive the IDs they expect from it
 _ROLE = re.compile(r"^[a-zA-Z0-9-._:@]{1,64}$")  # Statement.roles items
 _RESOURCE = re.compile(  # Resource.resourceUri
     r"^([*]|[/]?((([a-zA-Z0-9-_.+=~|@]{1,128}|[*])(:([a-zA-Z0-9-_.+=~|@]{1,128}|[*]|))*)/?){0,15}([/][*]|[/]|))$"
 )
-
-
-def record_id(user_id: str) -> str:
-    """The same ID for the same `sub` on every run, so a rerun finds the record it made."""
-    return RECORD_ID_PREFIX + hashlib.sha256(user_id.encode()).hexdigest()[:32]
+# User.userId in the 2024 SDK: ^[a-zA-Z0-9+._|\/~:@\s-]+$ (the 2023 description had no "+" and no space).
+_USER_ID_STRAY = re.compile(r"[^a-zA-Z0-9+._|/~:@\s-]")
 
 
 @dataclass(frozen=True)
-class Desired:
-    """What the account should have for one pipeline."""
+class Request:
+    """What one `setup --plan/--apply/--list` run is asked to do."""
 
-    guide: Guide
     roles: tuple[str, ...]
     resource: str
-
-    @property
-    def record_id(self) -> str:
-        return record_id(self.guide.user_id)
-
-    def record(self) -> dict[str, Any]:
-        """The access record as createRecord and updateRecord take it: users on the record, one statement."""
-        g = self.guide
-        name = f"GitLab CI {g.project} {g.ref_type} {g.ref} (managed by {TOOL})"
-        return {
-            "recordId": self.record_id,
-            "name": name if len(name) <= 128 else name[:100] + f"... (managed by {TOOL})",
-            "description": (
-                f"Grants the GitLab CI ID token whose sub is {g.user_id} (issuer {g.issuer}). Managed by "
-                f"`{TOOL} setup --apply`: a rerun puts back what is changed here."
-            )[:1024],
-            "users": [{"userId": g.user_id}],
-            "statements": [{"roles": list(self.roles), "resources": [{"resourceUri": self.resource}]}],
-        }
-
-
-_SYMBOLS = {"create": "+", "update": "~", "unchanged": "="}  # Terraform's plan symbols
+    api_url: str
+    key_env: str
+    apply: bool = False
+    destroy: bool = False
+    allow_missing_roles: bool = False
 
 
 @dataclass(frozen=True)
-class Change:
-    action: str  # "create", "update" or "unchanged"
-    kind: str  # "trusted_identity" or "access_record"
-    fields: dict[str, Any] = field(default_factory=dict)
-    before: dict[str, Any] | None = None
+class Outcome:
+    api_url: str
+    changes: list[Change]
 
-    def line(self) -> str:
-        f = self.fields
-        if self.kind == "trusted_identity":
-            what = f"trusted identity issuer {quoted(f['issuer'])} audience {quoted(f['audience'])}"
-        else:
-            what = (
-                f"access record {quoted(f['record_id'])} user {quoted(f['user_id'], 200)} "
-                f"roles {_list(f['roles'])} on {quoted(f['resource'])}"
-            )
-            if self.before is not None:
-                what += f" (was: {_describe(self.before)})"
-        return f"{_SYMBOLS[self.action]} {self.action} {what}"
-
-    def to_json(self) -> dict[str, Any]:
-        value = {"action": self.action, "kind": self.kind, **self.fields}
-        return value if self.before is None else {**value, "before": self.before}
-
-
-def run(
-    guide: Guide,
-    roles: Sequence[str],
-    resource: str,
-    api_url: str,
-    key_env: str,
-    environ: Mapping[str, str],
-    *,
-    apply: bool,
-) -> tuple[str, list[Change]]:
-    """(the API URL called, the changes): inputs checked, the account read, and with `apply` changed."""
-    from . import admin_api
-
-    wanted = desired_state(guide, roles, resource)
-    admin = admin_target(guide, api_url, environ, key_env)
-    token = service_client.mint(admin.key, admin.api_url).token
-    with admin_api.connect(admin.api_url, token, admin.who, settings.http_timeout(environ)) as api:
-        changes = plan(wanted, api.identities(), api.record(wanted.record_id))
-        if apply:
-            make(api, wanted, changes)
-    return admin.api_url, changes
+    @property
+    def pending(self) -> list[Change]:
+        return [c for c in self.changes if c.pending]
 
 
 class PartiallyApplied(HelperError):
     """A write failed after others succeeded; the message lists what was made."""
 
 
-def plan(desired: Desired, identities: Sequence[tuple[str, str]], record: Mapping[str, Any] | None) -> list[Change]:
-    """What to do, given the account's identities and the record found under the desired ID (or None)."""
-    g = desired.guide
-    identity = {"issuer": g.issuer, "audience": g.audience}
-    changes = [Change("unchanged" if (g.issuer, g.audience) in identities else "create", "trusted_identity", identity)]
-    fields = {
-        "record_id": desired.record_id,
-        "user_id": g.user_id,
-        "roles": list(desired.roles),
-        "resource": desired.resource,
+class MissingRoles(HelperError):
+    """`--apply` would grant a role the account does not have."""
+
+
+def run(guides: Sequence[Guide], request: Request, environ: Mapping[str, str]) -> Outcome:
+    """Inputs checked, the account read, the changes planned, and with `apply` made."""
+    from . import admin_api
+
+    wanted = [desired_state(g, request.roles, request.resource, destroy=request.destroy) for g in guides]
+    admin = admin_target(guides[0].audience, request.api_url, environ, request.key_env)
+    token = service_client.mint(admin.key, admin.api_url).token
+    with admin_api.connect(admin.api_url, token, admin.who, settings.http_timeout(environ)) as api:
+        if request.destroy:
+            changes = [destroy_change(d, api.record(d.record_id)) for d in wanted]
+        else:
+            changes = [identity_change(guides[0], api.identities())]
+            changes += [
+                Change("problem", "role", {"role_id": r, "account_id": admin.key.account_id})
+                for r in wanted[0].roles
+                if not api.role_exists(r)
+            ]
+            changes += [record_change(d, api.record(d.record_id)) for d in wanted]
+        if request.apply:
+            missing = [c.fields["role_id"] for c in changes if c.kind == "role"]
+            if missing and not request.allow_missing_roles:
+                raise MissingRoles(
+                    f"{', '.join('role ' + quoted(r) for r in missing)} does not exist in account "
+                    f"{quoted(admin.key.account_id)}, so the grant would give nothing; create it first, or pass "
+                    "--allow-missing-roles when a pipeline creates it later (nothing was changed)"
+                )
+            make(api, {d.record_id: d for d in wanted}, changes)
+    return Outcome(admin.api_url, changes)
+
+
+def listing(issuer: str, audience: str, request: Request, environ: Mapping[str, str]) -> dict[str, Any]:
+    """`setup --list`: the trusted identities for the issuer and every ACTIVE record this tool made."""
+    from . import admin_api
+
+    admin = admin_target(audience, request.api_url, environ, request.key_env)
+    token = service_client.mint(admin.key, admin.api_url).token
+    with admin_api.connect(admin.api_url, token, admin.who, settings.http_timeout(environ)) as api:
+        identities = api.identities()
+        found, complete = api.records(TOOL)
+    records = [
+        {"record_id": r.get("recordId"), "name": r.get("name"), **summary(r)}
+        for r in found
+        if str(r.get("recordId") or "").startswith(RECORD_ID_PREFIX) and managed(r)
+    ]
+    return {
+        "api_url": admin.api_url,
+        "trusted_identities": [
+            {"issuer": i, "audience": a, "user_id_expression": e} for (i, a), e in identities.items() if i == issuer
+        ],
+        "access_records": sorted(records, key=lambda r: str(r["record_id"])),
+        "complete": complete,
     }
-    if record is None:
-        changes.append(Change("create", "access_record", fields))
-    elif _normal(record) == _normal(desired.record()):
-        changes.append(Change("unchanged", "access_record", fields))
-    else:
-        changes.append(Change("update", "access_record", fields, _summary(record)))
-    return changes
 
 
-def make(api: AdminApi, desired: Desired, changes: Sequence[Change]) -> None:
+def make(api: AdminApi, wanted: Mapping[str, Desired], changes: Sequence[Change]) -> None:
     """Make each change in order; when one fails after another was made, say which were made."""
     made: list[Change] = []
     for change in changes:
         try:
-            if change.action == "unchanged":
+            if not change.pending:
                 continue
             entry.say_if_interrupted(_interrupted(made, change))
             if change.kind == "trusted_identity":
                 api.link_identity(change.fields["issuer"], change.fields["audience"])
+                made.append(change)
+                continue
+            desired = wanted[change.fields["record_id"]]
+            if change.action == "delete":
+                api.delete_record(desired.record_id)
             elif change.action == "create":
                 api.create_record(desired.record())
             else:
                 api.update_record(desired.record_id, desired.record())
+        except BodyRefused as exc:
+            failed = AdminError(f"{exc}: {body_limits(wanted[change.fields['record_id']])}")
+            raise (failed if not made else PartiallyApplied(f"{failed}. {_made(made)}")) from None
         except HelperError as exc:
             if not made:
                 raise
-            done = "; ".join(c.line() for c in made)
-            raise PartiallyApplied(f"{exc}. Already made before this failure: {done}") from None
+            raise PartiallyApplied(f"{exc}. {_made(made)}") from None
         made.append(change)
-        entry.say_if_interrupted(_interrupted(made, None))
+    entry.say_if_interrupted(_interrupted(made, None))
 
 
 def _interrupted(made: Sequence[Change], doing: Change | None) -> str:
-    """What an interrupt says: what was made, and the write under way (which may be made too)."""
-    done = " and ".join(f"{c.action}d the {c.kind.replace('_', ' ')}" for c in made) or "made no change"
-    doing_too = f"; {doing.action[:-1]}ing the {doing.kind.replace('_', ' ')} was under way" if doing else ""
-    return f"setup --apply had {done}{doing_too}; run it again to finish"
+    """What an interrupt says: how many changes of each kind were made, and the write under way (which
+    may be made too)."""
+    tally = Counter((c.action, c.kind.replace("_", " ")) for c in made)
+    done = ", ".join(f"{action}d {n} {kind}{'s' * (n > 1)}" for (action, kind), n in tally.items())
+    doing_too = f"; {doing.action[:-1]}ing one more {doing.kind.replace('_', ' ')} was under way" if doing else ""
+    return f"setup --apply had {done or 'made no change'}{doing_too}; run it again to finish"
 
 
-def _normal(record: Mapping[str, Any]) -> tuple[Any, ...]:
-    """What setup manages in a record: its name, users and statements (order-insensitive), and that it
-    is not DELETED (deleteRecord keeps the record with that status)."""
-    users = sorted(str(u.get("userId")) for u in record.get("users") or [] if isinstance(u, dict))
-    statements = sorted(
-        (
-            tuple(sorted(map(str, s.get("roles") or []))),
-            tuple(sorted(str(r.get("resourceUri")) for r in s.get("resources") or [] if isinstance(r, dict))),
-            tuple(sorted(str(u.get("userId")) for u in s.get("users") or [] if isinstance(u, dict))),
-        )
-        for s in record.get("statements") or []
-        if isinstance(s, dict)
+def _made(made: Sequence[Change]) -> str:
+    return "Already made before this failure: " + "; ".join(c.line() for c in made)
+
+
+def body_limits(desired: Desired) -> str:
+    """Which field of the record a 400 is about: each one over the published limit, else all of them."""
+    record, user_id = desired.record(), desired.guide.user_id
+    sizes = [
+        ("AccessRecord.name", len(record["name"]), NAME_MAX),
+        ("AccessRecord.description", len(record["description"]), DESCRIPTION_MAX),
+        ("User.userId", len(user_id), USER_ID_MAX),
+    ]
+    over = [f"{name} is {size} characters, over {limit}" for name, size, limit in sizes if size > limit]
+    if over:
+        return "; ".join(over) + "; shorten it (GitLab can customise the sub per project)"
+    within = ", ".join(f"{name} {size}/{limit}" for name, size, limit in sizes)
+    return (
+        f"every field is within the published limits ({within} characters; user ID {quoted(user_id, 200)}); "
+        "the account may allow less: report it with the command you ran"
     )
-    return record.get("name"), tuple(users), tuple(statements), record.get("status") == "DELETED"
-
-
-def _summary(record: Mapping[str, Any]) -> dict[str, Any]:
-    name, users, statements, deleted = _normal(record)
-    return {
-        "name": name,
-        "status": "DELETED" if deleted else "ACTIVE",
-        "users": list(users),
-        "statements": [{"roles": list(r), "resources": list(res)} for r, res, _ in statements],
-    }
-
-
-def _describe(before: Mapping[str, Any]) -> str:
-    parts = [f"roles {_list(s['roles'])} on {_list(s['resources'])}" for s in before["statements"]]
-    deleted = "DELETED, " if before["status"] == "DELETED" else ""
-    return f"{deleted}users {_list(before['users'])}, " + ("; ".join(parts) or "no statements")
-
-
-def _list(values: Sequence[str]) -> str:
-    return "[" + ", ".join(quoted(v) for v in values) + "]"
 
 
 # -- inputs, refused before any request ---------------------------------------------------------------
@@ -212,8 +200,8 @@ class Target:
     who: str  # the admin, as messages name it
 
 
-def desired_state(guide: Guide, roles: Sequence[str], resource: str) -> Desired:
-    if not roles:
+def desired_state(guide: Guide, roles: Sequence[str], resource: str, *, destroy: bool = False) -> Desired:
+    if not roles and not destroy:
         raise QueryError("no role to grant; pass --role ROLE_ID (repeatable) with --plan and --apply")
     for role in roles:
         if not _ROLE.match(role):
@@ -225,28 +213,40 @@ def desired_state(guide: Guide, roles: Sequence[str], resource: str) -> Desired:
             f"--resource is {quoted(resource)}, not an Authress resource URI (Resource.resourceUri); "
             'pass "*" for every resource, or a path like "/documents/*"'
         )
-    stray = re.search(r"[^a-zA-Z0-9\-._|/~:@]", guide.user_id)
+    stray = _USER_ID_STRAY.search(guide.user_id)
     if stray:
         raise QueryError(
             f"the pipeline's user ID {quoted(guide.user_id)} holds {quoted(stray[0])}, which Authress user IDs "
-            "may not (User.userId allows a-z A-Z 0-9 - . _ | / ~ : @); apply from a branch or tag without it"
+            "may not (User.userId allows a-z A-Z 0-9 + - . _ | / ~ : @); apply from a branch or tag without it"
         )
     return Desired(guide, tuple(dict.fromkeys(roles)), resource)
 
 
-def admin_target(guide: Guide, api_url: str, environ: Mapping[str, str], key_env: str) -> Target:
+def user_id_warning(guide: Guide) -> str | None:
+    """A `sub` over User.userId's 128 characters cannot be stored; GitLab lets a project shorten it."""
+    if len(guide.user_id) <= USER_ID_MAX:
+        return None
+    return (
+        f"the pipeline's user ID {quoted(guide.user_id, 80)} is {len(guide.user_id)} characters, over the "
+        f"{USER_ID_MAX} Authress accepts (User.userId): Authress will refuse its record; shorten the sub with "
+        "GitLab's per-project ID token sub claim components (Settings -> CI/CD -> ID token sub claim, or the "
+        "API's ci_id_token_sub_claim_components), then use the user_id `doctor` shows"
+    )
+
+
+def admin_target(audience: str, api_url: str, environ: Mapping[str, str], key_env: str) -> Target:
     """The API to call and the admin key to call it with; every refusal before any request."""
     if api_url:
         parts = urlsplit(api_url)
         if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
             raise QueryError(f"--api-url is {quoted(api_url)}; pass the https base URL of the Authress API")
-    problem = audience_warning(guide.audience, api_url)
+    problem = audience_warning(audience, api_url)
     if problem:
         raise QueryError(problem)
-    account, url = target(guide.audience, api_url.rstrip("/"))
+    account, url = target(audience, api_url.rstrip("/"))
     if not url:
         raise QueryError(
-            f"the audience {quoted(guide.audience)} names no Authress API URL; pass --api-url with your "
+            f"the audience {quoted(audience)} names no Authress API URL; pass --api-url with your "
             "account's API URL or custom domain"
         )
     key = admin_key(environ, key_env)

@@ -10,8 +10,7 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
-from . import __version__
-from .errors import HelperError, QueryError, redact
+from .errors import HelperError, QueryError, quoted, redact
 from .settings import DEFAULT_TOKEN_ENV
 
 if TYPE_CHECKING:
@@ -36,7 +35,8 @@ def cmd_external(args: argparse.Namespace | None, environ: Mapping[str, str]) ->
 
     config = settings.from_query(external.parse_query(raw), environ)
     outcome = flow.obtain(config, environ, ahead=ahead)
-    warn_about_audience(config.audience, config.api_url)  # after success: a failure stays one line
+    # After success: a failure stays one line.
+    warn_about_audience(config.audience, config.api_url, outcome.result["audience"])
     external.write_result(outcome.result, sys.stdout)
     return 0
 
@@ -47,11 +47,13 @@ def cmd_env(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     import shlex
 
     from . import flow, prefetch, settings
+    from .flags import given_options, query_from_args
 
     ahead = prefetch.start(given_options(args), environ)  # a job script's run is cold too, as `external`'s
     config = settings.from_query(query_from_args(args), environ)
-    token = shlex.quote(flow.obtain(config, environ, ahead=ahead).result["access_token"])
-    warn_about_audience(config.audience, config.api_url)
+    outcome = flow.obtain(config, environ, ahead=ahead)
+    token = shlex.quote(outcome.result["access_token"])
+    warn_about_audience(config.audience, config.api_url, outcome.result["audience"])
     sys.stdout.write(f"export {ENV_NAME}={token}\n" if args.format == "shell" else f"{ENV_NAME}={token}\n")
     return 0
 
@@ -60,6 +62,7 @@ def cmd_doctor(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """Show where the token came from, its claims (never the token), each check passed or failed, the
     Authress check, and the one fix to make."""
     from . import doctor
+    from .flags import query_from_args
 
     report = doctor.diagnose(query_from_args(args), environ, show_personal=args.show_personal)
     sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n" if args.json else report.render())
@@ -67,47 +70,124 @@ def cmd_doctor(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def cmd_setup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    """Print what to enter in Authress and GitLab for one project and branch or tag; with --plan, what
-    Authress lacks of it; with --apply, make it so (with an Authress service-client admin key)."""
+    """Print what to enter in Authress and GitLab for each project and branch or tag; with --plan, what
+    Authress lacks of it; with --apply, make it so (with an Authress service-client admin key); with
+    --list, what this tool made; with --destroy, take the named pipelines' grants back."""
     from . import setup_guide
 
-    guide = setup_guide.build(args.project, args.branch, args.tag, args.audience, args.issuer, environ)
-    if args.plan or args.apply:
-        return setup_changes(args, guide, environ)
-    if args.role or args.api_url or args.resource != "*":
-        raise QueryError("--role, --resource and --api-url take effect with --plan or --apply only; add one of them")
-    for warning in guide.warnings:
+    admin = args.plan or args.apply
+    for flag, given, needs in [
+        ("--destroy", args.destroy, admin),
+        ("--destroy-trusted-identity", args.destroy_trusted_identity, args.destroy),
+        ("--detailed-exitcode", args.detailed_exitcode, args.plan),
+        ("--allow-missing-roles", args.allow_missing_roles, args.apply),
+        ("--role", args.role, admin and not args.destroy),
+        ("--resource", args.resource != "*", admin and not args.destroy),
+        ("--api-url", args.api_url, admin or args.list),
+        ("--project", args.projects, not args.list),
+        ("--branch", args.branches, not args.list),
+        ("--tag", args.tags, not args.list),
+    ]:
+        if given and not needs:
+            raise QueryError(f"{flag} takes effect only with {NEEDS[flag]}; add it, or leave {flag} out")
+    if args.destroy_trusted_identity:
+        raise QueryError(
+            "--destroy-trusted-identity: Authress's API has no call that removes a trusted identity (only "
+            "getAccountIdentities and delegateAuthentication); remove it in the portal, Connections -> OIDC "
+            "trusted identities, once no other project relies on it"
+        )
+    if args.list:
+        from . import bootstrap
+
+        audience, issuer = setup_guide.trust(args.audience, args.issuer, environ)
+        request = bootstrap.Request((), "*", args.api_url or "", args.key_env)
+        return setup_list(bootstrap.listing(issuer, audience, request, environ), args.json)
+    projects, branches, tags = args.projects, args.branches, args.tags
+    guides = setup_guide.build_all(
+        projects, branches, tags, args.audience, args.issuer, environ, args.helper_repository
+    )
+    if admin:
+        return setup_changes(args, guides, environ)
+    for warning in dict.fromkeys(w for g in guides for w in g.warnings):
         warn(warning)
-    sys.stdout.write(json.dumps(guide.to_json(), indent=2) + "\n" if args.json else guide.render())
+    if args.json:
+        value: Any = guides[0].to_json() if len(guides) == 1 else [g.to_json() for g in guides]
+        sys.stdout.write(json.dumps(value, indent=2) + "\n")
+    else:
+        heads = [f"== {g.project} {g.ref_type} {g.ref}\n" if len(guides) > 1 else "" for g in guides]
+        sys.stdout.write("\n".join(h + g.render() for h, g in zip(heads, guides, strict=True)))
     return 0
 
 
-def setup_changes(args: argparse.Namespace, guide: setup_guide.Guide, environ: Mapping[str, str]) -> int:
+NEEDS = {
+    "--destroy": "--plan or --apply",
+    "--destroy-trusted-identity": "--destroy",
+    "--detailed-exitcode": "--plan",
+    "--allow-missing-roles": "--apply",
+    "--role": "--plan or --apply (and not with --destroy)",
+    "--resource": "--plan or --apply (and not with --destroy)",
+    "--api-url": "--plan, --apply or --list",
+    "--project": "a guide, --plan or --apply (--list shows every pipeline setup made)",
+    "--branch": "a guide, --plan or --apply (--list shows every pipeline setup made)",
+    "--tag": "a guide, --plan or --apply (--list shows every pipeline setup made)",
+}
+
+
+def setup_changes(args: argparse.Namespace, guides: list[setup_guide.Guide], environ: Mapping[str, str]) -> int:
     from . import bootstrap
 
-    api_url, changes = bootstrap.run(
-        guide, args.role or [], args.resource, args.api_url or "", args.key_env, environ, apply=args.apply
+    request = bootstrap.Request(
+        tuple(args.role or ()),
+        args.resource,
+        args.api_url or "",
+        args.key_env,
+        apply=args.apply,
+        destroy=args.destroy,
+        allow_missing_roles=args.allow_missing_roles,
     )
+    for guide in guides:
+        problem = bootstrap.user_id_warning(guide)
+        if problem:
+            warn(problem)
+    outcome = bootstrap.run(guides, request, environ)
+    pending = outcome.pending
     if args.json:
         mode = "apply" if args.apply else "plan"
-        value = {"mode": mode, "api_url": api_url, "changes": [c.to_json() for c in changes]}
-        sys.stdout.write(json.dumps(value, indent=2) + "\n")
+        changes = [c.to_json() for c in outcome.changes]
+        value = {"mode": mode, "destroy": args.destroy, "api_url": outcome.api_url, "changes": changes}
+        sys.stdout.write(json.dumps({**value, "pending": len(pending)}, indent=2) + "\n")
+    else:
+        sys.stdout.write("".join(c.line() + "\n" for c in outcome.changes))
+        done = f"Plan: {len(pending)} change(s); run with --apply to make them." if args.plan else "Applied:"
+        if args.apply:
+            done += f" {len(pending)} change(s)."
+        sys.stdout.write((done if pending else "Nothing to change.") + "\n")
+    return 2 if args.detailed_exitcode and pending else 0
+
+
+def setup_list(listing: dict[str, Any], as_json: bool) -> int:
+    if as_json:
+        sys.stdout.write(json.dumps(listing, indent=2) + "\n")
         return 0
-    sys.stdout.write("".join(c.line() + "\n" for c in changes))
-    pending = [c for c in changes if c.action != "unchanged"]
-    if args.plan:
-        sys.stdout.write(
-            f"Plan: {len(pending)} change(s); run with --apply to make them.\n" if pending else "Nothing to change.\n"
-        )
-    elif pending:
-        sys.stdout.write(f"Applied: {len(pending)} change(s).\n")
+    lines = [
+        f"trusted identity issuer {quoted(i['issuer'])} audience {quoted(i['audience'])} "
+        f"userIdExpression {quoted(i['user_id_expression'])}"
+        for i in listing["trusted_identities"]
+    ] or ["no trusted identity for this issuer"]
+    for r in listing["access_records"]:
+        grants = "; ".join(f"roles {quoted(s['roles'])} on {quoted(s['resources'])}" for s in r["statements"])
+        lines.append(f"access record {quoted(r['record_id'])} users {quoted(r['users'], 400)} {grants}")
+    if not listing["complete"]:
+        lines.append("(more records than one listing reads: narrow it in the portal)")
+    sys.stdout.write("\n".join(lines) + f"\n{len(listing['access_records'])} access record(s) made by this tool.\n")
     return 0
 
 
-def warn_about_audience(audience: str, api_url: str) -> None:
-    from .authress import audience_warning
+def warn_about_audience(audience: str, api_url: str, token_audience: str) -> None:
+    """One warning at most: an audience that names no Authress API, else a token only provider 2.0.39 takes."""
+    from .authress import audience_warning, newest_provider_warning
 
-    message = audience_warning(audience, api_url)
+    message = audience_warning(audience, api_url) or newest_provider_warning(token_audience)
     if message:
         warn(message)
 
@@ -117,99 +197,7 @@ def warn(message: str) -> None:
     sys.stderr.write(PREFIX + "warning: " + " ".join(message.split()) + "\n")
 
 
-def query_options(p: argparse.ArgumentParser, audience_required: bool) -> None:
-    """One flag per query key (`--token-env` for `token_env`), from the query schema: the two stay alike."""
-    from .external import load_schema
-
-    schema = load_schema()
-    for key, prop in schema["properties"].items():
-        help_text = prop["description"].replace("%", "%%")
-        required = audience_required and key in schema.get("required", [])
-        if key in schema.get("required", []) and not required:
-            help_text = help_text.removeprefix("Required. ") + " Default: the token's own `aud`."
-        p.add_argument(
-            "--" + key.replace("_", "-"),
-            dest=f"q_{key}",
-            metavar=None if "enum" in prop else "VALUE",
-            choices=prop.get("enum"),
-            required=required,
-            help=help_text,
-        )
-
-
-def query_from_args(args: argparse.Namespace) -> dict[str, str]:
-    """The flags given, as the query `external` would read (validated against the same schema)."""
-    from .external import load_schema, validate
-
-    query = given_options(args)
-    validate(query, {**load_schema(), "required": []}, what="option")
-    return query
-
-
-def given_options(args: argparse.Namespace) -> dict[str, str]:
-    """The query keys given as flags, not yet validated."""
-    return {k[2:]: v for k, v in vars(args).items() if k.startswith("q_") and v is not None}
-
-
-def parser() -> argparse.ArgumentParser:
-    import argparse
-
-    class OneLineErrors(argparse.ArgumentParser):
-        """A usage error is one line (argparse prints the usage too), with exit status 2 as argparse's."""
-
-        def error(self, message: str) -> Any:
-            raise QueryError(f"{message}; see `{self.prog} --help`")
-
-    p = OneLineErrors(
-        prog="authress-gitlab-token",
-        description="Verify a GitLab CI ID token and hand it to Terraform as the Authress access token.",
-    )
-    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser(
-        "external",
-        help='speak Terraform\'s data "external" protocol (query on stdin)',
-        description=cmd_external.__doc__,
-    ).set_defaults(run=cmd_external)
-
-    env = commands.add_parser(
-        "env", help="verify, then print `export AUTHRESS_KEY=...` for a job script", description=cmd_env.__doc__
-    )
-    query_options(env, audience_required=True)
-    env.add_argument("--format", choices=["shell", "dotenv"], default="shell", help="shell: `export NAME=VALUE`")
-    env.set_defaults(run=cmd_env)
-
-    doctor = commands.add_parser("doctor", help="explain what works and what to fix", description=cmd_doctor.__doc__)
-    query_options(doctor, audience_required=False)
-    doctor.add_argument("--json", action="store_true", help="machine-readable output")
-    doctor.add_argument(
-        "--show-personal", action="store_true", help="show user_email (hidden by default: job logs can be public)"
-    )
-    doctor.set_defaults(run=cmd_doctor)
-
-    setup = commands.add_parser(
-        "setup", help="print what to enter in Authress and GitLab", description=cmd_setup.__doc__
-    )
-    setup.add_argument("--project", help="GROUP/PROJECT; default $CI_PROJECT_PATH")
-    ref = setup.add_mutually_exclusive_group()
-    ref.add_argument("--branch", help="the branch that may apply; default $CI_COMMIT_REF_NAME")
-    ref.add_argument("--tag", help="the tag that may apply, instead of a branch")
-    setup.add_argument("--audience", help="the account's API URL, https://ACCOUNT_ID.api.authress.io")
-    setup.add_argument("--issuer", help="GitLab's issuer; default $CI_SERVER_URL, else https://gitlab.com")
-    setup.add_argument("--json", action="store_true", help="machine-readable output")
-    mode = setup.add_mutually_exclusive_group()
-    mode.add_argument("--plan", action="store_true", help="show what Authress lacks (needs the admin key)")
-    mode.add_argument("--apply", action="store_true", help="create or update it in Authress (needs the admin key)")
-    setup.add_argument("--role", action="append", help="with --plan/--apply: a role ID to grant (repeatable)")
-    setup.add_argument("--resource", default="*", help="with --plan/--apply: the resource URI granted on (default *)")
-    setup.add_argument("--api-url", help="with --plan/--apply: the Authress API URL when the audience is not it")
-    setup.add_argument(
-        "--key-env",
-        default=ENV_NAME,
-        help=f"with --plan/--apply: the variable with the admin's service-client key (default {ENV_NAME})",
-    )
-    setup.set_defaults(run=cmd_setup)
-    return p
+COMMANDS = {"external": cmd_external, "env": cmd_env, "doctor": cmd_doctor, "setup": cmd_setup}
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -224,11 +212,15 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
                 # Terraform's call, made on every plan and refresh: importing argparse and building the
                 # parser would add about 5 ms to a run (README, Performance).
                 return cmd_external(None, environ)
-            args = parser().parse_args(argv)
+            from . import flags
+
+            args = flags.parse(argv, COMMANDS)
             code: int = args.run(args, environ)
             return code
         except HelperError as exc:
-            return fail(str(exc), exc.exit_code, environ)
+            # Terraform's -detailed-exitcode: 2 means changes pending, so a refusal is 1 there.
+            code = 1 if exc.exit_code == 2 and "--detailed-exitcode" in argv else exc.exit_code
+            return fail(str(exc), code, environ)
         except Exception as exc:  # noqa: BLE001 -- never a traceback: it could carry the token
             return fail(f"internal error ({type(exc).__name__}); please report it with the command you ran", 1, environ)
 

@@ -39,8 +39,9 @@ class _Steps:
 def diagnose(
     query: Mapping[str, str], environ: Mapping[str, str], now: float | None = None, show_personal: bool = False
 ) -> Report:
-    """Every step `external` takes, reported one by one; stops at the first failure that blocks the rest."""
-    now = time.time() if now is None else now
+    """Every step `external` takes, reported one by one; stops at the first failure that blocks the rest.
+    `now`: a fixed clock; by default the clock is read when each step needs it (a fetch takes time)."""
+    fixed = now
     steps = _Steps()
     name = query.get("token_env", DEFAULT_TOKEN_ENV)
     credential = steps.run(
@@ -48,22 +49,26 @@ def diagnose(
         lambda: _found(sources.find_credential(environ, name, query.get("audience", PLACEHOLDER_AUDIENCE))),
     )
     if credential is None:
-        return Report(f"${name}", "", {}, tuple(steps.steps), now)
+        return Report(f"${name}", "", {}, tuple(steps.steps), time.time() if fixed is None else fixed)
     claims = _claims(credential)
     query = dict(query)
     if "audience" not in query:
         query["audience"] = _audience_guess(credential, claims, steps)
-    settings = steps.run("options", lambda: _settings(query, environ))
+    settings, bound = steps.run("options", lambda: _settings(query, environ)) or (None, True)
+    if not bound:
+        steps.add("binding", "fail", _unbound(credential.kind, claims))
     if settings is not None:
         _audience_sanity(settings, steps)
         _ref_type_sanity(settings, steps)
         if credential.kind == sources.SERVICE_CLIENT_KEY:
-            outcome = steps.run("service-client token", lambda: _minted(credential, settings, now))
+            minted_at = time.time() if fixed is None else fixed
+            outcome = steps.run("service-client token", lambda: _minted(credential, settings, minted_at))
         else:
-            outcome = _verified(credential, claims, settings, environ, now, steps)
+            outcome = _verified(credential, claims, settings, environ, fixed, steps)
         _check(outcome, settings, "check" in query, environ, steps)
     passed = {s.name for s in steps.steps if s.status == "pass"}
     verified = bool(passed & {"signature and claims", "service-client token"})
+    now = time.time() if fixed is None else fixed
     report = Report(credential.origin, credential.kind, claims, tuple(steps.steps), now, verified)
     return report if show_personal else without_personal(report)
 
@@ -101,11 +106,37 @@ def _audience_guess(credential: sources.Credential, claims: Mapping[str, Any], s
     return PLACEHOLDER_AUDIENCE
 
 
-def _settings(query: Mapping[str, str], environ: Mapping[str, str]) -> tuple[Settings, str]:
-    from .settings import from_query
+def _settings(query: Mapping[str, str], environ: Mapping[str, str]) -> tuple[tuple[Settings, bool], str]:
+    """The settings, and whether they bind a project. Lacking only that binding, the token is still
+    verified (with any project allowed) and the missing binding reported as a failure of its own."""
+    from .settings import binds_project, from_query
 
-    settings = from_query(query, environ)
-    return settings, f"issuer {quoted(settings.issuer)}, audience {quoted(settings.audience)}"
+    try:
+        settings = from_query(query, environ)
+    except HelperError:
+        if query.get("allow_any_project") == "true":
+            raise
+        try:
+            anyone = from_query({**query, "allow_any_project": "true"}, environ)
+        except HelperError:
+            anyone = None
+        if anyone is None or binds_project(list(anyone.bound_claims)):
+            raise
+        return (anyone, False), f"issuer {quoted(anyone.issuer)}, audience {quoted(anyone.audience)}"
+    return (settings, True), f"issuer {quoted(settings.issuer)}, audience {quoted(settings.audience)}"
+
+
+def _unbound(kind: str, claims: Mapping[str, Any]) -> str:
+    """The missing project binding in doctor's terms: the flags to pass, the token's own project as example."""
+    wrong = "the options bind no project, so a token of any GitLab project with this audience would pass"
+    if kind == sources.SERVICE_CLIENT_KEY:  # it has no GitLab claims to bind
+        return f"{wrong}; a service-client key has no project: pass --allow-any-project true to use it"
+    project = claims.get("project_path")
+    example = project if isinstance(project, str) and project else "my-org/authress-configuration"
+    return (
+        f"{wrong}; pass --project-path {quoted(example)} (or --namespace-path, or --subject), or "
+        "--allow-any-project true if any project may really use it"
+    )
 
 
 def _audience_sanity(settings: Settings, steps: _Steps) -> None:
@@ -136,9 +167,10 @@ def _verified(
     claims: Mapping[str, Any],
     settings: Settings,
     environ: Mapping[str, str],
-    now: float,
+    fixed: float | None,
     steps: _Steps,
 ) -> Any:
+    """Keys, signature and claims, each bound claim, lifetime; the clock read after the keys are found."""
     from . import keys, verify
     from .flow import Outcome
     from .keycache import locate
@@ -154,6 +186,7 @@ def _verified(
         )
         if found is None:
             return None
+    now = time.time() if fixed is None else fixed
     plain = dataclasses.replace(settings, bound_claims=(), min_validity_seconds=0)
     verified = steps.run(
         "signature and claims",

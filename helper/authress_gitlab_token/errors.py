@@ -55,6 +55,10 @@ class CertificatesMissing(HelperError):
     """SSL_CERT_FILE names no readable file: no HTTPS request could verify anything."""
 
 
+class ProxyUnusable(HelperError):
+    """A proxy variable (HTTPS_PROXY, ALL_PROXY, HTTP_PROXY) holds a value no request could go through."""
+
+
 def redact(text: str, secrets: list[str]) -> str:
     """Remove each secret, and each long dot-separated part of one, from `text` (defence in depth); also
     as `quoted` and `printable` show them, escaped (a token with a stray tab in it, say)."""

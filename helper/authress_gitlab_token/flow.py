@@ -30,10 +30,9 @@ def obtain(
 ) -> Outcome:
     """The verified (or minted) token and the result; then the Authress check when asked for. `ahead`:
     the key fetch this run started early, if any (prefetch.py)."""
-    now = time.time() if now is None else now
     credential = sources.find_credential(environ, settings.token_env, settings.audience)
     if credential.kind == sources.SERVICE_CLIENT_KEY:
-        outcome = from_service_client(credential, settings, now)
+        outcome = from_service_client(credential, settings, time.time() if now is None else now)
     else:
         outcome = from_gitlab(credential, settings, environ, now, ahead)
     if settings.check == "authress":
@@ -45,14 +44,16 @@ def from_gitlab(
     credential: sources.Credential,
     settings: Settings,
     environ: Mapping[str, str],
-    now: float,
+    now: float | None,
     ahead: KeyPrefetch | None = None,
 ) -> Outcome:
+    """`now` None: the clock, read once the keys are found (a fetch can take seconds)."""
     from . import keys, verify
     from .result import gitlab_result
 
     issuer_keys = keys.issuer_keys(settings.issuer, environ, ahead)
     claims = verify.verify(credential.value, settings, issuer_keys, now)
+    now = time.time() if now is None else now
     return Outcome(credential, claims, gitlab_result(credential.value, claims, settings, now))
 
 

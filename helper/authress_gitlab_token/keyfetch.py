@@ -9,6 +9,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from .budget import Budget
 from .errors import KeyFetchFailed, quoted
 from .jwk_policy import valid_keys
 from .keycache import KeySet, max_age
@@ -21,7 +22,21 @@ MAX_FETCH_SECONDS = 30.0  # all a run spends on keys (waiting for another run's 
 
 def fetch_bound(timeout: float) -> float:
     """Seconds a lookup may take: enough for every attempt at `timeout`, never more than MAX_FETCH_SECONDS."""
-    return min(ATTEMPTS * (timeout + 1.0), MAX_FETCH_SECONDS)
+    return Budget(ATTEMPTS, timeout, MAX_FETCH_SECONDS).seconds
+
+
+def too_late(deadline: float, timeout: float) -> bool:
+    """After waiting for another run's fetch: whether too little time is left for one attempt of our own
+    (its failure would then name a timeout, when the truth is the other run's wait)."""
+    return deadline - time.monotonic() < min(timeout, fetch_bound(timeout) / 2)
+
+
+def waited_in_vain(issuer: str, bound: float) -> KeyFetchFailed:
+    """Another run held the fetch lock for all the time this one may wait, and left no keys."""
+    return KeyFetchFailed(
+        f"another run has been fetching the keys of {quoted(issuer)} for {bound:.0f} s without a result; "
+        "check the issuer is reachable from this runner, then retry the job"
+    )
 
 
 def fetch_keyset(
@@ -99,9 +114,9 @@ def _get_json(client: Any, url: str, timeout: float, deadline: float, bad_url: s
     try:
         response = network.get(client, url, timeout=timeout, deadline=deadline, attempts=ATTEMPTS)
     except network.Unanswered as exc:
+        how = f"{exc.reason} after {exc.attempts} attempt(s)" if exc.attempts else "the time for the keys ran out first"
         raise KeyFetchFailed(
-            f"could not fetch {quoted(url)}: {exc.reason} after {exc.attempts} attempt(s); "
-            "check the issuer is reachable from this runner, then retry the job"
+            f"could not fetch {quoted(url)}: {how}; check the issuer is reachable from this runner, then retry the job"
         ) from None
     except network.TooLarge:
         raise KeyFetchFailed(

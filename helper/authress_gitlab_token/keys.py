@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import KeyFetchFailed, VerificationFailed, quoted
 from .keycache import KeyCache, KeySet, default_cache_dir
-from .keyfetch import fetch_bound, fetch_keyset
+from .keyfetch import fetch_bound, fetch_keyset, too_late, waited_in_vain
 from .settings import DEFAULT_HTTP_TIMEOUT, http_timeout
 
 if TYPE_CHECKING:
@@ -41,11 +41,18 @@ class IssuerKeys:
         self.issuer = issuer
         self.cache = cache
         self.bound = fetch_bound(timeout)
+        self.timeout = timeout
         self._fetch = fetch or (lambda iss, deadline: fetch_keyset(iss, timeout, deadline))
         self._clock = clock
         self._ahead = ahead  # a fetch this run started early (prefetch.py): the first fetch is its outcome
+        self._found: dict[str, Mapping[str, Any]] = {}  # a second lookup in one run asks nothing again
 
     def jwk(self, kid: str) -> Mapping[str, Any]:
+        if kid not in self._found:
+            self._found[kid] = self._lookup(kid)
+        return self._found[kid]
+
+    def _lookup(self, kid: str) -> Mapping[str, Any]:
         deadline = time.monotonic() + self.bound
         if self._ahead:
             self._ahead.wait()  # its keys are in the cache now, unless it failed or could not write there
@@ -54,7 +61,7 @@ class IssuerKeys:
         found = self._cached(kid, cached, self._clock())
         if found is not None:
             return found
-        if self.cache is None:
+        if self.cache is None or self._ahead:  # the early fetch took the lock, or waited for it, already
             return self._fetched(kid, cached, deadline)
         with self.cache.fetch_lock(deadline) as locked:
             again = self.cache.load()  # another process may have fetched while we waited
@@ -64,12 +71,8 @@ class IssuerKeys:
                 if found is not None:
                     return found
                 cached = again
-            if not locked:
-                failure = KeyFetchFailed(
-                    f"another run has been fetching the keys of {quoted(self.issuer)} for {self.bound:.0f} s "
-                    "without a result; check the issuer is reachable from this runner, then retry the job"
-                )
-                return self._stale(kid, cached, failure)
+            if not locked or too_late(deadline, self.timeout):  # the other run left no time to fetch again
+                return self._stale(kid, cached, waited_in_vain(self.issuer, self.bound))
             return self._fetched(kid, cached, deadline)
 
     def _cached(self, kid: str, keyset: KeySet | None, now: float) -> Mapping[str, Any] | None:

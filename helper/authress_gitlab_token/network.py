@@ -1,7 +1,8 @@
 """HTTP for the places that talk to servers: the issuer's keys, the Authress check and `setup --apply`.
 
-What any server can make a run spend is bounded: one deadline covers connect, TLS, headers and body
-(every socket operation waits at most until it, so a trickle of bytes cannot outlast it); a body is
+What any server can make a run spend is bounded: one deadline covers name resolution, connect (every
+address of a host), TLS, headers and body (sockets.py: every socket wait ends by it, so a silent
+resolver, dead addresses or a trickle of bytes cannot outlast it); a body is
 decoded here, in slices of at most CHUNK bytes, and refused past MAX_BODY_BYTES raw or decoded; a
 single `gzip` is the only encoding accepted. Retries are bounded, with backoff and jitter, on
 connection errors, timeouts, 429 and 5xx (Retry-After honoured within the deadline); a certificate
@@ -11,7 +12,6 @@ request is made."""
 
 from __future__ import annotations
 
-import contextvars
 import json
 import math
 import os
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import __version__
-from .errors import CertificatesMissing, quoted
+from . import __version__, proxies, sockets
+from .errors import CertificatesMissing, ProxyUnusable, quoted
 
 USER_AGENT = f"authress-gitlab-token/{__version__}"
 MAX_BODY_BYTES = 1024 * 1024  # discovery, JWKS and an account are a few KiB; refuse to keep more, decoded
@@ -75,17 +75,6 @@ class _Retry(Exception):
     """A failure worth another attempt: connection, timeout, 429 or 5xx."""
 
 
-_deadline: contextvars.ContextVar[float] = contextvars.ContextVar("deadline", default=math.inf)
-
-
-def _until_deadline(timeout: float | None, expired: type[Exception]) -> float:
-    """The wait one socket operation may take: its own timeout, cut to what is left of the deadline."""
-    left = _deadline.get() - time.monotonic()
-    if left <= 0:
-        raise expired("the deadline has passed")
-    return left if timeout is None else min(timeout, left)
-
-
 @contextmanager
 def session(timeout: float) -> Iterator[Any]:
     """One connection pool for a run's requests (discovery and the JWKS go out at once, on two connections)."""
@@ -95,68 +84,33 @@ def session(timeout: float) -> Iterator[Any]:
             f"SSL_CERT_FILE is {quoted(cafile)}, which is not a file; point it at the PEM file that holds "
             "the CA of your GitLab instance (or of Authress's endpoint), or unset it to use the default CAs"
         )
+    proxies.check(os.environ)
     import httpx
 
-    with httpx.Client(
-        timeout=httpx.Timeout(timeout),
-        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip"},
-        follow_redirects=False,
-    ) as client:
-        # httpx offers no hook for its socket operations; its pools (one per proxy route) take a
-        # network backend, so each pool's is wrapped in one that honours the deadline.
-        for transport in [client._transport, *client._mounts.values()]:
-            pool = getattr(transport, "_pool", None)
-            if pool is not None:
-                pool._network_backend = _deadline_backend(pool._network_backend)
+    try:
+        client = httpx.Client(
+            timeout=httpx.Timeout(timeout),
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip"},
+            follow_redirects=False,
+        )
+    except (ValueError, ImportError):  # a proxy URL httpx refuses that proxies.check let through
+        names = " or ".join(filter(None, (proxies.variable(s, os.environ) for s in proxies.SCHEMES)))
+        # Not httpx's message: it quotes the URL, and a proxy URL may hold a password.
+        raise ProxyUnusable(f"{names or 'a proxy variable'} is not a proxy URL httpx can use; {proxies.FIX}") from None
+    with client:
+        for pool in pools(client):
+            pool._network_backend = sockets.backend(pool._network_backend)
         yield client
 
 
-def _deadline_backend(inner: Any) -> Any:
-    import httpcore
-
-    class Stream(httpcore.NetworkStream):
-        def __init__(self, stream: Any) -> None:
-            self._stream = stream
-
-        def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-            return bytes(self._stream.read(max_bytes, _until_deadline(timeout, httpcore.ReadTimeout)))
-
-        def write(self, buffer: bytes, timeout: float | None = None) -> None:
-            self._stream.write(buffer, _until_deadline(timeout, httpcore.WriteTimeout))
-
-        def close(self) -> None:
-            self._stream.close()
-
-        def start_tls(
-            self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
-        ) -> Any:
-            return Stream(
-                self._stream.start_tls(ssl_context, server_hostname, _until_deadline(timeout, httpcore.ConnectTimeout))
-            )
-
-        def get_extra_info(self, info: str) -> Any:
-            return self._stream.get_extra_info(info)
-
-    class Backend(httpcore.NetworkBackend):
-        def connect_tcp(
-            self,
-            host: str,
-            port: int,
-            timeout: float | None = None,
-            local_address: str | None = None,
-            socket_options: Any = None,
-        ) -> Any:
-            wait = _until_deadline(timeout, httpcore.ConnectTimeout)
-            return Stream(inner.connect_tcp(host, port, wait, local_address, socket_options))
-
-        def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Any = None) -> Any:
-            wait = _until_deadline(timeout, httpcore.ConnectTimeout)
-            return Stream(inner.connect_unix_socket(path, wait, socket_options))
-
-        def sleep(self, seconds: float) -> None:
-            inner.sleep(seconds)
-
-    return Backend()
+def pools(client: Any) -> list[Any]:
+    """The connection pools of `client` (one per proxy route). httpx offers no hook for its socket
+    operations, so network.session swaps each pool's network backend: private attributes, checked to
+    exist with httpx 0.28-0.29 and httpcore 1.0 (tests/test_network.py fails loudly when they move)."""
+    found = [getattr(t, "_pool", None) for t in [client._transport, *client._mounts.values()] if t is not None]
+    if not found or not all(hasattr(p, "_network_backend") for p in found):
+        raise RuntimeError("httpx no longer exposes its connection pools: the deadline cannot be enforced")
+    return found
 
 
 def parse_json(body: bytes) -> Any:
@@ -205,8 +159,7 @@ def send(
     `attempts` says (a retried create could make two); GET and PUT, which replaces, are retried."""
     attempts = 1 if method == "POST" else attempts
     last, made = "no time was left", 0
-    token = _deadline.set(deadline)
-    try:
+    with sockets.deadline(deadline):
         while made < attempts and (remaining := deadline - time.monotonic()) > 0:
             made += 1
             try:
@@ -217,8 +170,6 @@ def send(
             if made == attempts or time.monotonic() + pause >= deadline:
                 break
             time.sleep(pause)
-    finally:
-        _deadline.reset(token)
     raise Unanswered(last, made)
 
 
@@ -236,16 +187,20 @@ def _once(client: Any, method: str, url: str, timeout: float, headers: Mapping[s
                 if len(body) > MAX_BODY_BYTES:
                     raise TooLarge(url)
             return Response(response.status_code, response.headers, bytes(body))
-    except httpx.TimeoutException:
-        raise _Retry("timed out") from None
+    except httpx.TimeoutException as exc:
+        raise _Retry(sockets.why(exc, "timed out")) from None
     except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
         raise BadURL(url, _first_line(exc)) from None
+    except httpx.ProxyError as exc:
+        parts = urlsplit(url)
+        reason, retry = proxies.refusal(_first_line(exc), f"{parts.hostname}:{parts.port or 443}", os.environ)
+        raise (_Retry(reason) if retry else Refused(reason)) from None
     except httpx.TransportError as exc:
         unverified = _certificate_error(exc)
         if unverified is not None:
             host = urlsplit(url).hostname or url
             raise Refused(f"the TLS certificate of {quoted(host)} did not verify ({unverified}); {CA_ADVICE}") from None
-        raise _Retry(f"connection failed ({type(exc).__name__})") from None
+        raise _Retry(sockets.why(exc, f"connection failed ({type(exc).__name__})")) from None
 
 
 def _decoded(raw: Iterable[bytes], encoding: str, url: str) -> Iterator[bytes]:

@@ -17,7 +17,7 @@ from . import external, network, settings, sources
 from .background import Background
 from .errors import KeyFetchFailed, quoted
 from .keycache import KeyCache, KeySet, default_cache_dir
-from .keyfetch import fetch_bound, fetch_keyset
+from .keyfetch import fetch_bound, fetch_keyset, too_late, waited_in_vain
 
 
 class KeyPrefetch:
@@ -53,8 +53,10 @@ class KeyPrefetch:
             with lock as locked:
                 again = self.cache.load() if self.cache else None
                 newer = again is not None and (self._cached is None or again.fetched_at > self._cached.fetched_at)
-                if not locked or (newer and again is not None and again.fresh(time.time())):
-                    return None  # the main path finds the other run's keys, or the lock still held, and says so
+                if newer and again is not None and again.fresh(time.time()):
+                    return None  # the main path finds the other run's keys
+                if not locked or (not self._client and too_late(self.deadline, self.timeout)):
+                    raise waited_in_vain(self.issuer, fetch_bound(self.timeout))
                 keyset = fetch_keyset(self.issuer, self.timeout, self.deadline, self._client)
                 if self.cache:
                     self.cache.store(keyset)

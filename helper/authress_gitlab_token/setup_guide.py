@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import __version__
 from .authress import audience_warning
@@ -20,16 +21,21 @@ _PROJECT = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*(/[A-Za-z0-9_.][A-Za-z0-9_.
 # starts with "." or ends with ".lock"; GitLab also refuses a name that starts with "-" or is "HEAD".
 _REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 _HTTPS_URL = re.compile(r"https://[^/?#@\s]+(/[^?#\s]*)?")  # as the module's audience and api_url
-# Where the user hosts their copy of this repository: the one thing setup cannot know (README step 4).
-_REPOSITORY = "https://gitlab.com/YOUR_GROUP/authress-gitlab-token.git"
-_COMPONENT = f"$CI_SERVER_FQDN/YOUR_GROUP/authress-gitlab-token/authress-token@v{__version__}"
+# Where the user hosts their copy of this repository: --helper-repository, else a placeholder on the
+# issuer's host (README, Install). Not a variable: a long URL in the environment reads as a secret.
+PLACEHOLDER = "YOUR_GROUP"
+_GIT_URL = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9_.][A-Za-z0-9_.-]*)+\Z")
 
 
-def install_command(version: str = __version__) -> str:
+def default_repository(issuer: str = DEFAULT_ISSUER) -> str:
+    """The placeholder URL, on the issuer's host: a self-managed instance never reads gitlab.com."""
+    return f"https://{urlsplit(issuer).netloc}/{PLACEHOLDER}/authress-gitlab-token.git"
+
+
+def install_command(version: str = __version__, repository: str = "") -> str:
     """The job's install of this very release, from its git tag (README, Install): the one pin that setup
     prints, derived from `__version__`; tests hold the documents' install lines to it."""
-    url = "https://gitlab.com/YOUR_GROUP/authress-gitlab-token.git"
-    return f'pip install "authress-gitlab-token @ git+{url}@v{version}"'
+    return f'pip install "authress-gitlab-token @ git+{repository or default_repository()}@{version}"'
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,18 @@ class Guide:
     ref_type: str
     ref: str
     warnings: tuple[str, ...]
+    repository: str = ""  # the helper's git URL; "" for the placeholder on the issuer's host
+
+    @property
+    def helper_repository(self) -> str:
+        return self.repository or default_repository(self.issuer)
+
+    @property
+    def component(self) -> str:
+        """The include path: `$CI_SERVER_FQDN` when the helper is on the issuer's instance."""
+        parts = urlsplit(self.helper_repository)
+        host = "$CI_SERVER_FQDN" if parts.netloc == urlsplit(self.issuer).netloc else parts.netloc
+        return f"{host}{parts.path.removesuffix('.git')}/authress-token@{__version__}"
 
     @property
     def user_id(self) -> str:
@@ -56,12 +74,12 @@ class Guide:
             inputs["ref_type"] = self.ref_type
         if self.issuer != DEFAULT_ISSUER:
             inputs["issuer"] = self.issuer
-        inputs["helper_repository"] = _REPOSITORY
+        inputs["helper_repository"] = self.helper_repository
         body = "".join(f"      {k}: {json.dumps(v)}\n" for k, v in inputs.items())
-        return f"include:\n  - component: {_COMPONENT}\n    inputs:\n{body}"
+        return f"include:\n  - component: {self.component}\n    inputs:\n{body}"
 
     def module_hcl(self) -> str:
-        source = f"git::{_REPOSITORY}//terraform?ref=v{__version__}"
+        source = f"git::{self.helper_repository}//terraform?ref={__version__}"
         args = {"source": source, "audience": self.audience}
         if self.issuer != DEFAULT_ISSUER:
             args["issuer"] = self.issuer
@@ -71,14 +89,18 @@ class Guide:
         other = "branch" if self.ref_type == "tag" else "tag"
         notes = {"ref_type": f" # else a {other} named {_hcl(self.ref)} would match too"}
         body = "".join(f"  {k.ljust(width)} = {_hcl(v)}{notes.get(k, '')}\n" for k, v in args.items())
+        placeholder = f"# {PLACEHOLDER}: the group that holds your copy of authress-gitlab-token\n"
         return (
-            "# YOUR_GROUP: the group that holds your copy of authress-gitlab-token\n"
-            'module "authress_token" {\n'
+            (placeholder if PLACEHOLDER in source else "") + 'module "authress_token" {\n'
             f"{body}}}\n\n"
             'provider "authress" {\n'
             "  access_key = module.authress_token.access_token\n"
             "}\n"
         )
+
+    @property
+    def _placeholder(self) -> bool:
+        return PLACEHOLDER in self.helper_repository
 
     def doctor_command(self) -> str:
         """The `doctor` run that checks this setup in the job: the same bindings as the module call."""
@@ -95,7 +117,7 @@ class Guide:
             "component_yaml": self.component_yaml(),
             "id_tokens_yaml": self.id_tokens_yaml(),
             "module_hcl": self.module_hcl(),
-            "install_command": install_command(),
+            "install_command": install_command(repository=self.helper_repository),
             "warnings": list(self.warnings),
         }
 
@@ -111,16 +133,18 @@ class Guide:
             "   use the `user_id` that `authress-gitlab-token doctor` shows in the job.)\n"
             "   Steps 1 and 2 in one command: rerun this with --plan, then --apply, --role ROLE_ID and an\n"
             "   admin's Authress service-client key in $AUTHRESS_KEY.\n"
-            "3. In .gitlab-ci.yml, include the CI/CD component (GitLab >= 17.0), where YOUR_GROUP holds your\n"
-            "   copy of authress-gitlab-token, and give the job that runs terraform\n"
+            "3. In .gitlab-ci.yml, include the CI/CD component (GitLab >= 17.0)"
+            + (f", where {PLACEHOLDER} holds your\n   copy of authress-gitlab-token," if self._placeholder else ",")
+            + " and give the job that runs terraform\n"
             "   `extends: .authress-gitlab-token`:\n"
             + _indent(self.component_yaml(), 5)
             + "   or, without the component, in that job (GitLab >= 15.7; under `default:`, GitLab >= 16.4):\n"
             + _indent(self.id_tokens_yaml(), 5)
             + "4. In Terraform:\n"
             + _indent(self.module_hcl(), 5)
-            + "5. Install the helper in the job (YOUR_GROUP: where you host authress-gitlab-token; README, Install):\n"
-            f"     {install_command()}\n"
+            + "5. Install the helper in the job"
+            + (f" ({PLACEHOLDER}: where you host authress-gitlab-token; README, Install)" if self._placeholder else "")
+            + f":\n     {install_command(repository=self.helper_repository)}\n"
             "   and check it from the job:\n"
             f"     {self.doctor_command()}\n"
         )
@@ -141,29 +165,54 @@ def build(
     audience: str | None,
     issuer: str | None,
     environ: Mapping[str, str],
+    repository: str | None = None,
 ) -> Guide:
-    """Flags first, then the GitLab job's CI_* variables; an error names the flag that is missing."""
-    project = project or environ.get("CI_PROJECT_PATH")
-    if not project or not _PROJECT.match(project) or project.endswith((".git", ".atom")):
-        raise QueryError(
-            f"--project is {quoted(project)}; pass --project GROUP/PROJECT (subgroups allowed; letters, digits, "
-            '"_", "-", "."; default: $CI_PROJECT_PATH)'
-        )
-    if tag:
-        ref_type, ref = "tag", tag
-    elif branch:
-        ref_type, ref = "branch", branch
-    elif environ.get("CI_COMMIT_TAG"):
-        ref_type, ref = "tag", environ["CI_COMMIT_TAG"]
-    elif environ.get("CI_COMMIT_REF_NAME"):
-        ref_type, ref = "branch", environ["CI_COMMIT_REF_NAME"]
-    else:
+    """One project and ref: flags first, then the GitLab job's CI_* variables."""
+    one = [project] if project else [], [branch] if branch else [], [tag] if tag else []
+    return build_all(*one, audience, issuer, environ, repository)[0]
+
+
+def build_all(
+    projects: Sequence[str],
+    branches: Sequence[str],
+    tags: Sequence[str],
+    audience: str | None,
+    issuer: str | None,
+    environ: Mapping[str, str],
+    repository: str | None = None,
+) -> list[Guide]:
+    """Every project x ref named (branches, then tags), in the order given; an error names the flag."""
+    projects = list(dict.fromkeys(projects)) or [environ.get("CI_PROJECT_PATH") or ""]
+    for project in projects:
+        if not project or not _PROJECT.match(project) or project.endswith((".git", ".atom")):
+            raise QueryError(
+                (f"--project is {quoted(project)}" if project else "no project")
+                + "; pass --project GROUP/PROJECT (subgroups allowed; letters, digits, "
+                '"_", "-", "."; repeatable; default: $CI_PROJECT_PATH)'
+            )
+    refs = [("branch", b) for b in dict.fromkeys(branches)] + [("tag", t) for t in dict.fromkeys(tags)]
+    if not refs and environ.get("CI_COMMIT_TAG"):
+        refs = [("tag", environ["CI_COMMIT_TAG"])]
+    elif not refs and environ.get("CI_COMMIT_REF_NAME"):
+        refs = [("branch", environ["CI_COMMIT_REF_NAME"])]
+    if not refs:
         raise QueryError("no branch or tag; pass --branch NAME or --tag NAME (default: $CI_COMMIT_REF_NAME)")
-    problem = ref_problem(ref)
-    if problem:
+    for ref_type, ref in refs:
+        check_ref(ref_type, ref)
+    audience, issuer = trust(audience, issuer, environ)
+    repository = repository or ""
+    if repository and not _GIT_URL.match(repository):
         raise QueryError(
-            f"the {ref_type} is {quoted(ref)}, which {problem}; GitLab refuses such a name (git check-ref-format)"
+            f"--helper-repository is {quoted(repository)}; pass the https git URL of your copy of "
+            "authress-gitlab-token, e.g. https://gitlab.example.com/platform/authress-gitlab-token.git"
         )
+    warning = audience_warning(audience, "")
+    warnings = (warning,) if warning else ()
+    return [Guide(issuer, audience, p, t, r, warnings, repository) for p in projects for t, r in refs]
+
+
+def trust(audience: str | None, issuer: str | None, environ: Mapping[str, str]) -> tuple[str, str]:
+    """(audience, issuer) of the trusted identity: the audience checked, the issuer defaulted and checked."""
     if not audience or not _HTTPS_URL.fullmatch(audience):
         raise QueryError(
             f"--audience is {quoted(audience)}, not an https URL (the module refuses that); pass --audience with "
@@ -174,8 +223,21 @@ def build(
         issuer = environ.get("CI_SERVER_URL") or DEFAULT_ISSUER
         source = "CI_SERVER_URL" if environ.get("CI_SERVER_URL") else "the default issuer"
     check_issuer(issuer, source)
-    warning = audience_warning(audience, "")
-    return Guide(issuer, audience, project, ref_type, ref, (warning,) if warning else ())
+    return audience, issuer
+
+
+def check_ref(ref_type: str, ref: str) -> None:
+    """Refuse a ref GitLab refuses, and say so when a glob is given: Authress matches a user ID exactly."""
+    if any(c in ref for c in "*?["):
+        raise QueryError(
+            f"--{ref_type} is {quoted(ref)}, a glob; Authress matches the user ID exactly, so setup grants named "
+            f"{ref_type} names only: pass --{ref_type} once for each (it is repeatable)"
+        )
+    problem = ref_problem(ref)
+    if problem:
+        raise QueryError(
+            f"the {ref_type} is {quoted(ref)}, which {problem}; GitLab refuses such a name (git check-ref-format)"
+        )
 
 
 def ref_problem(ref: str) -> str | None:

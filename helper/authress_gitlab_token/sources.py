@@ -44,6 +44,13 @@ def gitlab_id_token(environ: Mapping[str, str], name: str, audience: str) -> Cre
     """The job's ID token, from the variable its `id_tokens:` entry names."""
     value = read_variable(environ, name)
     if value is None:
+        component_token = environ.get("AUTHRESS_TOKEN_VARIABLE")  # set by the CI/CD component's job
+        if component_token and component_token != name:
+            # Its token is in another variable on purpose: only its verified export sets this one.
+            raise TokenNotFound(
+                f"${name} is not set: the CI/CD component's before_script did not run in this job; "
+                "put `- !reference [.authress-gitlab-token, before_script]` first in the job's before_script"
+            )
         if environ.get("GITLAB_CI") == "true":
             raise TokenNotFound(
                 f"${name} is not set in this GitLab job; add to the job: "

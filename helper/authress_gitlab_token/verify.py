@@ -27,10 +27,11 @@ class KeySource(Protocol):
 
 
 def verify(token: str, settings: Settings, keys: KeySource, now: float | None = None) -> dict[str, Any]:
-    """The token's claims, once every check has passed; otherwise an error naming the check."""
-    now = time.time() if now is None else now
+    """The token's claims, once every check has passed; otherwise an error naming the check. The clock is
+    read after the keys are found: a fetch can take seconds, and PyJWT judges `exp` by the clock too."""
     header = _header(token)
     key = public_key(keys.jwk(header["kid"]), header["kid"])
+    now = time.time() if now is None else now
     claims = _decode(token, key, settings, now)
     problem = time_claim_problem(claims)
     if problem:

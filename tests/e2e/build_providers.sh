@@ -4,12 +4,16 @@
 # is cached in $CACHE, so a second run takes about a second. One build at a time per cache (flock):
 # parallel `make test` runs in several clones wait for the first instead of building the same thing.
 #
-# Usage: build_providers.sh     CACHE = $AGT_CACHE, else ${XDG_CACHE_HOME:-~/.cache}/authress-gitlab-token-e2e
-#                               (not the helper's own key cache, ~/.cache/authress-gitlab-token)
+# Usage: build_providers.sh [--demo]
+#   CACHE = $AGT_CACHE, else ${XDG_CACHE_HOME:-~/.cache}/authress-gitlab-token-e2e (not the helper's own
+#   key cache, ~/.cache/authress-gitlab-token).
+#   --demo: only what `make demo` runs: the CLI on the machine (Terraform, else OpenTofu; Terraform is
+#   built only when neither is there), hashicorp/external 2.4.0 and authress/authress 2.0.39. Its
+#   results join those of an earlier full build in the status file.
 #
 # The providers:
-#   hashicorp/external 2.4.0, authress/authress 2.0.39  built from the upstream sources in $VENDOR (each
-#       tarball's sha256 checked first). Without $VENDOR: fetched from registry.terraform.io with
+#   hashicorp/external 2.4.0, authress/authress 2.0.39  built at once from the upstream sources in $VENDOR
+#       (each tarball's sha256 checked first). Without $VENDOR: fetched from registry.terraform.io with
 #       `terraform providers mirror`, as `terraform init` does on a machine with internet access.
 #   hashicorp/external 1.2.0 (the module's lower bound), hashicorp/http 1.2.0   built from the Go module proxy.
 #   authress/authress, newest   tried from the Go module proxy; recorded as "newest" (it is refused there).
@@ -23,6 +27,14 @@
 #   AGT_NO_REGISTRY=1  never fetch from registry.terraform.io, even without $VENDOR
 #   AGT_TF_VERSION, AGT_TOFU_VERSION   see find_terraform.sh
 set -euo pipefail
+
+mode=full
+for arg in "$@"; do
+  case "$arg" in
+    --demo) mode=demo ;;
+    *) echo "build_providers.sh: unknown argument $arg (use --demo)" >&2; exit 2 ;;
+  esac
+done
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -86,22 +98,28 @@ find_cli() {
   fi
 }
 
-# Terraform first (the registry fallback needs it), OpenTofu last (the longest build).
-find_cli terraform
+# Terraform first (the registry fallback needs it), OpenTofu last (the longest build). The demo takes
+# the CLI on the machine: Terraform, else OpenTofu, else it builds Terraform.
+if [[ $mode == demo ]] && ! AGT_CACHE="$cache" "$here/find_terraform.sh" --no-build >/dev/null 2>&1 &&
+  AGT_CACHE="$cache" "$here/find_terraform.sh" --tofu --no-build >/dev/null 2>&1; then
+  find_cli tofu
+else
+  find_cli terraform
+fi
 terraform_cli="$(awk -F'\t' '$1 == "cli" && $2 == "terraform" {print $3}' "$results")"
 
 binary() { echo "$mirror/registry.terraform.io/$1/$3/$os_arch/terraform-provider-${2}_v$3"; }
 
 # go_build NAME SRC OUT: build the provider in SRC (a writable copy) into OUT.
 go_build() {
-  local name="$1" src="$2" out="$3" start=$SECONDS
+  local name="$1" src="$2" out="$3" start=$SECONDS build_log="$2.log"
   mkdir -p "$(dirname "$out")"
   if ! (cd "$src" && GOFLAGS="-mod=mod -trimpath -buildvcs=false" CGO_ENABLED=0 GOTOOLCHAIN="${GOTOOLCHAIN:-local}" \
-    GOCACHE="$cache/go-build" go build -ldflags="-s -w" -o "$out.tmp" .) >"$work/build.log" 2>&1; then
+    GOCACHE="$cache/go-build" go build -ldflags="-s -w" -o "$out.tmp" .) >"$build_log" 2>&1; then
     rm -f "$out.tmp"
     log "$name: FAILED: go build"
-    sed 's/^/    /' "$work/build.log" >&2
-    echo "go build failed: $(grep -v '^go: downloading' "$work/build.log" | tail -n 3)"
+    sed 's/^/    /' "$build_log" >&2
+    echo "go build failed: $(grep -v '^go: downloading' "$build_log" | tail -n 3)"
     return 1
   fi
   mv "$out.tmp" "$out"
@@ -205,17 +223,25 @@ from_proxy() {
   fi
 }
 
+# The two at once: they share few compiled packages (plugin-framework 1.1.1 and 1.19.0, grpc 1.51 and 1.79).
 from_vendor hashicorp external 2.4.0 terraform-provider-external-v2.4.0-70b9be6.tar.gz \
-  c550a87067ad0eee758a7306b4a04d997916c29b3b3d3286d82e762991bac16a
+  c550a87067ad0eee758a7306b4a04d997916c29b3b3d3286d82e762991bac16a &
+external_build=$!
 from_vendor authress authress 2.0.39 terraform-provider-authress-v2.0.39-26be9ed.tar.gz \
-  6051f27c09d4df758e5405670dc6d671031693c01242762a8346ab7ebf2cfaae
-# v1.2.0 is the newest the proxy serves (the v2 tags lack /v2 in go.mod) and the module's lower bound.
-from_proxy hashicorp external github.com/terraform-providers/terraform-provider-external v1.2.0 1.2.0
-# data "http" makes the newest Authress provider's first call (GET {aud}/v1/accounts/{id}, Bearer).
-from_proxy hashicorp http github.com/terraform-providers/terraform-provider-http v1.2.0 1.2.0
-from_proxy authress authress github.com/authress/terraform-provider-authress latest newest
+  6051f27c09d4df758e5405670dc6d671031693c01242762a8346ab7ebf2cfaae &
+authress_build=$!
+wait "$external_build"
+wait "$authress_build"
 
-find_cli tofu
+if [[ $mode == full ]]; then
+  # v1.2.0 is the newest the proxy serves (the v2 tags lack /v2 in go.mod) and the module's lower bound.
+  from_proxy hashicorp external github.com/terraform-providers/terraform-provider-external v1.2.0 1.2.0
+  # data "http" makes the newest Authress provider's first call (GET {aud}/v1/accounts/{id}, Bearer).
+  from_proxy hashicorp http github.com/terraform-providers/terraform-provider-http v1.2.0 1.2.0
+  from_proxy authress authress github.com/authress/terraform-provider-authress latest newest
+
+  find_cli tofu
+fi
 
 # OpenTofu resolves "hashicorp/external" to its own registry host: give it the same binaries, as
 # hard links (its mirror scan does not follow a symlinked host folder).
@@ -234,10 +260,14 @@ provider_installation {
 CONFIG
 mv "$cli_config.tmp" "$cli_config"
 
-python3 - "$results" "$status_file" "$mirror" "$cli_config" <<'PY'
+python3 - "$results" "$status_file" "$mirror" "$cli_config" "$mode" <<'PY'
 import json, os, sys
-results, status_file, mirror, cli_config = sys.argv[1:]
+results, status_file, mirror, cli_config, mode = sys.argv[1:]
 status = {"mirror": mirror, "cli_config": cli_config, "providers": {}, "clis": {}}
+if mode == "demo" and os.path.isfile(status_file):  # keep what a full build recorded beside the demo's part
+    with open(status_file, encoding="utf-8") as f:
+        earlier = json.load(f)
+    status["providers"], status["clis"] = earlier.get("providers", {}), earlier.get("clis", {})
 for line in open(results, encoding="utf-8"):
     kind, name, value, error = line.rstrip("\n").split("\t")
     key = "providers" if kind == "provider" else "clis"
@@ -246,7 +276,10 @@ tmp = status_file + ".tmp"
 with open(tmp, "w", encoding="utf-8") as f:
     json.dump(status, f, indent=2)
 os.replace(tmp, status_file)
+recorded = {line.split("\t")[1] for line in open(results, encoding="utf-8")}
 for key in ("providers", "clis"):
     for name, entry in status[key].items():
+        if name not in recorded:
+            continue
         print(f"build_providers: {name}: {entry.get('version') or entry.get('path') or 'MISSING: ' + entry['error']}", file=sys.stderr)
 PY

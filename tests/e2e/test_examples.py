@@ -1,24 +1,22 @@
-"""Every example, copied into a new project and filled in only as its README's steps say, runs: its
-pipeline passes GitLab's CI schema, its jobs' own script lines run in bash (the helper's verification
-included) with a token from the local GitLab-like issuer, and its HCL applies through the real
-authress/authress provider against the Authress stand-in, which judges the token as Authress does.
+"""Every example, copied into a new project and filled in only as its README's steps say, runs, and its
+HCL applies through the real authress/authress provider against the Authress stand-in, which judges
+the token as Authress does; tokens come from the local GitLab-like issuer.
 
-What the jobs do that cannot run here is left out and named: installing Python and the helper (the
-helper on PATH is this checkout's), and GitLab-managed state (a backend override keeps state local).
-The module comes, as step 4 says, from a git URL at the release tag: a local clone of this checkout."""
+examples/gitlab runs in a real GitLab CI engine (gitlab-ci-local, tests/e2e/gitlab_ci_local.py): the
+component, the helper and the module come from the GitLab stand-in's copy of this repository at the
+release tag, the state goes through the example's own http backend variables to the stand-in's
+Terraform state API. examples/opentofu-component includes GitLab's own OpenTofu component from
+gitlab.com, which cannot be had here: its jobs' own script lines run in bash (the install left out,
+the helper on PATH is this checkout's) with local state."""
 
 from __future__ import annotations
 
-import functools
 import os
 import re
-import shutil
 import subprocess
-import threading
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +24,22 @@ import pytest
 
 from authress_gitlab_token import __version__
 from tests.conftest import leaks, safe
-from tests.fixtures import ci_inputs
 from tests.fixtures.authress import AuthressStandIn
 from tests.fixtures.authress_roles import add_role_routes
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.connect_proxy import ConnectProxy, running_proxy
+from tests.fixtures.gitlab_server import GitLabStandIn
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
-from tests.test_gitlab_example import FILLED_IN, check_gitlab_ci, expand, load
+from tests.test_gitlab_example import FILLED_IN, check_gitlab_ci, load
 
-from .conftest import CLIS, ROOT, TIMEOUT, Terraform, Toolchain
+from .conftest import ROOT, TIMEOUT, Terraform, Toolchain
+from .gitlab_ci_local import Engine, JobRun, engine, job_environment, publish, release, without_images
 
 pytestmark = pytest.mark.e2e
 
 ACCOUNT_ID = FILLED_IN["ACCOUNT_ID"]
+HELPER_URL = "https://gitlab.com/YOUR_GROUP/authress-gitlab-token.git"
 API_HOST = f"{ACCOUNT_ID}.api.authress.io"  # reached only through the CONNECT proxy on 127.0.0.1
 AUDIENCE = f"https://{API_HOST}"
 PROJECT = FILLED_IN["GROUP/PROJECT"]
@@ -62,47 +62,9 @@ def authress(ca: LocalCA, issuer: LocalIssuer) -> Iterator[tuple[AuthressStandIn
         stand_in.stop()
 
 
-@pytest.fixture
-def hosted_copy(tmp_path: Path, ca: LocalCA) -> Iterator[str]:
-    """Step 4: a copy of this repository at the release tag, served over https on 127.0.0.1 as a git
-    remote (git's "dumb" HTTP protocol: static files), the URL both the job and Terraform fetch from."""
-    if not shutil.which("git"):
-        pytest.skip("no git on PATH: Terraform needs it to fetch the module from a git URL")
-    work = tmp_path / "hosted-work"
-    shutil.copytree(ROOT / "terraform", work / "terraform")
-    served = tmp_path / "served"
-    bare = served / "platform" / "authress-gitlab-token.git"
-    identity = ["-c", "user.name=test", "-c", "user.email=test@127.0.0.1"]
-    for args in (
-        ["-C", str(work), "init", "-q"],
-        ["-C", str(work), "add", "-A"],
-        ["-C", str(work), *identity, "commit", "-qm", "release"],
-        ["-C", str(work), "tag", f"v{__version__}"],
-        ["clone", "-q", "--bare", str(work), str(bare)],
-        ["-C", str(bare), "update-server-info"],
-    ):
-        subprocess.run(["git", *args], check=True, capture_output=True, timeout=60)
-    handler = functools.partial(QuietFiles, directory=str(served))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.socket = ca.server_context(["127.0.0.1", "localhost"]).wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"https://127.0.0.1:{server.server_address[1]}/platform/authress-gitlab-token.git"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
-class QuietFiles(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
-        pass
-
-
 def copy_example(name: str, files: list[str], workdir: Path, repository: str) -> Path:
     """The example's files in a new project root, each placeholder replaced as its README's steps say."""
-    steps = {**FILLED_IN, "https://gitlab.com/YOUR_GROUP/authress-gitlab-token.git": repository}
+    steps = {**FILLED_IN, HELPER_URL: repository}
     for file in files:
         text = (ROOT / "examples" / name / file).read_text(encoding="utf-8")
         for placeholder, value in steps.items():
@@ -145,7 +107,7 @@ class Job:
 
     def run(self, lines: list[str], variables: Mapping[str, Any], token: str) -> subprocess.CompletedProcess[str]:
         kept = ["\n".join(x for x in line.splitlines() if not NOT_HERE.search(x)) for line in lines]
-        env = {**self.env, **expand_vars(variables, self.env), "AUTHRESS_KEY": token}
+        env = {**self.env, **expand_vars(variables, self.env), "AUTHRESS_ID_TOKEN": token}
         return subprocess.run(
             ["bash", "-e", "-c", "\n".join(kept)],
             cwd=self.tf.workdir,
@@ -215,82 +177,118 @@ def example(
     issuer: LocalIssuer,
     signing_key: SigningKey,
     authress: tuple[AuthressStandIn, ConnectProxy],
-    hosted_copy: str,
 ) -> Example:
-    return Example(toolchain, ca, tmp_path, issuer, signing_key, *authress, hosted_copy)
+    # The OpenTofu example's helper URL is never fetched here (the hand-run jobs skip the install).
+    return Example(toolchain, ca, tmp_path, issuer, signing_key, *authress, FILLED_IN[HELPER_URL])
 
 
-@pytest.mark.parametrize("cli", CLIS)
-def test_the_gitlab_example_applies_as_written(cli: str, example: Example) -> None:
+@pytest.fixture
+def gitlab(ca: LocalCA, tmp_path: Path) -> Iterator[GitLabStandIn]:
+    """The GitLab stand-in holding step 4's copy of this repository at the release tag."""
+    engine()  # skip early, before anything is built, when the engine is missing
+    stand_in = GitLabStandIn(ca, tmp_path / "repos", "job-" + os.urandom(8).hex()).start()
+    try:
+        release(stand_in, tmp_path / "release-work", __version__)
+        yield stand_in
+    finally:
+        stand_in.stop()
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The example's project pushed to the GitLab stand-in, and gitlab-ci-local ready to run its jobs."""
+
+    example: Example
+    gitlab: GitLabStandIn
+    engine: Engine
+
+    def run(self, jobs: list[str], token: str, **variables: str) -> JobRun:
+        """Jobs of a pipeline on the protected default branch, the ID token in AUTHRESS_ID_TOKEN."""
+        given = {
+            "CI_SERVER_URL": self.example.issuer.url,
+            "CI_API_V4_URL": f"{self.gitlab.url}/api/v4",
+            "CI_COMMIT_REF_PROTECTED": "true",
+            "CI_JOB_TOKEN": self.gitlab.job_token,
+            "AUTHRESS_ID_TOKEN": token,
+            **variables,
+        }
+        return self.engine.run(jobs, given)
+
+
+def example_pipeline(example: Example, gitlab: GitLabStandIn, name: str, files: list[str]) -> Pipeline:
+    """The example copied and filled in as its README says, pushed as my-org/authress-configuration."""
+    project = copy_example(
+        name, files, example.tmp_path / "project", f"{gitlab.url}/platform/authress-gitlab-token.git"
+    )
+    pipeline = project / ".gitlab-ci.yml"
+    pipeline.write_text(without_images(pipeline.read_text(encoding="utf-8")), encoding="utf-8")
+    publish(project, gitlab, "my-org/authress-configuration")
+    cli_dir = cli_on_path(example.tmp_path, "terraform", example.toolchain.cli("terraform"))
+    env = job_environment(example.ca.ca_path, example.proxy.url, example.toolchain.cli_config, cli_dir)
+    return Pipeline(example, gitlab, Engine(engine(), project, example.tmp_path / "home", env))
+
+
+def test_the_gitlab_example_pipeline_runs_in_gitlab_ci_local(example: Example, gitlab: GitLabStandIn) -> None:
+    """fmt-validate and apply pass in a real GitLab CI engine: the component comes from the hosted copy
+    at the release tag, the job installs the helper from there, verifies the token and Terraform applies
+    the role through authress/authress 2.0.39, with the state kept by the GitLab stand-in."""
     example.toolchain.provider("hashicorp/external@2.4.0")
     example.toolchain.provider("authress/authress@2.0.39")
-    root, written = example.copy("gitlab", [".gitlab-ci.yml", "main.tf"])
-
-    pipeline = expand(written)
-    expanded = example.tmp_path / "expanded.yml"
-    expanded.write_text(ci_inputs.dump(pipeline), encoding="utf-8")
-    for path in (root / ".gitlab-ci.yml", expanded):
-        done = check_gitlab_ci(path)
-        assert done.returncode == 0, done.stdout + done.stderr
-
-    local_state(root)
-    # The job's image runs `terraform`; under OpenTofu the same lines run with `tofu` by that name.
-    stand_in, proxy = example.stand_in, example.proxy
+    pipeline = example_pipeline(example, gitlab, "gitlab", [".gitlab-ci.yml", "main.tf"])
     token = example.token(environment="authress")
 
-    check = pipeline["fmt-validate"]
-    job = example.job(cli, "terraform", root, root, "check")
-    done = job.run(check["script"], {**pipeline["variables"], **check.get("variables", {})}, token)
-    assert done.returncode == 0, f"fmt-validate failed:\n{safe(done.stdout + done.stderr)}"
-
-    apply = pipeline["apply"]
-    job = example.job(cli, "terraform", root, root, "apply")
-    variables = {**pipeline["variables"], **apply["variables"]}
-    done = job.run([*apply["before_script"], *apply["script"]], variables, token)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, f"the apply job failed:\n{safe(output)}"
-    assert not leaks(output), "the job printed the token"
+    run = pipeline.run(["fmt-validate", "apply"], token)
+    assert run.passed("fmt-validate") and run.passed("apply"), safe(run.output)
+    assert not leaks(run.output), "the pipeline printed the token"
+    stand_in = example.stand_in
     assert stand_in.roles["ro_documents_reader"]["permissions"] == [
         {"action": "documents:read", "allow": True, "grant": False, "delegate": False}
     ]
     assert set(stand_in.tokens_seen()) == {token}, "Authress did not get the job's token as Bearer"
-    assert ("GET", f"/v1/accounts/{ACCOUNT_ID}") == (stand_in.requests[0].method, stand_in.requests[0].path), (
-        "the job's check did not call Authress before Terraform"
-    )
-    assert set(proxy.tunnels) == {f"{API_HOST}:443"} and not proxy.refused
+    assert ("GET", f"/v1/accounts/{ACCOUNT_ID}") == (stand_in.requests[0].method, stand_in.requests[0].path)
+    # The state went through the example's own TF_HTTP_* variables: locked, written, unlocked.
+    state = gitlab.state_json("authress")
+    assert [r["type"] for r in state["resources"] if r["mode"] == "managed"] == ["authress_role"]
+    seen = [(c.method, c.path.split("?")[0].rsplit("/", 1)[-1], c.status) for c in gitlab.calls]
+    assert ("POST", "lock", 200) in seen and ("DELETE", "lock", 200) in seen and ("POST", "authress", 200) in seen
+    assert {c.user for c in gitlab.calls} == {"gitlab-ci-token"} and not gitlab.locks
 
-    # The role reads back as applied: the next pipeline's plan has nothing to do; destroy removes it.
-    again = [*apply["before_script"], *apply["script"][:-1]]
-    plan = job.run([*again, "terraform plan -detailed-exitcode"], variables, token)
-    assert plan.returncode == 0, f"the second plan found changes or failed:\n{safe(plan.stdout + plan.stderr)}"
-    destroy = job.run([*again, "terraform destroy -auto-approve"], variables, token)
-    assert destroy.returncode == 0, safe(destroy.stdout + destroy.stderr)
-    assert stand_in.roles == {}
+    # Tokens the apply job must refuse: the helper's line ends the job before Terraform or Authress.
+    before = (len(stand_in.requests), len(gitlab.calls))
+    for claims, message in REFUSED:
+        run = pipeline.run(["apply"], example.token(environment="authress", **claims))
+        assert run.failed("apply"), safe(run.output)
+        assert f"authress-gitlab-token: {message}" in run.job("apply"), safe(run.output)
+        assert "terraform init" not in run.job("apply").split("authress-gitlab-token: ")[-1]
+        assert (len(stand_in.requests), len(gitlab.calls)) == before, f"{message}: Authress or the state was reached"
+        assert not leaks(run.output)
+
+    # A job with its own before_script fails closed, unless it keeps the component's lines first.
+    project = pipeline.engine.project / ".gitlab-ci.yml"
+    written = project.read_text(encoding="utf-8")
+    own = "  variables:\n    TERRAFORM_COMMAND: apply -auto-approve\n"
+    project.write_text(written.replace(own, own + "  before_script:\n    - echo own lines\n"), encoding="utf-8")
+    run = pipeline.run(["apply"], token)
+    assert run.failed("apply"), safe(run.output)
+    # No helper on PATH either: Terraform's data "external" cannot run it (tests/e2e/test_component_pipelines.py
+    # has the helper present and refusing).
+    assert '"authress-gitlab-token": executable file not found' in run.job("apply") and not leaks(run.output)
+    assert len(stand_in.requests) == before[0], "a job without the component's before_script reached Authress"
+    kept = "  before_script:\n    - !reference [.authress-gitlab-token, before_script]\n    - echo own lines\n"
+    project.write_text(written.replace(own, own + kept), encoding="utf-8")
+    run = pipeline.run(["apply"], token)
+    assert run.passed("apply") and "own lines" in run.job("apply"), safe(run.output)
+    assert "No changes." in run.job("apply"), "the role did not read back as applied from the GitLab-managed state"
+    assert len(stand_in.requests) > before[0] and set(stand_in.tokens_seen()) == {token}
+    assert not leaks(run.output)
 
 
-@pytest.mark.parametrize(
-    ("claims", "message"),
-    [
-        ({"ref": "feature/x", "ref_protected": "false"}, 'claim "ref" is "feature/x", expected "main"'),
-        ({"ref_type": "tag"}, 'claim "ref_type" is "tag", expected "branch"'),
-    ],
-    ids=["another branch", "a tag named like the branch"],
-)
-def test_the_gitlab_example_job_stops_a_token_of_another_ref_before_terraform(
-    claims: dict[str, str], message: str, example: Example
-) -> None:
-    root, written = example.copy("gitlab", [".gitlab-ci.yml", "main.tf"])
-    pipeline = expand(written)
-    apply = pipeline["apply"]
-    done = example.job("terraform", "terraform", root, root, "apply").run(
-        [*apply["before_script"], *apply["script"]],
-        {**pipeline["variables"], **apply["variables"]},
-        example.token(**claims),
-    )
-    assert done.returncode != 0
-    assert f"authress-gitlab-token: {message}" in done.stderr, safe(done.stderr)
-    assert not leaks(done.stdout + done.stderr)
-    assert example.stand_in.requests == [] and not (root / ".terraform").exists(), "Terraform ran after a refused token"
+REFUSED = [
+    ({"project_path": "acme/infra"}, 'claim "project_path" is "acme/infra", expected "my-org/authress-configuration"'),
+    ({"ref": "feature/x"}, 'claim "ref" is "feature/x", expected "main"'),
+    ({"ref_type": "tag"}, 'claim "ref_type" is "tag", expected "branch"'),
+    ({"ref_protected": "false"}, 'claim "ref_protected" is "false", expected "true"'),
+]
 
 
 def test_the_opentofu_component_example_plans_and_applies_with_each_jobs_own_token(example: Example) -> None:

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from authress_gitlab_token.setup_plan import record_id
 from tests.conftest import Helper, Run, leaks
 from tests.fixtures.authress import AuthressStandIn
+from tests.fixtures.authress_admin import add_role
 from tests.fixtures.authress_roles import add_role_routes
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.connect_proxy import ConnectProxy, running_proxy
@@ -21,6 +23,7 @@ from tests.fixtures.tokens import MINTED, SigningKey, gitlab_claims, mint
 from .conftest import ACCOUNT_ID, API_HOST, AUDIENCE, CLIS, SUB, Terraform, Toolchain, init, routed, variables
 
 pytestmark = pytest.mark.e2e
+RECORD = record_id(SUB)
 
 
 @pytest.fixture
@@ -37,6 +40,7 @@ def empty_account(ca: LocalCA, admin: ServiceClientKey) -> Iterator[tuple[Authre
     try:
         with running_proxy(API_HOST, stand_in.port) as proxy:
             add_role_routes(stand_in, create_status=200)
+            add_role(stand_in, "ro_terraform")  # the role setup grants; the pipeline creates another
             stand_in.add_client(admin.client_id, admin.key_id, admin.public)
             stand_in.grant(admin.client_id)
             yield stand_in, proxy
@@ -71,7 +75,7 @@ def test_setup_apply_then_terraform_apply_creates_a_role_from_an_empty_account_a
     query.update(project_path="my-org/authress-configuration", ref="main")
     helper.external(query, token, env=routed(proxy, token)).refused("answered 401", "OIDC trusted identities")
     assert role("apply", "-auto-approve", *variables(AUDIENCE, issuer), env=routed(proxy, token)).returncode != 0
-    assert stand_in.roles == {}
+    assert list(stand_in.roles) == ["ro_terraform"]
 
     first = setup_apply(helper, issuer, stand_in, proxy, admin.value)
     assert first.returncode == 0, first.stderr
@@ -84,14 +88,14 @@ def test_setup_apply_then_terraform_apply_creates_a_role_from_an_empty_account_a
     stand_in.requests.clear()
     apply = role.ok("apply", "-auto-approve", *variables(AUDIENCE, issuer), env=routed(proxy, token))
     assert not leaks(apply.output), "terraform printed a token"
-    assert list(stand_in.roles) == ["ro_terraform-deployer"]
+    assert list(stand_in.roles) == ["ro_terraform", "ro_terraform-deployer"]
     assert [(r.method, r.path, r.status) for r in stand_in.requests] == [("POST", "/v1/roles", 200)]
     assert stand_in.tokens_seen() == [token], "the provider did not call Authress with the pipeline's token"
 
     stand_in.requests.clear()
     again = setup_apply(helper, issuer, stand_in, proxy, admin.value)
     assert again.returncode == 0, again.stderr
-    assert [line[:11] for line in again.stdout.splitlines()] == ["= unchanged", "= unchanged"]
+    assert [line[:11] for line in again.stdout.splitlines()] == ["= unchanged", "= unchanged", "Nothing to "]
     assert stand_in.writes() == [], "the second setup --apply sent a write"
-    assert [r.method for r in stand_in.requests] == ["GET", "GET"]
+    assert [r.path for r in stand_in.requests] == ["/v1/identities", "/v1/roles/ro_terraform", f"/v1/records/{RECORD}"]
     assert set(proxy.tunnels) == {f"{API_HOST}:443"} and not proxy.refused

@@ -1,0 +1,222 @@
+"""`setup --plan`: the access records and trusted identity wanted for each pipeline, compared field by
+field with what the account holds. Pure values in and out; bootstrap.py does the calls."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import quoted
+from .setup_guide import Guide
+
+TOOL = "authress-gitlab-token"
+# The description's recordId allows ^[a-zA-Z0-9-_:|~]+$, 1 to 100 characters, and a `sub` holds "/" and
+# "." at least; so the ID is this prefix and the first 32 hex digits of SHA-256 over the sub's UTF-8.
+RECORD_ID_PREFIX = "gitlab-ci-"
+MARKER = {"managed-by": TOOL}  # AccessRecord.tags: how --destroy knows a record is this tool's
+NAME_SUFFIX = f" (managed by {TOOL})"
+NAME_MAX = 128  # AccessRecord.name maxLength
+DESCRIPTION_MAX = 1024  # AccessRecord.description maxLength
+USER_ID_MAX = 128  # User.userId maxLength in the 2024 SDK (the 2023 description says 64)
+DEFAULT_EXPRESSION = "{sub}"  # Identity.userIdExpression default (2024 SDK)
+PENDING = ("create", "update", "delete")
+_SYMBOLS = {"create": "+", "update": "~", "delete": "-", "unchanged": "=", "absent": "=", "problem": "!"}
+
+
+def record_id(user_id: str) -> str:
+    """The same ID for the same `sub` on every run, so a rerun finds the record it made."""
+    return RECORD_ID_PREFIX + hashlib.sha256(user_id.encode()).hexdigest()[:32]
+
+
+def record_name(guide: Guide) -> str:
+    """Within AccessRecord.name's 128 characters, the marker suffix always whole."""
+    head = f"GitLab CI {guide.project} {guide.ref_type} {guide.ref}"
+    room = NAME_MAX - len(NAME_SUFFIX)
+    return (head if len(head) <= room else head[: room - 3] + "...") + NAME_SUFFIX
+
+
+def managed(record: Mapping[str, Any]) -> bool:
+    """Made by this tool: its marker tag, or the name it gives (a portal edit may drop one of them)."""
+    tags = record.get("tags")
+    by_tag = isinstance(tags, dict) and tags.get("managed-by") == TOOL
+    return by_tag or str(record.get("name") or "").endswith(NAME_SUFFIX)
+
+
+@dataclass(frozen=True)
+class Desired:
+    """What the account should have for one pipeline (one project and one ref)."""
+
+    guide: Guide
+    roles: tuple[str, ...]
+    resource: str
+
+    @property
+    def record_id(self) -> str:
+        return record_id(self.guide.user_id)
+
+    def record(self) -> dict[str, Any]:
+        """The access record as createRecord and updateRecord take it: every field this tool owns, the
+        ones it wants empty sent empty, so a PUT takes back what was added in the portal."""
+        g = self.guide
+        return {
+            "recordId": self.record_id,
+            "name": record_name(g),
+            "description": (
+                f"Grants the GitLab CI ID token whose sub is {g.user_id} (issuer {g.issuer}). Managed by "
+                f"`{TOOL} setup --apply`: a rerun puts back what is changed here."
+            )[:DESCRIPTION_MAX],
+            "users": [{"userId": g.user_id}],
+            "admins": [],
+            "groups": [],
+            "statements": [{"roles": list(self.roles), "resources": [{"resourceUri": self.resource}]}],
+            "tags": dict(MARKER),
+        }
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "record_id": self.record_id,
+            "user_id": self.guide.user_id,
+            "roles": list(self.roles),
+            "resource": self.resource,
+        }
+
+
+@dataclass(frozen=True)
+class Change:
+    action: str  # "create", "update", "delete", "unchanged", "absent" or "problem"
+    kind: str  # "trusted_identity", "access_record" or "role"
+    fields: dict[str, Any] = field(default_factory=dict)
+    before: dict[str, Any] | None = None
+    note: str = ""  # a problem's explanation
+
+    @property
+    def pending(self) -> bool:
+        return self.action in PENDING
+
+    def line(self) -> str:
+        f = self.fields
+        if self.kind == "role":
+            return f"! role {quoted(f['role_id'])} does not exist in account {quoted(f['account_id'])}"
+        if self.kind == "trusted_identity":
+            what = f"trusted identity issuer {quoted(f['issuer'])} audience {quoted(f['audience'])}"
+        else:
+            what = f"access record {quoted(f['record_id'])} user {quoted(f['user_id'], 200)}"
+            if "roles" in f:
+                what += f" roles {_list(f['roles'])} on {quoted(f['resource'])}"
+            if self.before is not None:
+                what += f" (was: {_describe(self.before)})"
+        if self.action == "problem":
+            return f"! {what}: {self.note}"
+        return f"{_SYMBOLS[self.action]} {self.action} {what}" + (f" ({self.note})" if self.note else "")
+
+    def to_json(self) -> dict[str, Any]:
+        value = {"action": self.action, "kind": self.kind, **self.fields}
+        if self.note:
+            value["note"] = self.note
+        return value if self.before is None else {**value, "before": self.before}
+
+
+def identity_change(guide: Guide, identities: Mapping[tuple[str, str], str]) -> Change:
+    """The trusted identity for the issuer and audience; one whose userIdExpression is not `{sub}` makes
+    every record by `sub` useless, so it is a problem to show."""
+    fields = {"issuer": guide.issuer, "audience": guide.audience}
+    expression = identities.get((guide.issuer, guide.audience))
+    if expression is None:
+        return Change("create", "trusted_identity", fields)
+    if expression != DEFAULT_EXPRESSION:
+        note = (
+            f"its userIdExpression is {quoted(expression)}, not {quoted(DEFAULT_EXPRESSION)}, so Authress does not "
+            "take the `sub` as the user ID and the records below grant nothing; set it back to "
+            f"{quoted(DEFAULT_EXPRESSION)} in the portal (Connections -> OIDC trusted identities)"
+        )
+        return Change("problem", "trusted_identity", {**fields, "user_id_expression": expression}, note=note)
+    return Change("unchanged", "trusted_identity", fields)
+
+
+def record_change(desired: Desired, record: Mapping[str, Any] | None) -> Change:
+    """Create, update (with what it was) or leave the record found under the desired ID."""
+    if record is None:
+        return Change("create", "access_record", desired.fields())
+    if owned(record) == owned(desired.record()):
+        return Change("unchanged", "access_record", desired.fields())
+    return Change("update", "access_record", desired.fields(), summary(record))
+
+
+def destroy_change(desired: Desired, record: Mapping[str, Any] | None) -> Change:
+    """Delete the record only when it is this tool's (its ID and its marker) and still ACTIVE."""
+    fields = {"record_id": desired.record_id, "user_id": desired.guide.user_id}
+    if record is None or record.get("status") == "DELETED":
+        return Change("absent", "access_record", fields)
+    if not managed(record):
+        note = f"it has this tool's ID but not its marker (tag managed-by: {TOOL}), so it is left alone"
+        return Change("problem", "access_record", fields, note=note)
+    return Change("delete", "access_record", fields, summary(record))
+
+
+def owned(record: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Every field setup owns, order-insensitive, an absent list the same as an empty one, and whether it
+    is DELETED (deleteRecord keeps the record with that status)."""
+    statements = sorted(
+        (
+            _sorted(s.get("roles"), None),
+            _sorted(s.get("resources"), "resourceUri"),
+            _sorted(s.get("users"), "userId"),
+            _sorted(s.get("groups"), "groupId"),
+        )
+        for s in record.get("statements") or []
+        if isinstance(s, dict)
+    )
+    return (
+        record.get("name"),
+        record.get("description") or "",
+        _sorted(record.get("users"), "userId"),
+        _sorted(record.get("admins"), "userId"),
+        _sorted(record.get("groups"), "groupId"),
+        tuple(statements),
+        tuple(sorted((str(k), str(v)) for k, v in (record.get("tags") or {}).items())),
+        record.get("status") == "DELETED",
+    )
+
+
+def summary(record: Mapping[str, Any]) -> dict[str, Any]:
+    """What a record grants, as a plan line and --list show it."""
+    _, _, users, admins, groups, statements, _, deleted = owned(record)
+    value: dict[str, Any] = {"status": "DELETED" if deleted else "ACTIVE", "users": list(users)}
+    if admins:
+        value["admins"] = list(admins)
+    if groups:
+        value["groups"] = list(groups)
+    value["statements"] = []
+    for roles, resources, s_users, s_groups in statements:
+        statement: dict[str, Any] = {"roles": list(roles), "resources": list(resources)}
+        if s_users:
+            statement["users"] = list(s_users)
+        if s_groups:
+            statement["groups"] = list(s_groups)
+        value["statements"].append(statement)
+    return value
+
+
+def _sorted(items: Any, key: str | None) -> tuple[str, ...]:
+    if not isinstance(items, list):
+        return ()
+    if key is None:
+        return tuple(sorted(map(str, items)))
+    return tuple(sorted(str(i.get(key)) for i in items if isinstance(i, dict)))
+
+
+def _describe(before: Mapping[str, Any]) -> str:
+    parts = []
+    for s in before["statements"]:
+        text = f"roles {_list(s['roles'])} on {_list(s['resources'])}"
+        text += "".join(f" {k} {_list(s[k])}" for k in ("users", "groups") if s.get(k))
+        parts.append(text)
+    deleted = "DELETED, " if before["status"] == "DELETED" else ""
+    widened = "".join(f"{k} {_list(before[k])}, " for k in ("admins", "groups") if before.get(k))
+    return f"{deleted}users {_list(before['users'])}, {widened}" + ("; ".join(parts) or "no statements")
+
+
+def _list(values: Sequence[str]) -> str:
+    return "[" + ", ".join(quoted(v) for v in values) + "]"

@@ -1,0 +1,199 @@
+"""The CI/CD component and this project's own pipeline, run by gitlab-ci-local in a copy of this
+repository hosted on the GitLab stand-in as platform/authress-gitlab-token and tagged as the release:
+
+- the component included as `include: component ...@$CI_COMMIT_SHA` (what GitLab asks a component
+  project to test) and as `include: local` with inputs; on each, a job on the env route (the provider
+  reads the verified AUTHRESS_KEY) and one on the data-source route (the module verifies again) apply a
+  role through authress/authress 2.0.39; the helper is installed from the hosted copy at the release tag;
+- the same jobs with their own before_script fail closed, on both routes, with no request to Authress;
+- the root pipeline's `self-test` (the component at this commit verifying the job's ID token) and,
+  on a release tag, its `dist` job."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from authress_gitlab_token import __version__
+from tests.conftest import leaks, safe
+from tests.fixtures.authress import AuthressStandIn
+from tests.fixtures.ca import LocalCA
+from tests.fixtures.connect_proxy import ConnectProxy
+from tests.fixtures.gitlab_server import GitLabStandIn
+from tests.fixtures.issuer import LocalIssuer
+from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
+
+from .conftest import AUDIENCE, Toolchain
+from .gitlab_ci_local import Engine, JobRun, engine, job_environment, release, without_images
+from .test_examples import cli_on_path
+
+pytestmark = pytest.mark.e2e
+
+INCLUDES = {
+    "component at $CI_COMMIT_SHA": "component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/authress-token@$CI_COMMIT_SHA",
+    "local with inputs": "local: templates/authress-token.yml",
+}
+
+# Two routes, then the same jobs with their own before_script (and no !reference to the component's).
+PIPELINE = """\
+include:
+  - {include}
+    inputs:
+      audience: {audience}
+      project_path: my-org/authress-configuration
+      helper_repository: {repository}
+      check: none
+
+stages: [env, data-source]
+
+.route:
+  extends: .authress-gitlab-token
+  variables:
+    TF_VAR_audience: $AUTHRESS_AUDIENCE
+    TF_VAR_issuer: $AUTHRESS_ISSUER
+  script:
+    - cd "tests/e2e/configs/$CONFIG"
+    - terraform init -input=false
+    - terraform apply -input=false -auto-approve
+
+env-route:
+  extends: .route
+  stage: env
+  variables:
+    CONFIG: authress_role_env
+
+data-source-route:
+  extends: .route
+  stage: data-source
+  variables:
+    CONFIG: authress_role
+
+# Their own lines put the helper on PATH, as an image with it installed would.
+own-before-script-env:
+  extends: env-route
+  before_script:
+    - export PATH="$CI_PROJECT_DIR/.cache/authress-gitlab-token/venv/bin:$PATH"
+    - echo own lines
+
+own-before-script-data-source:
+  extends: data-source-route
+  stage: env # beside the other: a failed stage stops the next
+  before_script:
+    - export PATH="$CI_PROJECT_DIR/.cache/authress-gitlab-token/venv/bin:$PATH"
+    - echo own lines
+"""
+
+
+@dataclass(frozen=True)
+class Project:
+    """The hosted copy, checked out as a project whose jobs gitlab-ci-local runs."""
+
+    engine: Engine
+    issuer: LocalIssuer
+    signing_key: SigningKey
+    gitlab: GitLabStandIn
+
+    def run(
+        self,
+        jobs: list[str],
+        *,
+        audience: str = AUDIENCE,
+        claims: dict[str, str] | None = None,
+        file: str | None = None,
+        **variables: str,
+    ) -> JobRun:
+        """The jobs, with a token of the default branch of my-org/authress-configuration (`claims` changed)."""
+        token = mint(self.signing_key, gitlab_claims(self.issuer.url, audience, **(claims or {})))
+        given = {
+            "CI_SERVER_URL": self.issuer.url,
+            "CI_API_V4_URL": f"{self.gitlab.url}/api/v4",
+            "CI_JOB_TOKEN": self.gitlab.job_token,
+            "AUTHRESS_ID_TOKEN": token,
+            **variables,
+        }
+        return self.engine.run(jobs, given, file=file)
+
+
+@pytest.fixture
+def project(
+    ca: LocalCA,
+    tmp_path: Path,
+    issuer: LocalIssuer,
+    signing_key: SigningKey,
+    toolchain: Toolchain,
+    authress_api: tuple[AuthressStandIn, ConnectProxy],
+) -> Iterator[Project]:
+    launcher = engine()
+    toolchain.provider("hashicorp/external@2.4.0")
+    toolchain.provider("authress/authress@2.0.39")
+    stand_in = GitLabStandIn(ca, tmp_path / "repos", "job-" + tmp_path.name).start()
+    try:
+        work = tmp_path / "project"
+        release(stand_in, work, __version__)
+        pipeline = work / ".gitlab-ci.yml"
+        pipeline.write_text(without_images(pipeline.read_text(encoding="utf-8")), encoding="utf-8")
+        cli_dir = cli_on_path(tmp_path, "terraform", toolchain.cli("terraform"))
+        env = job_environment(ca.ca_path, authress_api[1].url, toolchain.cli_config, cli_dir)
+        yield Project(Engine(launcher, work, tmp_path / "home", env), issuer, signing_key, stand_in)
+    finally:
+        stand_in.stop()
+
+
+@pytest.mark.parametrize("include", INCLUDES.values(), ids=INCLUDES.keys())
+def test_the_component_verifies_then_terraform_applies_on_both_routes_and_fails_closed_without_its_lines(
+    include: str, project: Project, authress_api: tuple[AuthressStandIn, ConnectProxy]
+) -> None:
+    stand_in = authress_api[0]
+    repository = f"{project.gitlab.url}/platform/authress-gitlab-token.git"
+    (project.engine.project / "routes.yml").write_text(
+        PIPELINE.format(include=include, audience=AUDIENCE, repository=repository), encoding="utf-8"
+    )
+    run = project.run(["env-route", "data-source-route"], file="routes.yml")
+    assert run.passed("env-route") and run.passed("data-source-route"), safe(run.output)
+    assert set(stand_in.roles) == {"ro_env_route", "ro_terraform-deployer"}
+    assert not leaks(run.output)
+
+    bearer = len(stand_in.tokens_seen())
+    stand_in.roles.clear()
+    run = project.run(["own-before-script-env", "own-before-script-data-source"], file="routes.yml")
+    assert run.failed("own-before-script-env") and run.failed("own-before-script-data-source"), safe(run.output)
+    assert "own lines" in run.job("own-before-script-env")
+    # Terraform wraps the data source's error in a box over several lines: join them to read it.
+    said = " ".join(
+        re.sub(r"^own-before-script-data-source > |[│╷╵]|\x1b\[[0-9;]*m", " ", line).strip()
+        for line in run.job("own-before-script-data-source").splitlines()
+    )
+    assert "the CI/CD component's before_script did not run in this job" in " ".join(said.split()), safe(said)
+    assert len(stand_in.tokens_seen()) == bearer, "a job without the component's lines sent a token to Authress"
+    assert stand_in.roles == {} and not leaks(run.output)
+
+
+def test_the_project_pipeline_self_tests_its_component_and_builds_the_release_on_a_tag(project: Project) -> None:
+    """`self-test` includes the component at this commit and verifies the job's ID token (check none);
+    on the tag X.Y.Z, `dist` checks the tag, builds the release and writes its notes."""
+    claims = {"project_path": "platform/authress-gitlab-token"}
+    run = project.run(["self-test"], audience="https://self-test.api.authress.io", claims=claims)
+    assert run.passed("self-test"), safe(run.output)
+    assert "self-test - the component verified the ID token of platform/authress-gitlab-token" in run.output
+    assert not leaks(run.output)
+
+    refused = project.run(["self-test"], audience="https://self-test.api.authress.io")
+    assert refused.failed("self-test")
+    assert 'authress-gitlab-token: claim "project_path" is "my-org/authress-configuration"' in refused.output
+
+    # make dist with this test run's venv (the job's image would make its own .venv the same way).
+    tagged = project.run(["dist"], CI_COMMIT_TAG=__version__, VENV=str(Path(sys.prefix)))
+    assert tagged.passed("dist"), safe(tagged.output)
+    artifacts = project.engine.project / ".gitlab-ci-local" / "artifacts" / "dist"
+    built = sorted(p.name for p in (artifacts / "dist").iterdir())
+    stem = f"authress_gitlab_token-{__version__}"
+    assert built == [f"{stem}-py3-none-any.whl", f"{stem}.tar.gz"]
+    assert (artifacts / "release-notes.md").read_text(encoding="utf-8").strip()
+
+    wrong = project.run(["dist"], CI_COMMIT_TAG="9.9.9", VENV=str(Path(sys.prefix)))
+    assert wrong.failed("dist") and f"tag '9.9.9' is not the package version '{__version__}'" in wrong.output
