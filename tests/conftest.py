@@ -219,6 +219,28 @@ class Helper:
             extra.setdefault("AUTHRESS_KEY", token)
         return self.run(["external"], stdin, extra, timeout)
 
+    def start(
+        self, args: list[str], stdin: bytes = b"", env: Mapping[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """The program started, its stdin (at most a pipe's buffer) already written, for a test that acts
+        while it runs."""
+        program = shutil.which(PROGRAM, path=self.env["PATH"])
+        assert program, f"{PROGRAM} is not installed in {BIN_DIR}"
+        read_end, write_end = os.pipe()
+        with open(write_end, "wb") as pipe:
+            pipe.write(stdin)
+        full_env = {**self.env, **(env or {})}
+        with open(read_end, "rb") as given:
+            pipe = subprocess.PIPE
+            return subprocess.Popen([program, *args], stdin=given, stdout=pipe, stderr=pipe, env=full_env)
+
+    def finish(self, child: subprocess.Popen[bytes], args: list[str], timeout: float = 60) -> Run:
+        """The outcome of a program `start` started, recorded for the leak scan."""
+        stdout, stderr = child.communicate(timeout=timeout)
+        run = Run(tuple(args), child.returncode, stdout.decode(), stderr.decode())
+        RUNS.append(run)
+        return run
+
 
 @pytest.fixture
 def helper(ca: LocalCA, tmp_path: Path) -> Helper:

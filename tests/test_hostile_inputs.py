@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import AUDIENCE, PROGRAM, PROJECT, RUNS, Helper, Run
-from tests.fixtures.issuer import DISCOVERY_PATH, LocalIssuer, Reply
+from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
 
@@ -241,30 +239,3 @@ def test_a_reader_that_went_away_is_one_line_not_a_traceback(
     run = Run(tuple(argv), done.returncode, "", done.stderr.decode())
     RUNS.append(run)
     run.refused("stdout was closed before the output was written")
-
-
-def test_ctrl_c_exits_130_with_one_line(helper: Helper, issuer: LocalIssuer, token: str, tmp_path: Path) -> None:
-    """SIGINT while the helper waits for the issuer: no traceback, the conventional status 128 + 2."""
-    import json
-
-    issuer.script(DISCOVERY_PATH, Reply(hang=30))
-    program = shutil.which(PROGRAM, path=helper.env["PATH"])
-    assert program
-    (tmp_path / "query.json").write_text(json.dumps(query(issuer)))
-    with (tmp_path / "query.json").open("rb") as stdin:
-        child = subprocess.Popen(
-            [program, "external"],
-            stdin=stdin,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env={**helper.env, "AUTHRESS_KEY": token},
-        )
-    deadline = time.monotonic() + 20
-    while issuer.hits(DISCOVERY_PATH) == 0 and time.monotonic() < deadline and child.poll() is None:
-        time.sleep(0.05)
-    assert issuer.hits(DISCOVERY_PATH) == 1, "the helper never asked the issuer"
-    child.send_signal(signal.SIGINT)
-    stdout, stderr = child.communicate(timeout=20)
-    run = Run(("external",), child.returncode, stdout.decode(), stderr.decode())
-    RUNS.append(run)
-    run.refused("interrupted (SIGINT", code=130)

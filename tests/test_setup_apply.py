@@ -4,6 +4,8 @@ admin key: from an empty account to a pipeline token Authress accepts, idempoten
 from __future__ import annotations
 
 import json
+import signal
+import time
 
 import pytest
 
@@ -362,3 +364,27 @@ def test_an_api_whose_certificate_does_not_verify_is_refused_without_retrying(
     run = helper.run(args, env={"AUTHRESS_KEY": admin.value, "SSL_CERT_FILE": certifi.where()})
     run.refused('the TLS certificate of "127.0.0.1" did not verify', "check --api-url")
     assert empty.requests == []
+
+
+@pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM])
+def test_apply_interrupted_between_writes_says_what_it_had_made(
+    helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, admin: ServiceClientKey, sent: signal.Signals
+) -> None:
+    """The trusted identity is made, the record's request is in flight (it may land): the one line says so."""
+    empty.script("POST", "/v1/records", Reply(hang=30))
+    args = ["setup", "--apply", "--project", "my-org/authress-configuration", "--branch", "main"]
+    args += ["--audience", AUDIENCE, "--issuer", issuer.url, "--api-url", empty.url, "--role", "ro_terraform"]
+    child = helper.start(args, env={"AUTHRESS_KEY": admin.value})
+    deadline = time.monotonic() + 30
+    while ("POST", "/v1/records") not in [(r.method, r.path) for r in empty.writes()] and child.poll() is None:
+        assert time.monotonic() < deadline, "setup never asked to create the record"
+        time.sleep(0.02)
+    child.send_signal(sent)
+    run = helper.finish(child, args)
+    MINTED.update(empty.tokens_seen())
+    run.refused(
+        "authress-gitlab-token: interrupted; setup --apply had created 1 trusted identity; creating one more access "
+        "record was under way; run it again to finish",
+        code=128 + sent,
+    )
+    assert len(empty.identities) == 1

@@ -1,3 +1,3 @@
-from authress_gitlab_token.cli import main
+from authress_gitlab_token.entry import main
 
-raise SystemExit(main())
+main()

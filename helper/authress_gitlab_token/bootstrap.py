@@ -5,12 +5,13 @@ request; a role the account lacks is named before anything is written."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from . import service_client, settings
+from . import entry, service_client, settings
 from .admin_api import AdminError, BodyRefused
 from .authress import account_from_audience, audience_warning, target
 from .errors import HelperError, QueryError, TokenMalformed, quoted
@@ -133,6 +134,7 @@ def make(api: AdminApi, wanted: Mapping[str, Desired], changes: Sequence[Change]
         try:
             if not change.pending:
                 continue
+            entry.say_if_interrupted(_interrupted(made, change))
             if change.kind == "trusted_identity":
                 api.link_identity(change.fields["issuer"], change.fields["audience"])
                 made.append(change)
@@ -152,6 +154,16 @@ def make(api: AdminApi, wanted: Mapping[str, Desired], changes: Sequence[Change]
                 raise
             raise PartiallyApplied(f"{exc}. {_made(made)}") from None
         made.append(change)
+    entry.say_if_interrupted(_interrupted(made, None))
+
+
+def _interrupted(made: Sequence[Change], doing: Change | None) -> str:
+    """What an interrupt says: how many changes of each kind were made, and the write under way (which
+    may be made too)."""
+    tally = Counter((c.action, c.kind.replace("_", " ")) for c in made)
+    done = ", ".join(f"{action}d {n} {kind}{'s' * (n > 1)}" for (action, kind), n in tally.items())
+    doing_too = f"; {doing.action[:-1]}ing one more {doing.kind.replace('_', ' ')} was under way" if doing else ""
+    return f"setup --apply had {done or 'made no change'}{doing_too}; run it again to finish"
 
 
 def _made(made: Sequence[Change]) -> str:

@@ -1,4 +1,5 @@
-"""Command line: argv, stdin, stdout and exit codes live here and in external.py only."""
+"""Command line: argv, stdin, stdout and exit codes live here and in external.py only (entry.py writes
+the output out and ends the process)."""
 
 from __future__ import annotations
 
@@ -226,28 +227,13 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             name_secret(getattr(args, "q_token_env", None))
             name_secret(getattr(args, "key_env", None))
             code: int = args.run(args, environ)
-            sys.stdout.flush()  # a reader that went away shows here, not in Python's message at exit
             return code
         except HelperError as exc:
             # Terraform's -detailed-exitcode: 2 means changes pending, so a refusal is 1 there.
             code = 1 if exc.exit_code == 2 and "--detailed-exitcode" in argv else exc.exit_code
             return fail(str(exc), code, environ)
-        except KeyboardInterrupt:
-            return fail("interrupted (SIGINT, Ctrl-C); run it again", 130, environ)
-        except BrokenPipeError:
-            discard_stdout()
-            return fail("stdout was closed before the output was written; let the reader read all of it", 1, environ)
         except Exception as exc:  # noqa: BLE001 -- never a traceback: it could carry the token
             return fail(f"internal error ({type(exc).__name__}); please report it with the command you ran", 1, environ)
-
-
-def discard_stdout() -> None:
-    """After a broken pipe, point stdout at /dev/null: Python flushes it at exit and would print a second
-    error. Only the process's own stdout (not a stream a caller put in its place)."""
-    real = sys.__stdout__
-    if real is not None and getattr(sys.stdout, "stream", sys.stdout) is real:
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), real.fileno())
 
 
 def fail(message: str, code: int, environ: Mapping[str, str]) -> int:

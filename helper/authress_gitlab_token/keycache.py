@@ -11,13 +11,13 @@ import math
 import os
 import re
 import stat
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import entry
 from .errors import quoted
 from .jwk_policy import valid_keys
 
@@ -25,6 +25,7 @@ CACHE_DIR_ENV = "AUTHRESS_GITLAB_TOKEN_CACHE_DIR"
 MAX_CACHE_BYTES = 1024 * 1024  # a cache file holds a JWKS of a few KiB
 MAX_AGE_DEFAULT, MAX_AGE_MIN, MAX_AGE_MAX = 3600, 300, 86400  # JWKS freshness, from Cache-Control
 STALE_GRACE = 24 * 3600  # serve the last good keys this long past freshness when the issuer is down
+STALE_TEMPORARY = 60.0  # seconds: a write takes milliseconds, so an older temporary file's run was killed
 
 
 @dataclass(frozen=True)
@@ -127,10 +128,12 @@ class KeyCache:
             return None
 
     def store(self, keyset: KeySet) -> None:
-        """Write-then-rename, so a parallel reader sees the old file or the new one, never a torn one."""
+        """Write-then-rename, so a parallel reader sees the old file or the new one, never a torn one. An
+        interrupt removes the temporary file (entry.py); one left by a killed run is removed here."""
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".jwks-", suffix=".tmp")
+            self._remove_stale_temporary()
+            fd, tmp = entry.create_temporary(str(self.directory), ".jwks-", ".tmp")
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as f:
                     json.dump(keyset.to_json(), f)
@@ -139,8 +142,21 @@ class KeyCache:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
                 raise
+            finally:
+                entry.forget_temporary(tmp)
         except OSError:
             pass  # a read-only home only costs a fetch per run
+
+    def _remove_stale_temporary(self) -> None:
+        """Temporary files of runs killed mid-write (SIGKILL, a lost runner): a younger one may be a
+        parallel run's, still being written."""
+        now = time.time()
+        with os.scandir(self.directory) as found:
+            for item in found:
+                if item.name.startswith(".jwks-") and item.name.endswith(".tmp"):
+                    with contextlib.suppress(OSError):
+                        if now - item.stat(follow_symlinks=False).st_mtime > STALE_TEMPORARY:
+                            os.unlink(item.path)
 
     @contextlib.contextmanager
     def fetch_lock(self, deadline: float) -> Iterator[bool]:
