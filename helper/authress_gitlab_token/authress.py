@@ -126,7 +126,7 @@ def _untrusted(caller: Caller, account_id: str) -> str:
     return (
         "Authress does not trust this token; in Authress add an OIDC trusted identity (Connections -> OIDC "
         f"trusted identities) with issuer {quoted(caller.issuer)} and audience {quoted(caller.audience)}, "
-        f"and keep the job's `id_tokens:` aud exactly {quoted(caller.audience)}"
+        "the same string as the job's `id_tokens:` aud"
     )
 
 
