@@ -121,17 +121,17 @@ def test_the_pin_check_accepts_both_pinned_routes() -> None:
 def test_setup_prints_the_install_of_the_version_it_is(helper: Helper) -> None:
     run = helper.run(["setup", "--project", "my-org/infra", "--branch", "main", "--audience", AUDIENCE])
     assert run.returncode == 0, run.stderr
-    assert f"     {install_command()}\n" in run.stdout
+    assert f"       {install_command()}\n" in run.stdout
     assert unpinned_installs(run.stdout, __version__) == []
     assert install_command().endswith(f'authress-gitlab-token.git@{__version__}"')
     assert install_command() in (ROOT / "README.md").read_text(encoding="utf-8")
 
 
-def test_the_readme_states_the_floors_the_package_declares() -> None:
+def test_the_release_docs_state_the_floors_the_package_declares() -> None:
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
     floors = dict(re.match(r"^([\w\[\]-]+)>=([\w.]+)$", d).groups() for d in declared)  # type: ignore[union-attr]
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert dict(re.findall(r"^\| `([\w\[\]-]+)` \| ([\d.]+) \|", readme, flags=re.MULTILINE)) == floors
+    page = (ROOT / "docs" / "releasing.md").read_text(encoding="utf-8")
+    assert dict(re.findall(r"^\| `([\w\[\]-]+)` \| ([\d.]+) \|", page, flags=re.MULTILINE)) == floors
 
 
 # --- the release guard ----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from authress_gitlab_token import __version__
 from authress_gitlab_token.bootstrap import record_id
 from authress_gitlab_token.setup_guide import build
 from authress_gitlab_token.setup_plan import NAME_MAX, record_name
@@ -303,15 +304,27 @@ def test_setup_for_a_self_managed_issuer_never_mentions_gitlab_com(helper: Helpe
         run = helper.run([*args, *extra], env=env)
         assert run.returncode == 0, run.stderr
         assert "gitlab.com" not in run.stdout
-        assert "git+https://gitlab.example.com/YOUR_GROUP/authress-gitlab-token.git@v" in run.stdout
+        assert f"git+https://gitlab.example.com/YOUR_GROUP/authress-gitlab-token.git@{__version__}" in run.stdout
 
     repo = "https://gitlab.example.com/platform/tools/authress-gitlab-token.git"
     run = helper.run([*args, "--helper-repository", repo], env=env)
     assert run.returncode == 0, run.stderr
     assert "YOUR_GROUP" not in run.stdout and "gitlab.com" not in run.stdout
-    assert f'pip install "authress-gitlab-token @ git+{repo}@v' in run.stdout
-    assert "component: $CI_SERVER_FQDN/platform/tools/authress-gitlab-token/authress-token@v" in run.stdout
-    assert f'"git::{repo}//terraform?ref=v' in run.stdout
+    assert f'pip install "authress-gitlab-token @ git+{repo}@{__version__}"' in run.stdout
+    assert f"component: $CI_SERVER_FQDN/platform/tools/authress-gitlab-token/authress-token@{__version__}" in run.stdout
+    assert f'"git::{repo}//terraform?ref={__version__}"' in run.stdout
+
+
+def test_setup_for_gitlab_com_names_the_canonical_repository(helper: Helper) -> None:
+    """No placeholder where the helper's home is known: install, include and module source name it."""
+    canonical = "https://gitlab.com/authress-gitlab-token/authress-gitlab-token"
+    run = helper.run(["setup", "--project", "my-org/infra", "--branch", "main", "--audience", AUDIENCE])
+    assert run.returncode == 0, run.stderr
+    assert "YOUR_GROUP" not in run.stdout
+    assert f'pip install "authress-gitlab-token @ git+{canonical}.git@{__version__}"' in run.stdout
+    component = f"$CI_SERVER_FQDN/authress-gitlab-token/authress-gitlab-token/authress-token@{__version__}"
+    assert f"component: {component}\n" in run.stdout
+    assert f'"git::{canonical}.git//terraform?ref={__version__}"' in run.stdout
 
 
 def test_list_reads_every_page_of_records(

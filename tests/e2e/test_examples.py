@@ -39,7 +39,7 @@ from .gitlab_ci_local import Engine, JobRun, engine, job_environment, publish, r
 pytestmark = pytest.mark.e2e
 
 ACCOUNT_ID = FILLED_IN["ACCOUNT_ID"]
-HELPER_URL = "https://gitlab.com/YOUR_GROUP/authress-gitlab-token.git"
+HELPER_URL = "https://gitlab.com/authress-gitlab-token/authress-gitlab-token.git"
 API_HOST = f"{ACCOUNT_ID}.api.authress.io"  # reached only through the CONNECT proxy on 127.0.0.1
 AUDIENCE = f"https://{API_HOST}"
 PROJECT = FILLED_IN["GROUP/PROJECT"]
