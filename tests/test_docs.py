@@ -4,6 +4,7 @@ links (and those of docs/) work where they are read: on PyPI too."""
 from __future__ import annotations
 
 import re
+import textwrap
 import tomllib
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import pytest
 from scripts import five_steps
 from scripts.query_table import table
 from tests.conftest import Helper
+from tests.fixtures import ci_inputs
+from tests.test_gitlab_example import PIPELINE, check_gitlab_ci, expand, fill_in, load
 
 ROOT = Path(__file__).resolve().parents[1]
 REPOSITORY = "https://gitlab.com/authress-gitlab-token/authress-gitlab-token"  # the canonical one
@@ -69,6 +72,27 @@ def test_the_readme_opens_with_what_it_adds_the_install_and_the_shortest_pipelin
     assert "What it adds over pasting `id_tokens`" in first
     assert f'pip install "authress-gitlab-token @ git+{REPOSITORY}.git@' in first
     assert "extends: .authress-gitlab-token" in first and "component: " in first
+
+
+def shortest_pipeline() -> str:
+    section = readme().split("## The shortest pipeline", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"\n\n((?:    .*\n|\n)+)", section)
+    assert block, "no code block under The shortest pipeline"
+    return textwrap.dedent(block[1])
+
+
+def test_the_readmes_shortest_pipeline_is_one_gitlab_accepts_with_the_examples_include(tmp_path: Path) -> None:
+    pipeline = load(fill_in(shortest_pipeline()))
+    (example,) = load(fill_in(PIPELINE.read_text(encoding="utf-8")))["include"]
+    assert pipeline["include"] == [example]
+    expanded = expand(pipeline)
+    job = expanded["apply"]
+    assert job["id_tokens"] == {"AUTHRESS_ID_TOKEN": {"aud": "https://acc-1a2b3c.api.authress.io"}}
+    assert job["before_script"] and job["script"] == ["terraform init", "terraform apply -auto-approve"]
+    path = tmp_path / ".gitlab-ci.yml"
+    path.write_text(ci_inputs.dump(expanded), encoding="utf-8")
+    done = check_gitlab_ci(path)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 # --- one story: the five steps --------------------------------------------------------------------
