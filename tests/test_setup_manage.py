@@ -305,6 +305,8 @@ def test_setup_for_a_self_managed_issuer_never_mentions_gitlab_com(helper: Helpe
         assert run.returncode == 0, run.stderr
         assert "gitlab.com" not in run.stdout
         assert f"git+https://gitlab.example.com/YOUR_GROUP/authress-gitlab-token.git@{__version__}" in run.stdout
+        if not extra:  # the placeholder is explained where it stands: the include and the module
+            assert run.stdout.count("# YOUR_GROUP: the group of your mirror of authress-gitlab-token") == 2
 
     repo = "https://gitlab.example.com/platform/tools/authress-gitlab-token.git"
     run = helper.run([*args, "--helper-repository", repo], env=env)

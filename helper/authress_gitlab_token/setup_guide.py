@@ -83,7 +83,7 @@ class Guide:
         inputs["helper_repository"] = self.helper_repository
         inputs["route"] = "data-source"  # step 4: the module reads the token, as the example does
         body = "".join(f"      {k}: {json.dumps(v)}\n" for k, v in inputs.items())
-        return f"include:\n  - component: {self.component}\n    inputs:\n{body}"
+        return _mirror_note(self.helper_repository) + f"include:\n  - component: {self.component}\n    inputs:\n{body}"
 
     def module_hcl(self) -> str:
         source = f"git::{self.helper_repository}//terraform?ref={__version__}"
@@ -96,9 +96,8 @@ class Guide:
         other = "branch" if self.ref_type == "tag" else "tag"
         notes = {"ref_type": f" # else a {other} named {_hcl(self.ref)} would match too"}
         body = "".join(f"  {k.ljust(width)} = {_hcl(v)}{notes.get(k, '')}\n" for k, v in args.items())
-        placeholder = f"# {PLACEHOLDER}: the group that holds your copy of authress-gitlab-token\n"
         return (
-            PROVIDER_PIN + (placeholder if PLACEHOLDER in source else "") + 'module "authress_token" {\n'
+            PROVIDER_PIN + _mirror_note(source) + 'module "authress_token" {\n'
             f"{body}}}\n\n"
             'provider "authress" {\n'
             "  custom_domain = module.authress_token.api_url\n"
@@ -147,6 +146,13 @@ class Guide:
             module=_indent(self.module_hcl(), 7),
             doctor=self.doctor_command(),
         )
+
+
+def _mirror_note(url: str) -> str:
+    """A comment naming the placeholder while setup cannot know where the user mirrors the helper."""
+    if PLACEHOLDER not in url:
+        return ""
+    return f"# {PLACEHOLDER}: the group of your mirror of authress-gitlab-token (--helper-repository)\n"
 
 
 def _hcl(value: str) -> str:
