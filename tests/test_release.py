@@ -80,6 +80,21 @@ def test_the_changelog_has_unreleased_on_top_then_this_version() -> None:
     assert f"[{__version__}]: " in text
 
 
+def test_version_flag_changelog_and_readme_install_name_one_release(helper: Helper) -> None:
+    """What a user runs, reads in the CHANGELOG and installs from the README is the same release."""
+    flag = helper.run(["--version"]).stdout.split()
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    newest = re.search(r"^## \[(\d+\.\d+\.\d+)\] - \d{4}-\d{2}-\d{2}$", changelog, flags=re.MULTILINE)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    install = re.search(
+        r'^    pip install "authress-gitlab-token @ git\+\S+\.git@([^"]+)"$', readme, flags=re.MULTILINE
+    )
+    assert newest and install, "no dated CHANGELOG section or no README install line"
+    assert flag == ["authress-gitlab-token", newest[1]]
+    assert install[1] == newest[1]
+    assert f"pip install authress-gitlab-token=={newest[1]}" in readme
+
+
 def test_every_install_in_the_documents_pins_this_version() -> None:
     docs = documents()
     problems = {str(p.relative_to(ROOT)): unpinned_installs(p.read_text(encoding="utf-8"), __version__) for p in docs}

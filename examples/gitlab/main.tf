@@ -53,7 +53,7 @@ variable "protected_only" {
 module "authress_token" {
   # The tag pins the module to the same release as the helper the job installs (self-managed GitLab:
   # your mirror's clone URL, README "Five steps").
-  source = "git::https://gitlab.com/authress-gitlab-token/authress-gitlab-token.git//terraform?ref=0.2.0"
+  source = "git::https://gitlab.com/authress-gitlab-token/authress-gitlab-token.git//terraform?ref=0.3.0"
 
   audience             = var.audience
   issuer               = var.issuer
