@@ -268,7 +268,8 @@ def test_setup_prints_the_user_id_that_authress_then_accepts(
     assert guide["id_tokens_yaml"] == f'id_tokens:\n  AUTHRESS_KEY:\n    aud: "{AUDIENCE}"\n'
     assert f'audience     = "{AUDIENCE}"' in guide["module_hcl"]
     assert 'ref          = "main"' in guide["module_hcl"]
-    assert "access_key = module.authress_token.access_token" in guide["module_hcl"]
+    assert "  access_key    = module.authress_token.access_token\n" in guide["module_hcl"]
+    assert "  custom_domain = module.authress_token.api_url\n" in guide["module_hcl"]
 
 
 def test_setup_takes_its_defaults_from_the_gitlab_job(helper: Helper) -> None:
@@ -288,7 +289,7 @@ def test_setup_human_output_lists_the_steps(helper: Helper) -> None:
     run = helper.run(["setup", "--project", "my-org/infra", "--tag", "v1", "--audience", AUDIENCE])
     assert run.returncode == 0
     assert "Connections -> OIDC trusted identities" in run.stdout
-    assert "     project_path:my-org/infra:ref_type:tag:ref:v1\n" in run.stdout
+    assert "       project_path:my-org/infra:ref_type:tag:ref:v1\n" in run.stdout
     assert "issuer:   https://gitlab.com" in run.stdout
 
 

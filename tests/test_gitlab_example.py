@@ -22,10 +22,11 @@ PIPELINE = ROOT / "examples" / "gitlab" / ".gitlab-ci.yml"
 COMPONENT = ROOT / "templates" / "authress-token.yml"
 COMPONENT_REF = re.compile(r"^\$CI_SERVER_FQDN/[^@]+/authress-gitlab-token/authress-token@(?P<version>\S+)$")
 
-# What examples/gitlab/README.md's steps tell a user to put in place of each placeholder.
+# What examples/gitlab/README.md tells a user to put in place of each placeholder, on a self-managed
+# GitLab with a mirror of the helper (on gitlab.com the first two stay as they are).
 FILLED_IN = {
-    "https://gitlab.com/YOUR_GROUP/authress-gitlab-token.git": "https://gitlab.example.com/platform/authress-gitlab-token.git",
-    "YOUR_GROUP": "platform",
+    "https://gitlab.com/authress-gitlab-token/authress-gitlab-token.git": "https://gitlab.example.com/platform/authress-gitlab-token.git",
+    "authress-gitlab-token/authress-gitlab-token": "platform/authress-gitlab-token",
     "ACCOUNT_ID": "acc-1a2b3c",
     "GROUP/PROJECT": "my-org/authress-configuration",
 }
@@ -170,15 +171,14 @@ def test_setup_prints_the_include_and_the_module_source_the_example_uses() -> No
     (printed,) = load(fill_in(guide["component_yaml"]))["include"]
     (example,) = load(fill_in(PIPELINE.read_text(encoding="utf-8")))["include"]
     assert printed["component"] == example["component"]
-    example_inputs = {k: v for k, v in example["inputs"].items() if k != "route"}
-    assert printed["inputs"] == {**example_inputs, "ref": "main"}
-    (source,) = re.findall(r'^\s*source\s*=\s*(".*")$', guide["module_hcl"], flags=re.M)
+    assert printed["inputs"] == {**example["inputs"], "ref": "main"}
+    (source,) = re.findall(r'^\s*source\s*=\s*("git::.*")$', guide["module_hcl"], flags=re.M)
     assert f"  source = {source}\n" in (ROOT / "examples" / "gitlab" / "main.tf").read_text(encoding="utf-8")
 
 
 def test_the_module_source_is_one_story_everywhere() -> None:
     """A git URL pinned to this release's tag, in every document, example and `setup`'s output."""
-    expected = f"git::https://gitlab.com/YOUR_GROUP/authress-gitlab-token.git//terraform?ref={__version__}"
+    expected = f"git::https://gitlab.com/authress-gitlab-token/authress-gitlab-token.git//terraform?ref={__version__}"
     files = [
         ROOT / "README.md",
         *ROOT.glob("terraform/*.md"),

@@ -80,6 +80,21 @@ def test_the_changelog_has_unreleased_on_top_then_this_version() -> None:
     assert f"[{__version__}]: " in text
 
 
+def test_version_flag_changelog_and_readme_install_name_one_release(helper: Helper) -> None:
+    """What a user runs, reads in the CHANGELOG and installs from the README is the same release."""
+    flag = helper.run(["--version"]).stdout.split()
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    newest = re.search(r"^## \[(\d+\.\d+\.\d+)\] - \d{4}-\d{2}-\d{2}$", changelog, flags=re.MULTILINE)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    install = re.search(
+        r'^    pip install "authress-gitlab-token @ git\+\S+\.git@([^"]+)"$', readme, flags=re.MULTILINE
+    )
+    assert newest and install, "no dated CHANGELOG section or no README install line"
+    assert flag == ["authress-gitlab-token", newest[1]]
+    assert install[1] == newest[1]
+    assert f"pip install authress-gitlab-token=={newest[1]}" in readme
+
+
 def test_every_install_in_the_documents_pins_this_version() -> None:
     docs = documents()
     problems = {str(p.relative_to(ROOT)): unpinned_installs(p.read_text(encoding="utf-8"), __version__) for p in docs}
@@ -121,17 +136,17 @@ def test_the_pin_check_accepts_both_pinned_routes() -> None:
 def test_setup_prints_the_install_of_the_version_it_is(helper: Helper) -> None:
     run = helper.run(["setup", "--project", "my-org/infra", "--branch", "main", "--audience", AUDIENCE])
     assert run.returncode == 0, run.stderr
-    assert f"     {install_command()}\n" in run.stdout
+    assert f"       {install_command()}\n" in run.stdout
     assert unpinned_installs(run.stdout, __version__) == []
     assert install_command().endswith(f'authress-gitlab-token.git@{__version__}"')
     assert install_command() in (ROOT / "README.md").read_text(encoding="utf-8")
 
 
-def test_the_readme_states_the_floors_the_package_declares() -> None:
+def test_the_release_docs_state_the_floors_the_package_declares() -> None:
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
     floors = dict(re.match(r"^([\w\[\]-]+)>=([\w.]+)$", d).groups() for d in declared)  # type: ignore[union-attr]
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert dict(re.findall(r"^\| `([\w\[\]-]+)` \| ([\d.]+) \|", readme, flags=re.MULTILINE)) == floors
+    page = (ROOT / "docs" / "releasing.md").read_text(encoding="utf-8")
+    assert dict(re.findall(r"^\| `([\w\[\]-]+)` \| ([\d.]+) \|", page, flags=re.MULTILINE)) == floors
 
 
 # --- the release guard ----------------------------------------------------------------------------

@@ -305,6 +305,8 @@ def test_setup_for_a_self_managed_issuer_never_mentions_gitlab_com(helper: Helpe
         assert run.returncode == 0, run.stderr
         assert "gitlab.com" not in run.stdout
         assert f"git+https://gitlab.example.com/YOUR_GROUP/authress-gitlab-token.git@{__version__}" in run.stdout
+        if not extra:  # the placeholder is explained where it stands: the include and the module
+            assert run.stdout.count("# YOUR_GROUP: the group of your mirror of authress-gitlab-token") == 2
 
     repo = "https://gitlab.example.com/platform/tools/authress-gitlab-token.git"
     run = helper.run([*args, "--helper-repository", repo], env=env)
@@ -313,6 +315,18 @@ def test_setup_for_a_self_managed_issuer_never_mentions_gitlab_com(helper: Helpe
     assert f'pip install "authress-gitlab-token @ git+{repo}@{__version__}"' in run.stdout
     assert f"component: $CI_SERVER_FQDN/platform/tools/authress-gitlab-token/authress-token@{__version__}" in run.stdout
     assert f'"git::{repo}//terraform?ref={__version__}"' in run.stdout
+
+
+def test_setup_for_gitlab_com_names_the_canonical_repository(helper: Helper) -> None:
+    """No placeholder where the helper's home is known: install, include and module source name it."""
+    canonical = "https://gitlab.com/authress-gitlab-token/authress-gitlab-token"
+    run = helper.run(["setup", "--project", "my-org/infra", "--branch", "main", "--audience", AUDIENCE])
+    assert run.returncode == 0, run.stderr
+    assert "YOUR_GROUP" not in run.stdout
+    assert f'pip install "authress-gitlab-token @ git+{canonical}.git@{__version__}"' in run.stdout
+    component = f"$CI_SERVER_FQDN/authress-gitlab-token/authress-gitlab-token/authress-token@{__version__}"
+    assert f"component: {component}\n" in run.stdout
+    assert f'"git::{canonical}.git//terraform?ref={__version__}"' in run.stdout
 
 
 def test_list_reads_every_page_of_records(

@@ -51,9 +51,9 @@ variable "protected_only" {
 }
 
 module "authress_token" {
-  # YOUR_GROUP: the group that holds your copy of authress-gitlab-token (README step 4); the tag pins
-  # the module to the same release as the helper the job installs.
-  source = "git::https://gitlab.com/YOUR_GROUP/authress-gitlab-token.git//terraform?ref=0.2.0"
+  # The tag pins the module to the same release as the helper the job installs (self-managed GitLab:
+  # your mirror's clone URL, README "Five steps").
+  source = "git::https://gitlab.com/authress-gitlab-token/authress-gitlab-token.git//terraform?ref=0.3.0"
 
   audience             = var.audience
   issuer               = var.issuer

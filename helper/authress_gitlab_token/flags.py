@@ -116,7 +116,7 @@ def setup_options(setup: argparse.ArgumentParser) -> None:
     setup.add_argument(
         "--helper-repository",
         help="the https git URL of your copy of authress-gitlab-token, for the install line, include and "
-        "module source (default: YOUR_GROUP on the issuer's host)",
+        "module source (default: the canonical repository on gitlab.com, YOUR_GROUP on another issuer's host)",
     )
     setup.add_argument("--json", action="store_true", help="machine-readable output")
     mode = setup.add_mutually_exclusive_group()

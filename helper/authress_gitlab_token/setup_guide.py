@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ from . import __version__
 from .authress import audience_warning
 from .errors import QueryError, quoted
 from .settings import DEFAULT_ISSUER, DEFAULT_TOKEN_ENV, check_issuer
+from .steps import PROVIDER_PIN, STEPS
 
 # GitLab: each path part is letters, digits, "_", "-" and ".", not starting with "-"; a project is in a group.
 _PROJECT = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*(/[A-Za-z0-9_.][A-Za-z0-9_.-]*)+\Z")
@@ -21,14 +23,18 @@ _PROJECT = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*(/[A-Za-z0-9_.][A-Za-z0-9_.
 # starts with "." or ends with ".lock"; GitLab also refuses a name that starts with "-" or is "HEAD".
 _REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 _HTTPS_URL = re.compile(r"https://[^/?#@\s]+(/[^?#\s]*)?")  # as the module's audience and api_url
-# Where the user hosts their copy of this repository: --helper-repository, else a placeholder on the
-# issuer's host (README, Install). Not a variable: a long URL in the environment reads as a secret.
+# Where the helper is hosted: the canonical repository for the gitlab.com issuer; for a self-managed
+# issuer, --helper-repository, else a placeholder on the issuer's host (never gitlab.com). Not a
+# variable: a long URL in the environment reads as a secret.
+REPOSITORY = "https://gitlab.com/authress-gitlab-token/authress-gitlab-token"
 PLACEHOLDER = "YOUR_GROUP"
 _GIT_URL = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9_.][A-Za-z0-9_.-]*)+\Z")
 
 
 def default_repository(issuer: str = DEFAULT_ISSUER) -> str:
-    """The placeholder URL, on the issuer's host: a self-managed instance never reads gitlab.com."""
+    """The canonical repository for gitlab.com; a placeholder on a self-managed issuer's own host."""
+    if issuer == DEFAULT_ISSUER:
+        return f"{REPOSITORY}.git"
     return f"https://{urlsplit(issuer).netloc}/{PLACEHOLDER}/authress-gitlab-token.git"
 
 
@@ -75,8 +81,9 @@ class Guide:
         if self.issuer != DEFAULT_ISSUER:
             inputs["issuer"] = self.issuer
         inputs["helper_repository"] = self.helper_repository
+        inputs["route"] = "data-source"  # step 4: the module reads the token, as the example does
         body = "".join(f"      {k}: {json.dumps(v)}\n" for k, v in inputs.items())
-        return f"include:\n  - component: {self.component}\n    inputs:\n{body}"
+        return _mirror_note(self.helper_repository) + f"include:\n  - component: {self.component}\n    inputs:\n{body}"
 
     def module_hcl(self) -> str:
         source = f"git::{self.helper_repository}//terraform?ref={__version__}"
@@ -89,26 +96,27 @@ class Guide:
         other = "branch" if self.ref_type == "tag" else "tag"
         notes = {"ref_type": f" # else a {other} named {_hcl(self.ref)} would match too"}
         body = "".join(f"  {k.ljust(width)} = {_hcl(v)}{notes.get(k, '')}\n" for k, v in args.items())
-        placeholder = f"# {PLACEHOLDER}: the group that holds your copy of authress-gitlab-token\n"
         return (
-            (placeholder if PLACEHOLDER in source else "") + 'module "authress_token" {\n'
+            PROVIDER_PIN + _mirror_note(source) + 'module "authress_token" {\n'
             f"{body}}}\n\n"
             'provider "authress" {\n'
-            "  access_key = module.authress_token.access_token\n"
+            "  custom_domain = module.authress_token.api_url\n"
+            "  access_key    = module.authress_token.access_token\n"
             "}\n"
         )
 
-    @property
-    def _placeholder(self) -> bool:
-        return PLACEHOLDER in self.helper_repository
-
     def doctor_command(self) -> str:
         """The `doctor` run that checks this setup in the job: the same bindings as the module call."""
-        import shlex
-
         flags = [("--audience", self.audience), ("--project-path", self.project)]
         flags += [("--ref-type", self.ref_type), ("--ref", self.ref)]
         return "authress-gitlab-token doctor " + " ".join(f"{k} {shlex.quote(v)}" for k, v in flags)
+
+    def setup_command(self, mode: str) -> str:
+        """`setup --plan` or `--apply` for this pipeline: steps 1 and 2 in one command."""
+        flags = [("--project", self.project), (f"--{self.ref_type}", self.ref), ("--audience", self.audience)]
+        flags += [("--issuer", self.issuer)] if self.issuer != DEFAULT_ISSUER else []
+        args = " ".join(f"{k} {shlex.quote(v)}" for k, v in flags)
+        return f"authress-gitlab-token setup --{mode} {args} --role ROLE_ID"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -122,32 +130,29 @@ class Guide:
         }
 
     def render(self) -> str:
-        return (
-            "1. In Authress, Connections -> OIDC trusted identities, add:\n"
-            f"     issuer:   {self.issuer}\n"
-            f"     audience: {self.audience}\n"
-            "2. In Authress, Access records, create a record whose user ID is exactly:\n"
-            f"     {self.user_id}\n"
-            "   with the roles Terraform needs on the resources it manages.\n"
-            "   (This is GitLab's default `sub`; if the project changed its ID token sub claim components,\n"
-            "   use the `user_id` that `authress-gitlab-token doctor` shows in the job.)\n"
-            "   Steps 1 and 2 in one command: rerun this with --plan, then --apply, --role ROLE_ID and an\n"
-            "   admin's Authress service-client key in $AUTHRESS_KEY.\n"
-            "3. In .gitlab-ci.yml, include the CI/CD component (GitLab >= 17.0)"
-            + (f", where {PLACEHOLDER} holds your\n   copy of authress-gitlab-token," if self._placeholder else ",")
-            + " and give the job that runs terraform\n"
-            "   `extends: .authress-gitlab-token`:\n"
-            + _indent(self.component_yaml(), 5)
-            + "   or, without the component, in that job (GitLab >= 15.7; under `default:`, GitLab >= 16.4):\n"
-            + _indent(self.id_tokens_yaml(), 5)
-            + "4. In Terraform:\n"
-            + _indent(self.module_hcl(), 5)
-            + "5. Install the helper in the job"
-            + (f" ({PLACEHOLDER}: where you host authress-gitlab-token; README, Install)" if self._placeholder else "")
-            + f":\n     {install_command(repository=self.helper_repository)}\n"
-            "   and check it from the job:\n"
-            f"     {self.doctor_command()}\n"
+        """The five steps with this pipeline's values: the README and the examples hold the same text
+        rendered with the documented placeholders (scripts/five_steps.py)."""
+        return STEPS.format(
+            issuer=self.issuer,
+            audience=self.audience,
+            user_id=self.user_id,
+            ref_type=self.ref_type,
+            ref=self.ref,
+            setup_plan=self.setup_command("plan"),
+            setup_apply=self.setup_command("apply"),
+            component=_indent(self.component_yaml(), 7),
+            id_tokens=_indent(self.id_tokens_yaml(), 7),
+            install=install_command(repository=self.helper_repository),
+            module=_indent(self.module_hcl(), 7),
+            doctor=self.doctor_command(),
         )
+
+
+def _mirror_note(url: str) -> str:
+    """A comment naming the placeholder while setup cannot know where the user mirrors the helper."""
+    if PLACEHOLDER not in url:
+        return ""
+    return f"# {PLACEHOLDER}: the group of your mirror of authress-gitlab-token (--helper-repository)\n"
 
 
 def _hcl(value: str) -> str:

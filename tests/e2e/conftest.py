@@ -285,7 +285,7 @@ def assert_refused_before_authress(
     assert not state.exists() or token not in state.read_text(encoding="utf-8"), "the token reached state"
 
 
-# Authress not set up for the pipeline: README step 2 (trusted identity) or step 3 (access record) undone.
+# Authress not set up for the pipeline: README step 1 (trusted identity) or step 2 (access record) undone.
 NOT_SET_UP = {
     "untrusted": "no trusted identity for this issuer and audience",
     "no_record": "no access record for the token's sub",

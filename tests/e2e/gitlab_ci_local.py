@@ -52,7 +52,7 @@ def this_checkout() -> list[str]:
 
 def release(stand_in: GitLabStandIn, work: Path, tag: str) -> str:
     """This checkout, as GROUP/PROJECT platform/authress-gitlab-token at `tag` on the stand-in: the copy
-    README step 4 has users host; the commit SHA."""
+    a self-managed GitLab mirrors (README, "Five steps"); the commit SHA."""
     for name in this_checkout():
         (work / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, work / name)

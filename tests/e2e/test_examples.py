@@ -39,7 +39,7 @@ from .gitlab_ci_local import Engine, JobRun, engine, job_environment, publish, r
 pytestmark = pytest.mark.e2e
 
 ACCOUNT_ID = FILLED_IN["ACCOUNT_ID"]
-HELPER_URL = "https://gitlab.com/YOUR_GROUP/authress-gitlab-token.git"
+HELPER_URL = "https://gitlab.com/authress-gitlab-token/authress-gitlab-token.git"
 API_HOST = f"{ACCOUNT_ID}.api.authress.io"  # reached only through the CONNECT proxy on 127.0.0.1
 AUDIENCE = f"https://{API_HOST}"
 PROJECT = FILLED_IN["GROUP/PROJECT"]
@@ -49,7 +49,7 @@ NOT_HERE = re.compile(r"python3 -m venv|pip install")  # installing the helper: 
 
 @pytest.fixture
 def authress(ca: LocalCA, issuer: LocalIssuer) -> Iterator[tuple[AuthressStandIn, ConnectProxy]]:
-    """The stand-in as https://acc-1a2b3c.api.authress.io, set up as the README's steps 2 and 3 say."""
+    """The stand-in as https://acc-1a2b3c.api.authress.io, set up as the README's steps 1 and 2 say."""
     stand_in = AuthressStandIn(ca, ACCOUNT_ID, hostnames=[API_HOST]).start()
     try:
         with running_proxy(API_HOST, stand_in.port) as proxy:
@@ -184,7 +184,7 @@ def example(
 
 @pytest.fixture
 def gitlab(ca: LocalCA, tmp_path: Path) -> Iterator[GitLabStandIn]:
-    """The GitLab stand-in holding step 4's copy of this repository at the release tag."""
+    """The GitLab stand-in holding a mirror of this repository at the release tag, as a self-managed GitLab would."""
     engine()  # skip early, before anything is built, when the engine is missing
     stand_in = GitLabStandIn(ca, tmp_path / "repos", "job-" + os.urandom(8).hex()).start()
     try:
