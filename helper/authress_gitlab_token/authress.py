@@ -82,7 +82,7 @@ class Caller:
     audience: str
 
 
-def check(token: str, api_url: str, account_id: str, caller: Caller, timeout: float) -> str:
+def check(token: str, api_url: str, account_id: str, caller: Caller, timeout: float, ca_file: str | None = None) -> str:
     """GET /v1/accounts/{accountId} with the token as Bearer, as the provider does first. Returns what
     passed; raises AuthressCheckFailed with the one setup step to fix (never the token)."""
     if not api_url or not account_id:
@@ -92,7 +92,7 @@ def check(token: str, api_url: str, account_id: str, caller: Caller, timeout: fl
             'to "https://ACCOUNT_ID.api.authress.io"'
         )
     url = f"{api_url}/v1/accounts/{quote(account_id, safe='')}"
-    status, body = _get(url, token, timeout)
+    status, body = _get(url, token, timeout, ca_file)
     where = f"Authress at {quoted(url)}"
     if status == 200:
         if not isinstance(body, Mapping) or body.get("accountId") != account_id:
@@ -130,7 +130,7 @@ def _untrusted(caller: Caller, account_id: str) -> str:
     )
 
 
-def _get(url: str, token: str, timeout: float) -> tuple[int, Any]:
+def _get(url: str, token: str, timeout: float, ca_file: str | None) -> tuple[int, Any]:
     """One GET (retried within a total bound); the status and the JSON body, if any."""
     from . import network
 
@@ -138,7 +138,7 @@ def _get(url: str, token: str, timeout: float) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     try:
         # No redirects (network.session): the Bearer token goes to the configured API URL and nowhere else.
-        with network.session(timeout) as client:
+        with network.session(timeout, ca_file) as client:
             response = network.get(client, url, headers=headers, timeout=timeout, deadline=deadline, attempts=ATTEMPTS)
     except network.Unanswered as exc:
         down = (

@@ -25,18 +25,17 @@ ENV_NAME = "AUTHRESS_KEY"  # the variable the Authress Terraform provider reads
 
 def cmd_external(args: argparse.Namespace | None, environ: Mapping[str, str]) -> int:
     """Terraform's data "external": query on stdin, verified token and claims on stdout."""
-    from . import external, prefetch
+    from . import external, prefetch, settings
 
     if sys.stdin is None:
         raise QueryError(f"stdin is closed, so there is no query; {external.USAGE}")
-    raw = external.read_raw(sys.stdin.buffer)
-    # A cold run's key fetch starts before jsonschema and jwt are imported, so the two overlap.
-    ahead = prefetch.start(raw, environ)
-    from . import flow, settings
-
-    query = external.parse_query(raw)
+    query = external.parse_query(external.read_raw(sys.stdin.buffer))
     name_secret(query.get("token_env"))
     config = settings.from_query(query, environ)
+    # A cold run's key fetch starts before jwt is imported, so the two overlap.
+    ahead = prefetch.start(config, environ)
+    from . import flow
+
     outcome = flow.obtain(config, environ, ahead=ahead)
     # After success: a failure stays one line.
     warn_about_audience(config.audience, config.api_url, outcome.result["audience"])
@@ -50,10 +49,10 @@ def cmd_env(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     import shlex
 
     from . import flow, prefetch, settings
-    from .flags import given_options, query_from_args
+    from .flags import query_from_args
 
-    ahead = prefetch.start(given_options(args), environ)  # a job script's run is cold too, as `external`'s
     config = settings.from_query(query_from_args(args), environ)
+    ahead = prefetch.start(config, environ)  # a job script's run is cold too, as `external`'s
     outcome = flow.obtain(config, environ, ahead=ahead)
     token = shlex.quote(outcome.result["access_token"])
     warn_about_audience(config.audience, config.api_url, outcome.result["audience"])

@@ -64,8 +64,8 @@ def diagnose(
             minted_at = time.time() if fixed is None else fixed
             outcome = steps.run("service-client token", lambda: _minted(credential, settings, minted_at))
         else:
-            outcome = _verified(credential, claims, settings, environ, fixed, steps)
-        _check(outcome, settings, "check" in query, environ, steps)
+            outcome = _verified(credential, claims, settings, fixed, steps)
+        _check(outcome, settings, "check" in query, steps)
     passed = {s.name for s in steps.steps if s.status == "pass"}
     verified = bool(passed & {"signature and claims", "service-client token"})
     now = time.time() if fixed is None else fixed
@@ -166,19 +166,16 @@ def _verified(
     credential: sources.Credential,
     claims: Mapping[str, Any],
     settings: Settings,
-    environ: Mapping[str, str],
     fixed: float | None,
     steps: _Steps,
 ) -> Any:
     """Keys, signature and claims, each bound claim, lifetime; the clock read after the keys are found."""
     from . import keys, verify
     from .flow import Outcome
-    from .keycache import locate
     from .result import gitlab_result
 
-    directory, where = locate(environ)
-    steps.add("key cache", "pass" if directory else "warn", where)
-    issuer_keys = keys.issuer_keys(settings.issuer, environ)
+    steps.add("key cache", "pass" if settings.cache_dir else "warn", settings.cache_where)
+    issuer_keys = keys.issuer_keys(settings)
     kid = _kid(credential.value)
     if kid:  # without one, the next step says what is wrong with the header
         found = steps.run(
@@ -225,7 +222,7 @@ def _kid(token: str) -> str:
     return kid if isinstance(kid, str) else ""
 
 
-def _check(outcome: Any, settings: Settings, asked: bool, environ: Mapping[str, str], steps: _Steps) -> None:
+def _check(outcome: Any, settings: Settings, asked: bool, steps: _Steps) -> None:
     """doctor runs the Authress check unless told `--check none`, and skips it when it cannot be placed."""
     from .flow import check
 
@@ -237,4 +234,4 @@ def _check(outcome: Any, settings: Settings, asked: bool, environ: Mapping[str, 
         status = "fail" if asked else "skip"
         steps.add("authress", status, "the audience names no Authress account; pass --api-url to check")
     else:
-        steps.run("authress", lambda: (None, check(outcome, environ)))
+        steps.run("authress", lambda: (None, check(outcome, settings)))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import sources
 from .errors import VerificationFailed, quoted
-from .settings import Settings, http_timeout
+from .settings import Settings
 
 if TYPE_CHECKING:
     from .prefetch import KeyPrefetch
@@ -36,7 +36,7 @@ def obtain(
     else:
         outcome = from_gitlab(credential, settings, environ, now, ahead)
     if settings.check == "authress":
-        check(outcome, environ)
+        check(outcome, settings)
     return outcome
 
 
@@ -51,7 +51,7 @@ def from_gitlab(
     from . import keys, verify
     from .result import gitlab_result
 
-    issuer_keys = keys.issuer_keys(settings.issuer, environ, ahead)
+    issuer_keys = keys.issuer_keys(settings, ahead)
     claims = verify.verify(credential.value, settings, issuer_keys, now)
     now = time.time() if now is None else now
     return Outcome(credential, claims, gitlab_result(credential.value, claims, settings, now))
@@ -83,11 +83,11 @@ def from_service_client(credential: sources.Credential, settings: Settings, now:
     return Outcome(credential, minted.claims, result)
 
 
-def check(outcome: Outcome, environ: Mapping[str, str]) -> str:
+def check(outcome: Outcome, settings: Settings) -> str:
     """The live Authress check for this outcome; what passed, or AuthressCheckFailed with the fix."""
     from . import authress
 
     result = outcome.result
     caller = authress.Caller(outcome.credential.kind, result["user_id"], result["issuer"], result["audience"])
-    timeout = http_timeout(environ)
-    return authress.check(result["access_token"], result["api_url"], result["account_id"], caller, timeout)
+    token, api_url, account_id = result["access_token"], result["api_url"], result["account_id"]
+    return authress.check(token, api_url, account_id, caller, settings.http_timeout, settings.ca_file)

@@ -62,10 +62,11 @@ def locate(environ: Mapping[str, str]) -> tuple[Path | None, str]:
     """The cache directory and a line saying where it is; None, and why, when that is not an absolute
     path. A relative one (HOME unset and a uid without a passwd entry, or a relative XDG_CACHE_HOME)
     would be inside the checkout, where anyone who can push could plant keys."""
-    if environ.get(CACHE_DIR_ENV):
-        where, source, fix = environ[CACHE_DIR_ENV], CACHE_DIR_ENV, CACHE_DIR_ENV
-    elif environ.get("XDG_CACHE_HOME"):
-        where = os.path.join(environ["XDG_CACHE_HOME"], "authress-gitlab-token")
+    chosen, xdg = environ.get(CACHE_DIR_ENV), environ.get("XDG_CACHE_HOME")
+    if chosen:
+        where, source, fix = chosen, CACHE_DIR_ENV, CACHE_DIR_ENV
+    elif xdg:
+        where = os.path.join(xdg, "authress-gitlab-token")
         source, fix = "XDG_CACHE_HOME", f"XDG_CACHE_HOME or {CACHE_DIR_ENV}"
     else:
         where = os.path.join(_home(environ), ".cache", "authress-gitlab-token")
@@ -80,8 +81,9 @@ def locate(environ: Mapping[str, str]) -> tuple[Path | None, str]:
 
 def _home(environ: Mapping[str, str]) -> str:
     """HOME, else the passwd entry's home directory, else "" (no home at all)."""
-    if environ.get("HOME"):
-        return environ["HOME"]
+    home = environ.get("HOME")
+    if home:
+        return home
     import pwd
 
     try:

@@ -40,13 +40,17 @@ def waited_in_vain(issuer: str, bound: float) -> KeyFetchFailed:
 
 
 def fetch_keyset(
-    issuer: str, timeout: float = DEFAULT_HTTP_TIMEOUT, deadline: float | None = None, client: Any = None
+    issuer: str,
+    timeout: float = DEFAULT_HTTP_TIMEOUT,
+    deadline: float | None = None,
+    client: Any = None,
+    ca_file: str | None = None,
 ) -> KeySet:
     """Discovery (whose `issuer` must equal ours exactly), then its https `jwks_uri`, by `deadline`.
 
     GitLab's JWKS is asked for at its usual place at the same time as discovery, which saves a round
     trip; that answer is used only when discovery names exactly that URL, else the named one is fetched.
-    `client`: a network.session the caller opened, else one is opened here."""
+    `client`: a network.session the caller opened, else one is opened here (with `ca_file`)."""
     from . import network  # only a cold run pays for httpx
     from .background import Background
 
@@ -58,7 +62,7 @@ def fetch_keyset(
     misconfigured = f"the discovery document of {quoted(issuer)} names it as jwks_uri: the issuer is misconfigured"
     with contextlib.ExitStack() as stack:
         if client is None:
-            client = stack.enter_context(network.session(timeout))
+            client = stack.enter_context(network.session(timeout, ca_file))
         usual = Background(
             lambda: _get_json(client, usual_uri, timeout, end, misconfigured), "authress-gitlab-token jwks"
         )

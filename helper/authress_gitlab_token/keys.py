@@ -9,9 +9,9 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .errors import KeyFetchFailed, VerificationFailed, listed, quoted
-from .keycache import KeyCache, KeySet, default_cache_dir
+from .keycache import KeyCache, KeySet
 from .keyfetch import fetch_bound, fetch_keyset, too_late, waited_in_vain
-from .settings import DEFAULT_HTTP_TIMEOUT, http_timeout
+from .settings import DEFAULT_HTTP_TIMEOUT, Settings
 
 if TYPE_CHECKING:
     from .prefetch import KeyPrefetch
@@ -37,12 +37,13 @@ class IssuerKeys:
         clock: Callable[[], float] = time.time,
         timeout: float = DEFAULT_HTTP_TIMEOUT,
         ahead: KeyPrefetch | None = None,
+        ca_file: str | None = None,
     ) -> None:
         self.issuer = issuer
         self.cache = cache
         self.bound = fetch_bound(timeout)
         self.timeout = timeout
-        self._fetch = fetch or (lambda iss, deadline: fetch_keyset(iss, timeout, deadline))
+        self._fetch = fetch or (lambda iss, deadline: fetch_keyset(iss, timeout, deadline, ca_file=ca_file))
         self._clock = clock
         self._ahead = ahead  # a fetch this run started early (prefetch.py): the first fetch is its outcome
         self._found: dict[str, Mapping[str, Any]] = {}  # a second lookup in one run asks nothing again
@@ -115,12 +116,11 @@ class IssuerKeys:
         )
 
 
-def issuer_keys(issuer: str, environ: Mapping[str, str], ahead: KeyPrefetch | None = None) -> IssuerKeys:
-    """The keys of `issuer`, with the cache directory and HTTP timeout the environment sets, and the
-    fetch this run started early for the same issuer, if any."""
-    timeout = http_timeout(environ)
-    if ahead is not None and ahead.issuer == issuer:
-        return IssuerKeys(issuer, ahead.cache, timeout=timeout, ahead=ahead)
-    directory = default_cache_dir(environ)
-    cache = KeyCache(directory, issuer) if directory is not None else None
-    return IssuerKeys(issuer, cache, timeout=timeout)
+def issuer_keys(settings: Settings, ahead: KeyPrefetch | None = None) -> IssuerKeys:
+    """The keys of the settings' issuer, cached where the settings say, and the fetch this run started
+    early for the same issuer, if any."""
+    timeout = settings.http_timeout
+    if ahead is not None and ahead.issuer == settings.issuer:
+        return IssuerKeys(settings.issuer, ahead.cache, timeout=timeout, ahead=ahead, ca_file=settings.ca_file)
+    cache = KeyCache(settings.cache_dir, settings.issuer) if settings.cache_dir is not None else None
+    return IssuerKeys(settings.issuer, cache, timeout=timeout, ca_file=settings.ca_file)

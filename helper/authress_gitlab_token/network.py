@@ -76,9 +76,10 @@ class _Retry(Exception):
 
 
 @contextmanager
-def session(timeout: float) -> Iterator[Any]:
-    """One connection pool for a run's requests (discovery and the JWKS go out at once, on two connections)."""
-    cafile = os.environ.get("SSL_CERT_FILE")
+def session(timeout: float, ca_file: str | None = None) -> Iterator[Any]:
+    """One connection pool for a run's requests (discovery and the JWKS go out at once, on two connections).
+    `ca_file`: SSL_CERT_FILE as the run's settings read it ("" unset); None: read it here."""
+    cafile = os.environ.get("SSL_CERT_FILE") if ca_file is None else ca_file
     if cafile and not os.path.isfile(cafile):  # httpx would raise FileNotFoundError while making its context
         raise CertificatesMissing(
             f"SSL_CERT_FILE is {quoted(cafile)}, which is not a file; point it at the PEM file that holds "

@@ -8,26 +8,28 @@ takes, so parallel runs still share one fetch. Its keys, or its failure, go to t
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from . import external, network, settings, sources
+from . import network, settings, sources
 from .background import Background
 from .errors import KeyFetchFailed, quoted
-from .keycache import KeyCache, KeySet, default_cache_dir
+from .keycache import KeyCache, KeySet
 from .keyfetch import fetch_bound, fetch_keyset, too_late, waited_in_vain
 
 
 class KeyPrefetch:
     """The fetch of `issuer`'s keys into `cache` (None: no disk cache), from construction until `deadline`."""
 
-    def __init__(self, issuer: str, cache: KeyCache | None, timeout: float, cached: KeySet | None) -> None:
+    def __init__(
+        self, issuer: str, cache: KeyCache | None, timeout: float, cached: KeySet | None, ca_file: str
+    ) -> None:
         self.issuer = issuer
         self.cache = cache
         self.timeout = timeout
         self.deadline = time.monotonic() + fetch_bound(timeout)
+        self._ca_file = ca_file
         self._cached = cached  # what the cache held when the run started
         self._taken = False
         self._client: Any = None
@@ -36,7 +38,7 @@ class KeyPrefetch:
             # This run fetches. httpx is imported and the client made here, before the thread starts, so
             # the thread sends at once instead of sharing the GIL with the main thread's imports.
             try:
-                self._client = self._held.enter_context(network.session(timeout))
+                self._client = self._held.enter_context(network.session(timeout, ca_file))
             except Exception:  # noqa: BLE001 -- the thread meets it again and hands it to the main path
                 self._held.close()
         else:
@@ -57,7 +59,7 @@ class KeyPrefetch:
                     return None  # the main path finds the other run's keys
                 if not locked or (not self._client and too_late(self.deadline, self.timeout)):
                     raise waited_in_vain(self.issuer, fetch_bound(self.timeout))
-                keyset = fetch_keyset(self.issuer, self.timeout, self.deadline, self._client)
+                keyset = fetch_keyset(self.issuer, self.timeout, self.deadline, self._client, self._ca_file)
                 if self.cache:
                     self.cache.store(keyset)
                 return keyset
@@ -80,29 +82,16 @@ class KeyPrefetch:
         )
 
 
-def start(query: bytes | Mapping[str, object], environ: Mapping[str, str]) -> KeyPrefetch | None:
-    """The key fetch for this query (not yet validated; JSON text or parsed), started now; None when the
-    cache is fresh, or when the query does not verify a GitLab ID token from a valid issuer (the main
-    path then says what is wrong)."""
-    if isinstance(query, bytes):
-        try:
-            query = json.loads(query)
-        except (ValueError, RecursionError):
-            return None
-    # Nothing is fetched for a query the helper refuses: the schema, judged without jsonschema, and the
-    # checks of settings (standard library only). The main path validates again and says what is wrong.
-    if not external.plainly_valid(query, external.load_schema()):
-        return None
+def start(config: settings.Settings, environ: Mapping[str, str]) -> KeyPrefetch | None:
+    """The key fetch for these (valid) settings, started now; None when the cache is fresh, or when the
+    credential is no GitLab ID token (the main path then says what is wrong, if anything)."""
     try:
-        config = settings.from_query(query, environ)
         if sources.gitlab_id_token(environ, config.token_env, config.audience) is None:
             return None  # no token, or a service-client key: no GitLab keys are needed
     except Exception:  # noqa: BLE001 -- any refusal: no early fetch, and the main path says why
         return None
-    issuer = config.issuer
-    directory = default_cache_dir(environ)
-    cache = KeyCache(directory, issuer) if directory is not None else None
+    cache = KeyCache(config.cache_dir, config.issuer) if config.cache_dir is not None else None
     cached = cache.load() if cache else None
     if cached is not None and cached.fresh(time.time()):
         return None  # a warm run: no request, no httpx
-    return KeyPrefetch(issuer, cache, settings.http_timeout(environ), cached)
+    return KeyPrefetch(config.issuer, cache, config.http_timeout, cached, config.ca_file)

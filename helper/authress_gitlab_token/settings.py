@@ -6,6 +6,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from .errors import QueryError, quoted
@@ -17,6 +18,7 @@ MAX_LEEWAY = 300
 MAX_MIN_VALIDITY = 86400
 MAX_GLOB_LENGTH = 1024  # longer than any claim GitLab sets; bench/globs.py times globs up to this
 HTTP_TIMEOUT_ENV = "AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT"
+CA_FILE_ENV = "SSL_CERT_FILE"
 DEFAULT_HTTP_TIMEOUT, MIN_HTTP_TIMEOUT, MAX_HTTP_TIMEOUT = 5.0, 0.1, 60.0
 
 # Query keys that bind one claim each: query key -> claim name.
@@ -53,10 +55,17 @@ class Settings:
     min_validity_seconds: int
     check: str = "none"  # "none" | "authress": the live check after verification
     api_url: str = ""  # the Authress API base URL when the query names one; "" = derived from the audience
+    http_timeout: float = DEFAULT_HTTP_TIMEOUT  # seconds, each socket wait
+    cache_dir: Path | None = None  # where the issuer's keys are cached; None: no disk cache
+    cache_where: str = ""  # a line saying where that is, or why there is none (doctor shows it)
+    ca_file: str = ""  # SSL_CERT_FILE; "": the default CAs
 
 
 def from_query(query: Mapping[str, str], environ: Mapping[str, str]) -> Settings:
-    """Apply defaults and the checks a schema cannot express; `query` is already schema-valid."""
+    """Apply defaults and the checks a schema cannot express; `query` is already schema-valid. The
+    environment is read here, once: everything below takes these values."""
+    from .keycache import locate
+
     issuer, issuer_source = issuer_of(query, environ)
     check_issuer(issuer, issuer_source)
 
@@ -70,7 +79,8 @@ def from_query(query: Mapping[str, str], environ: Mapping[str, str]) -> Settings
             'top-level group in full (no "*" or "?" in it), or set "allow_any_project" to "true" if any '
             "project may really use it"
         )
-    http_timeout(environ)  # refused here, before anything is fetched
+    timeout = http_timeout(environ)  # refused here, before anything is fetched
+    cache_dir, cache_where = locate(environ)
 
     leeway = int(query.get("leeway_seconds", DEFAULT_LEEWAY))
     if leeway > MAX_LEEWAY:
@@ -93,6 +103,10 @@ def from_query(query: Mapping[str, str], environ: Mapping[str, str]) -> Settings
         min_validity_seconds=min_validity,
         check=query.get("check", "none"),
         api_url=query.get("api_url", "").rstrip("/"),
+        http_timeout=timeout,
+        cache_dir=cache_dir,
+        cache_where=cache_where,
+        ca_file=environ.get(CA_FILE_ENV, ""),
     )
 
 
