@@ -25,18 +25,15 @@ ENV_NAME = "AUTHRESS_KEY"  # the variable the Authress Terraform provider reads
 
 def cmd_external(args: argparse.Namespace | None, environ: Mapping[str, str]) -> int:
     """Terraform's data "external": query on stdin, verified token and claims on stdout."""
-    from . import external, prefetch, settings
+    from . import external, flow, settings, sources
 
     if sys.stdin is None:
         raise QueryError(f"stdin is closed, so there is no query; {external.USAGE}")
     query = external.parse_query(external.read_raw(sys.stdin.buffer))
     name_secret(query.get("token_env"))
     config = settings.from_query(query, environ)
-    # A cold run's key fetch starts before jwt is imported, so the two overlap.
-    ahead = prefetch.start(config, environ)
-    from . import flow
-
-    outcome = flow.obtain(config, environ, ahead=ahead)
+    credential = sources.find_credential(environ, config.token_env, config.audience)
+    outcome = flow.obtain(config, credential)
     # After success: a failure stays one line.
     warn_about_audience(config.audience, config.api_url, outcome.result["audience"])
     external.write_result(outcome.result, sys.stdout)
@@ -48,12 +45,12 @@ def cmd_env(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     Authress provider through the environment and never enters Terraform state."""
     import shlex
 
-    from . import flow, prefetch, settings
+    from . import flow, settings, sources
     from .flags import query_from_args
 
     config = settings.from_query(query_from_args(args), environ)
-    ahead = prefetch.start(config, environ)  # a job script's run is cold too, as `external`'s
-    outcome = flow.obtain(config, environ, ahead=ahead)
+    credential = sources.find_credential(environ, config.token_env, config.audience)
+    outcome = flow.obtain(config, credential)
     token = shlex.quote(outcome.result["access_token"])
     warn_about_audience(config.audience, config.api_url, outcome.result["audience"])
     sys.stdout.write(f"export {ENV_NAME}={token}\n" if args.format == "shell" else f"{ENV_NAME}={token}\n")

@@ -170,12 +170,13 @@ def _verified(
     steps: _Steps,
 ) -> Any:
     """Keys, signature and claims, each bound claim, lifetime; the clock read after the keys are found."""
-    from . import keys, verify
+    from . import verify
     from .flow import Outcome
+    from .keys import IssuerKeys
     from .result import gitlab_result
 
     steps.add("key cache", "pass" if settings.cache_dir else "warn", settings.cache_where)
-    issuer_keys = keys.issuer_keys(settings)
+    issuer_keys = IssuerKeys.of(settings)
     kid = _kid(credential.value)
     if kid:  # without one, the next step says what is wrong with the header
         found = steps.run(

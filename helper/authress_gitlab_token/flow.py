@@ -1,19 +1,15 @@
-"""From settings to a result: find the credential, verify it (or mint from a service-client key), then
+"""From settings and a credential to a result: verify it (or mint from a service-client key), then
 the optional Authress check. `external` and `env` run it whole; `doctor` runs its parts one by one."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import sources
 from .errors import VerificationFailed, quoted
 from .settings import Settings
-
-if TYPE_CHECKING:
-    from .prefetch import KeyPrefetch
 
 
 @dataclass(frozen=True)
@@ -25,33 +21,26 @@ class Outcome:
     result: dict[str, str] = field(repr=False)  # holds the token
 
 
-def obtain(
-    settings: Settings, environ: Mapping[str, str], now: float | None = None, ahead: KeyPrefetch | None = None
-) -> Outcome:
-    """The verified (or minted) token and the result; then the Authress check when asked for. `ahead`:
-    the key fetch this run started early, if any (prefetch.py)."""
-    credential = sources.find_credential(environ, settings.token_env, settings.audience)
+def obtain(settings: Settings, credential: sources.Credential, now: float | None = None) -> Outcome:
+    """The verified (or minted) token and the result; then the Authress check when asked for."""
     if credential.kind == sources.SERVICE_CLIENT_KEY:
         outcome = from_service_client(credential, settings, time.time() if now is None else now)
     else:
-        outcome = from_gitlab(credential, settings, environ, now, ahead)
+        outcome = from_gitlab(credential, settings, now)
     if settings.check == "authress":
         check(outcome, settings)
     return outcome
 
 
-def from_gitlab(
-    credential: sources.Credential,
-    settings: Settings,
-    environ: Mapping[str, str],
-    now: float | None,
-    ahead: KeyPrefetch | None = None,
-) -> Outcome:
-    """`now` None: the clock, read once the keys are found (a fetch can take seconds)."""
-    from . import keys, verify
+def from_gitlab(credential: sources.Credential, settings: Settings, now: float | None) -> Outcome:
+    """`now` None: the clock, read once the keys are found (a fetch can take seconds). The key fetch a
+    cold run needs starts before verify imports jwt, so the two overlap."""
+    from .keys import IssuerKeys
+
+    issuer_keys = IssuerKeys.of(settings).start()
+    from . import verify
     from .result import gitlab_result
 
-    issuer_keys = keys.issuer_keys(settings, ahead)
     claims = verify.verify(credential.value, settings, issuer_keys, now)
     now = time.time() if now is None else now
     return Outcome(credential, claims, gitlab_result(credential.value, claims, settings, now))
