@@ -35,8 +35,8 @@ def cmd_external(args: argparse.Namespace | None, environ: Mapping[str, str]) ->
     credential = sources.find_credential(environ, config.token_env, config.audience)
     outcome = flow.obtain(config, credential)
     # After success: a failure stays one line.
-    warn_about_audience(config.audience, config.api_url, outcome.result["audience"])
-    external.write_result(outcome.result, sys.stdout)
+    warn_about_audience(config.audience, config.api_url, outcome.audience)
+    external.write_result(outcome.to_external(), sys.stdout)
     return 0
 
 
@@ -51,8 +51,8 @@ def cmd_env(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     config = settings.from_query(query_from_args(args), environ)
     credential = sources.find_credential(environ, config.token_env, config.audience)
     outcome = flow.obtain(config, credential)
-    token = shlex.quote(outcome.result["access_token"])
-    warn_about_audience(config.audience, config.api_url, outcome.result["audience"])
+    token = shlex.quote(outcome.token)
+    warn_about_audience(config.audience, config.api_url, outcome.audience)
     sys.stdout.write(f"export {ENV_NAME}={token}\n" if args.format == "shell" else f"{ENV_NAME}={token}\n")
     return 0
 

@@ -157,9 +157,10 @@ def _ref_type_sanity(settings: Settings, steps: _Steps) -> None:
 
 def _minted(credential: sources.Credential, settings: Settings, now: float) -> tuple[Any, str]:
     from .flow import from_service_client
+    from .verify import rfc3339
 
     outcome = from_service_client(credential, settings, now)
-    return outcome, f"minted for client {quoted(outcome.result['user_id'])}, expires {outcome.result['expires_at']}"
+    return outcome, f"minted for client {quoted(outcome.user_id)}, expires {rfc3339(outcome.expires_at)}"
 
 
 def _verified(
@@ -171,9 +172,8 @@ def _verified(
 ) -> Any:
     """Keys, signature and claims, each bound claim, lifetime; the clock read after the keys are found."""
     from . import verify
-    from .flow import Outcome
     from .keys import IssuerKeys
-    from .result import gitlab_result
+    from .outcome import gitlab_outcome
 
     steps.add("key cache", "pass" if settings.cache_dir else "warn", settings.cache_where)
     issuer_keys = IssuerKeys.of(settings)
@@ -203,7 +203,7 @@ def _verified(
 
     if steps.run("lifetime", lifetime) is None:
         return None
-    return Outcome(credential, verified, gitlab_result(credential.value, verified, settings, now))
+    return gitlab_outcome(credential.value, verified, settings, now)
 
 
 def _bound(claims: Mapping[str, Any], bound: Any) -> bool:
@@ -231,7 +231,7 @@ def _check(outcome: Any, settings: Settings, asked: bool, steps: _Steps) -> None
         steps.add("authress", "skip", "needs a verified token")
     elif asked and settings.check == "none":
         steps.add("authress", "skip", "--check none")
-    elif not outcome.result["api_url"] or not outcome.result["account_id"]:
+    elif not outcome.api_url or not outcome.account_id:
         status = "fail" if asked else "skip"
         steps.add("authress", status, "the audience names no Authress account; pass --api-url to check")
     else:

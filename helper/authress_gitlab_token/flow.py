@@ -4,21 +4,14 @@ the optional Authress check. `external` and `env` run it whole; `doctor` runs it
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from . import sources
 from .errors import VerificationFailed, quoted
 from .settings import Settings
 
-
-@dataclass(frozen=True)
-class Outcome:
-    """A usable access token and what the result says about it."""
-
-    credential: sources.Credential
-    claims: dict[str, Any]
-    result: dict[str, str] = field(repr=False)  # holds the token
+if TYPE_CHECKING:
+    from .outcome import Outcome
 
 
 def obtain(settings: Settings, credential: sources.Credential, now: float | None = None) -> Outcome:
@@ -39,11 +32,10 @@ def from_gitlab(credential: sources.Credential, settings: Settings, now: float |
 
     issuer_keys = IssuerKeys.of(settings).start()
     from . import verify
-    from .result import gitlab_result
+    from .outcome import gitlab_outcome
 
     claims = verify.verify(credential.value, settings, issuer_keys, now)
-    now = time.time() if now is None else now
-    return Outcome(credential, claims, gitlab_result(credential.value, claims, settings, now))
+    return gitlab_outcome(credential.value, claims, settings, time.time() if now is None else now)
 
 
 def from_service_client(credential: sources.Credential, settings: Settings, now: float) -> Outcome:
@@ -51,7 +43,7 @@ def from_service_client(credential: sources.Credential, settings: Settings, now:
     laptop's key must not quietly stand in for `ref = "main"`. It must be for the audience's account."""
     from . import service_client
     from .authress import target
-    from .result import service_client_result
+    from .outcome import service_client_outcome
 
     if settings.bound_claims:
         keys_named = ", ".join(dict.fromkeys(quoted(b.source) for b in settings.bound_claims))
@@ -68,15 +60,13 @@ def from_service_client(credential: sources.Credential, settings: Settings, now:
         )
     lifetime = max(service_client.LIFETIME, settings.min_validity_seconds + 60)
     minted = service_client.mint(key, settings.api_url, lifetime, now)
-    result = service_client_result(minted.token, minted.claims, api_url, now)
-    return Outcome(credential, minted.claims, result)
+    return service_client_outcome(minted.token, minted.claims, api_url, now)
 
 
 def check(outcome: Outcome, settings: Settings) -> str:
     """The live Authress check for this outcome; what passed, or AuthressCheckFailed with the fix."""
     from . import authress
 
-    result = outcome.result
-    caller = authress.Caller(outcome.credential.kind, result["user_id"], result["issuer"], result["audience"])
-    token, api_url, account_id = result["access_token"], result["api_url"], result["account_id"]
+    caller = authress.Caller(outcome.kind, outcome.user_id, outcome.issuer, outcome.audience)
+    token, api_url, account_id = outcome.token, outcome.api_url, outcome.account_id
     return authress.check(token, api_url, account_id, caller, settings.http_timeout, settings.ca_file)
