@@ -3,15 +3,21 @@ The token itself is never part of the report; its claims are."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import sources
 from .errors import HelperError, quoted
 from .report import KINDS, Report, Step, without_personal
 from .settings import DEFAULT_TOKEN_ENV, Settings
+
+if TYPE_CHECKING:
+    from .outcome import Outcome
+    from .verify import Check, Verification
+
+T = TypeVar("T")
 
 PLACEHOLDER_AUDIENCE = "https://ACCOUNT_ID.api.authress.io"
 FIRST_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "nbf")
@@ -26,7 +32,8 @@ class _Steps:
     def add(self, name: str, status: str, detail: str) -> None:
         self.steps.append(Step(name, status, detail))
 
-    def run(self, name: str, action: Any) -> Any:
+    def run(self, name: str, action: Callable[[], tuple[T, str]]) -> T | None:
+        """`action`'s value, its detail recorded as a pass; None, its error recorded as a failure."""
         try:
             value, detail = action()
         except HelperError as exc:
@@ -64,7 +71,7 @@ def diagnose(
             minted_at = time.time() if fixed is None else fixed
             outcome = steps.run("service-client token", lambda: _minted(credential, settings, minted_at))
         else:
-            outcome = _verified(credential, claims, settings, fixed, steps)
+            outcome = _verified(credential, settings, fixed, steps)
         _check(outcome, settings, "check" in query, steps)
     passed = {s.name for s in steps.steps if s.status == "pass"}
     verified = bool(passed & {"signature and claims", "service-client token"})
@@ -155,7 +162,7 @@ def _ref_type_sanity(settings: Settings, steps: _Steps) -> None:
         steps.add("ref_type", "warn", warning)
 
 
-def _minted(credential: sources.Credential, settings: Settings, now: float) -> tuple[Any, str]:
+def _minted(credential: sources.Credential, settings: Settings, now: float) -> tuple[Outcome, str]:
     from .flow import from_service_client
     from .verify import rfc3339
 
@@ -163,67 +170,26 @@ def _minted(credential: sources.Credential, settings: Settings, now: float) -> t
     return outcome, f"minted for client {quoted(outcome.user_id)}, expires {rfc3339(outcome.expires_at)}"
 
 
-def _verified(
-    credential: sources.Credential,
-    claims: Mapping[str, Any],
-    settings: Settings,
-    fixed: float | None,
-    steps: _Steps,
-) -> Any:
-    """Keys, signature and claims, each bound claim, lifetime; the clock read after the keys are found."""
-    from . import verify
+def _verified(credential: sources.Credential, settings: Settings, fixed: float | None, steps: _Steps) -> Outcome | None:
+    """verify's checks, each recorded, to the first failure; the clock read after the keys are found."""
     from .keys import IssuerKeys
     from .outcome import gitlab_outcome
+    from .verify import Verification, checks
 
     steps.add("key cache", "pass" if settings.cache_dir else "warn", settings.cache_where)
-    issuer_keys = IssuerKeys.of(settings)
-    kid = _kid(credential.value)
-    if kid:  # without one, the next step says what is wrong with the header
-        found = steps.run(
-            "issuer keys", lambda: (issuer_keys.jwk(kid), f"key {quoted(kid, 60)} from {quoted(settings.issuer)}")
-        )
-        if found is None:
+    verification = Verification(credential.value, settings, IssuerKeys.of(settings), fixed)
+    for check in checks(settings):
+        if steps.run(check.name, partial(_passed, check, verification)) is None:
             return None
-    now = time.time() if fixed is None else fixed
-    plain = dataclasses.replace(settings, bound_claims=(), min_validity_seconds=0)
-    verified = steps.run(
-        "signature and claims",
-        lambda: (verify.verify(credential.value, plain, issuer_keys, now), "RS256 signature, iss, aud, exp, iat"),
-    )
-    if verified is None:
-        return None
-    for bound in settings.bound_claims:
-        detail = f"{quoted(bound.claim)} is {quoted(verified.get(bound.claim))} (from {bound.source})"
-        if steps.run(f"bound {bound.source}", lambda b=bound, d=detail: (_bound(verified, b), d)) is None:
-            return None
-
-    def lifetime() -> tuple[int, str]:
-        left = verify.check_lifetime(verified, settings.min_validity_seconds, now)
-        return left, f"{left} s left"
-
-    if steps.run("lifetime", lifetime) is None:
-        return None
-    return gitlab_outcome(credential.value, verified, settings, now)
+    now = time.time() if verification.now is None else verification.now
+    return gitlab_outcome(credential.value, verification.claims, settings, now)
 
 
-def _bound(claims: Mapping[str, Any], bound: Any) -> bool:
-    from .verify import check_bound_claim
-
-    check_bound_claim(claims, bound)
-    return True
+def _passed(check: Check, verification: Verification) -> tuple[bool, str]:
+    return True, check.run(verification)
 
 
-def _kid(token: str) -> str:
-    import jwt
-
-    try:
-        kid = jwt.get_unverified_header(token).get("kid")
-    except jwt.PyJWTError:
-        return ""
-    return kid if isinstance(kid, str) else ""
-
-
-def _check(outcome: Any, settings: Settings, asked: bool, steps: _Steps) -> None:
+def _check(outcome: Outcome | None, settings: Settings, asked: bool, steps: _Steps) -> None:
     """doctor runs the Authress check unless told `--check none`, and skips it when it cannot be placed."""
     from .flow import check
 
@@ -235,4 +201,4 @@ def _check(outcome: Any, settings: Settings, asked: bool, steps: _Steps) -> None
         status = "fail" if asked else "skip"
         steps.add("authress", status, "the audience names no Authress account; pass --api-url to check")
     else:
-        steps.run("authress", lambda: (None, check(outcome, settings)))
+        steps.run("authress", lambda: (True, check(outcome, settings)))

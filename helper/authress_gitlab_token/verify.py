@@ -1,12 +1,14 @@
-"""Verification of a GitLab ID token: header, signature, registered claims, then bound claims."""
+"""Verification of a GitLab ID token: one ordered list of named checks (issuer keys, signature and
+claims, each bound claim, lifetime). `verify` runs them to the first failure; doctor records each."""
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Protocol
 
 import jwt
@@ -26,25 +28,74 @@ class KeySource(Protocol):
     def jwk(self, kid: str) -> Mapping[str, Any]: ...
 
 
+@dataclass
+class Verification:
+    """One token on its way through the checks: what each check found, for the checks after it."""
+
+    token: str = field(repr=False)
+    settings: Settings
+    keys: KeySource
+    now: float | None = None  # None: the clock, read once the keys are found (a fetch can take seconds)
+    key: Any = None
+    claims: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Check:
+    """A named step: `run` returns what passed, or raises the HelperError that says what to fix."""
+
+    name: str
+    run: Callable[[Verification], str]
+
+
+def checks(settings: Settings) -> list[Check]:
+    """Every check a GitLab ID token must pass, in order."""
+    bound = [Check(f"bound {b.source}", partial(_bound_claim, b)) for b in settings.bound_claims]
+    return [
+        Check("issuer keys", _issuer_keys),
+        Check("signature and claims", _signature),
+        *bound,
+        Check("lifetime", _lifetime),
+    ]
+
+
 def verify(token: str, settings: Settings, keys: KeySource, now: float | None = None) -> dict[str, Any]:
-    """The token's claims, once every check has passed; otherwise an error naming the check. The clock is
-    read after the keys are found: a fetch can take seconds, and PyJWT judges `exp` by the clock too."""
-    header = _header(token)
-    key = public_key(keys.jwk(header["kid"]), header["kid"])
-    now = time.time() if now is None else now
-    claims = _decode(token, key, settings, now)
-    problem = time_claim_problem(claims)
+    """The token's claims, once every check has passed; otherwise the error of the first that failed."""
+    verification = Verification(token, settings, keys, now)
+    for check in checks(settings):
+        check.run(verification)
+    return verification.claims
+
+
+def _issuer_keys(v: Verification) -> str:
+    header = _header(v.token)
+    v.key = public_key(v.keys.jwk(header["kid"]), header["kid"])
+    return f"key {quoted(header['kid'], 60)} from {quoted(v.settings.issuer)}"
+
+
+def _signature(v: Verification) -> str:
+    """PyJWT judges `exp` by the clock too, so the clock is read after the keys are found."""
+    v.now = time.time() if v.now is None else v.now
+    v.claims = _decode(v.token, v.key, v.settings, v.now)
+    problem = time_claim_problem(v.claims)
     if problem:
         raise VerificationFailed(problem)
-    if not claims["sub"].strip():  # PyJWT has checked that it is a string
+    if not v.claims["sub"].strip():  # PyJWT has checked that it is a string
         raise VerificationFailed(
             'claim "sub" is empty; Authress takes it as the user ID, and GitLab always names the project '
             "and ref in it: pass the job's ID token from `id_tokens:` unchanged"
         )
-    for bound in settings.bound_claims:
-        check_bound_claim(claims, bound)
-    check_lifetime(claims, settings.min_validity_seconds, now)
-    return claims
+    return "RS256 signature, iss, aud, exp, iat"
+
+
+def _bound_claim(bound: BoundClaim, v: Verification) -> str:
+    check_bound_claim(v.claims, bound)
+    return f"{quoted(bound.claim)} is {quoted(v.claims.get(bound.claim))} (from {bound.source})"
+
+
+def _lifetime(v: Verification) -> str:
+    now = time.time() if v.now is None else v.now  # set by the signature check
+    return f"{check_lifetime(v.claims, v.settings.min_validity_seconds, now)} s left"
 
 
 def check_lifetime(claims: Mapping[str, Any], min_validity_seconds: int, now: float) -> int:
