@@ -24,20 +24,21 @@ FIRST_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "nbf")
 
 
 class _Steps:
-    """Collects steps; `run` records a pass, or the error's message as a failure."""
+    """Collects steps; `run` records a pass, or the error's problem and fix as a failure."""
 
     def __init__(self) -> None:
         self.steps: list[Step] = []
 
-    def add(self, name: str, status: str, detail: str) -> None:
-        self.steps.append(Step(name, status, detail))
+    def add(self, name: str, status: str, problem: str, fix: str = "") -> None:
+        """`problem` and `fix` shown on one line, as the error is printed; the fix kept apart."""
+        self.steps.append(Step(name, status, f"{problem}; {fix}" if fix else problem, fix))
 
     def run(self, name: str, action: Callable[[], tuple[T, str]]) -> T | None:
         """`action`'s value, its detail recorded as a pass; None, its error recorded as a failure."""
         try:
             value, detail = action()
         except HelperError as exc:
-            self.add(name, "fail", str(exc))
+            self.add(name, "fail", exc.problem, exc.fix)
             return None
         self.add(name, "pass", detail)
         return value
@@ -63,7 +64,7 @@ def diagnose(
         query["audience"] = _audience_guess(credential, claims, steps)
     settings, bound = steps.run("options", lambda: _settings(query, environ)) or (None, True)
     if not bound:
-        steps.add("binding", "fail", _unbound(credential.kind, claims))
+        steps.add("binding", "fail", *_unbound(credential.kind, claims))
     if settings is not None:
         _audience_sanity(settings, steps)
         _ref_type_sanity(settings, steps)
@@ -107,9 +108,9 @@ def _audience_guess(credential: sources.Credential, claims: Mapping[str, Any], s
     if isinstance(aud, list) and len(aud) == 1:
         aud = aud[0]
     if isinstance(aud, str) and aud:
-        steps.add("audience", "warn", f"taken from the token ({quoted(aud)}); pass --audience to check it")
+        steps.add("audience", "warn", f"taken from the token ({quoted(aud)})", "pass --audience to check it")
         return aud
-    steps.add("audience", "fail", "the token's aud is not one string; pass --audience with the one to check")
+    steps.add("audience", "fail", "the token's aud is not one string", "pass --audience with the one to check")
     return PLACEHOLDER_AUDIENCE
 
 
@@ -133,33 +134,34 @@ def _settings(query: Mapping[str, str], environ: Mapping[str, str]) -> tuple[tup
     return (settings, True), f"issuer {quoted(settings.issuer)}, audience {quoted(settings.audience)}"
 
 
-def _unbound(kind: str, claims: Mapping[str, Any]) -> str:
+def _unbound(kind: str, claims: Mapping[str, Any]) -> tuple[str, str]:
     """The missing project binding in doctor's terms: the flags to pass, the token's own project as example."""
     wrong = "the options bind no project, so a token of any GitLab project with this audience would pass"
     if kind == sources.SERVICE_CLIENT_KEY:  # it has no GitLab claims to bind
-        return f"{wrong}; a service-client key has no project: pass --allow-any-project true to use it"
+        return wrong, "a service-client key has no project: pass --allow-any-project true to use it"
     project = claims.get("project_path")
     example = project if isinstance(project, str) and project else "my-org/authress-configuration"
     return (
-        f"{wrong}; pass --project-path {quoted(example)} (or --namespace-path, or --subject), or "
-        "--allow-any-project true if any project may really use it"
+        wrong,
+        f"pass --project-path {quoted(example)} (or --namespace-path, or --subject), or "
+        "--allow-any-project true if any project may really use it",
     )
 
 
 def _audience_sanity(settings: Settings, steps: _Steps) -> None:
-    from .authress import audience_warning
+    from .authress import audience_advice
 
-    warning = audience_warning(settings.audience, settings.api_url)
-    if warning:
-        steps.add("audience", "warn", warning)
+    advice = audience_advice(settings.audience, settings.api_url)
+    if advice:
+        steps.add("audience", "warn", *advice)
 
 
 def _ref_type_sanity(settings: Settings, steps: _Steps) -> None:
-    from .settings import ref_type_warning
+    from .settings import ref_type_advice
 
-    warning = ref_type_warning(settings)
-    if warning:
-        steps.add("ref_type", "warn", warning)
+    advice = ref_type_advice(settings)
+    if advice:
+        steps.add("ref_type", "warn", *advice)
 
 
 def _minted(credential: sources.Credential, settings: Settings, now: float) -> tuple[Outcome, str]:
@@ -176,7 +178,7 @@ def _verified(credential: sources.Credential, settings: Settings, fixed: float |
     from .outcome import gitlab_outcome
     from .verify import Verification, checks
 
-    steps.add("key cache", "pass" if settings.cache_dir else "warn", settings.cache_where)
+    steps.add("key cache", "pass" if settings.cache_dir else "warn", settings.cache_where, settings.cache_fix)
     verification = Verification(credential.value, settings, IssuerKeys.of(settings), fixed)
     for check in checks(settings):
         if steps.run(check.name, partial(_passed, check, verification)) is None:
@@ -199,6 +201,6 @@ def _check(outcome: Outcome | None, settings: Settings, asked: bool, steps: _Ste
         steps.add("authress", "skip", "--check none")
     elif not outcome.api_url or not outcome.account_id:
         status = "fail" if asked else "skip"
-        steps.add("authress", status, "the audience names no Authress account; pass --api-url to check")
+        steps.add("authress", status, "the audience names no Authress account", "pass --api-url to check")
     else:
         steps.run("authress", lambda: (True, check(outcome, settings)))

@@ -49,14 +49,16 @@ def from_service_client(credential: sources.Credential, settings: Settings, now:
         keys_named = ", ".join(dict.fromkeys(quoted(b.source) for b in settings.bound_claims))
         raise VerificationFailed(
             f"{credential.origin} holds an Authress service-client key, which has no GitLab claims to match "
-            f"{keys_named}; outside GitLab leave the bound claims null, or run in the GitLab job with `id_tokens:`"
+            f"{keys_named}",
+            "outside GitLab leave the bound claims null, or run in the GitLab job with `id_tokens:`",
         )
     key = service_client.parse(credential.value, credential.origin)
     account_id, api_url = target(settings.audience, settings.api_url)
     if account_id and account_id != key.account_id:
         raise VerificationFailed(
             f"{credential.origin} holds a service-client key for account {quoted(key.account_id)}, but the "
-            f"audience names account {quoted(account_id)}; use a key from that account"
+            f"audience names account {quoted(account_id)}",
+            "use a key from that account",
         )
     lifetime = max(service_client.LIFETIME, settings.min_validity_seconds + 60)
     minted = service_client.mint(key, settings.api_url, lifetime, now)

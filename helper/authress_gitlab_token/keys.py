@@ -154,14 +154,14 @@ class IssuerKeys:
 
     def _overdue(self) -> KeyFetchFailed:
         return KeyFetchFailed(
-            f"could not fetch the keys of {quoted(self.issuer)} within {self.bound:.0f} s; "
-            "check the issuer is reachable from this runner, then retry the job"
+            f"could not fetch the keys of {quoted(self.issuer)} within {self.bound:.0f} s",
+            "check the issuer is reachable from this runner, then retry the job",
         )
 
     def _unknown(self, kid: str, keyset: KeySet, now: float) -> VerificationFailed:
         known = listed([k.get("kid") for k in keyset.keys])  # the issuer's list, cut
         return VerificationFailed(
             f"token kid {quoted(kid, 48)} is not among the keys of issuer {quoted(self.issuer, 60)} "
-            f"(known: {known}, fetched {int(now - keyset.fetched_at)} s ago); the token was not "
-            'signed by this issuer: check the query key "issuer"'
+            f"(known: {known}, fetched {int(now - keyset.fetched_at)} s ago)",
+            'the token was not signed by this issuer: check the query key "issuer"',
         )
