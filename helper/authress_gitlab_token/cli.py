@@ -25,7 +25,7 @@ ENV_NAME = "AUTHRESS_KEY"  # the variable the Authress Terraform provider reads
 
 def cmd_external(args: argparse.Namespace | None, environ: Mapping[str, str]) -> int:
     """Terraform's data "external": query on stdin, verified token and claims on stdout."""
-    from . import external, flow, settings, sources
+    from . import access_token, external, settings, sources
 
     if sys.stdin is None:
         raise QueryError(f"stdin is closed, so there is no query; {external.USAGE}")
@@ -33,7 +33,7 @@ def cmd_external(args: argparse.Namespace | None, environ: Mapping[str, str]) ->
     name_secret(query.get("token_env"))
     config = settings.from_query(query, environ)
     credential = sources.find_credential(environ, config.token_env, config.audience)
-    outcome = flow.obtain(config, credential)
+    outcome = access_token.obtain(config, credential)
     # After success: a failure stays one line.
     warn_about_audience(config.audience, config.api_url, outcome.audience)
     external.write_result(outcome.to_external(), sys.stdout)
@@ -45,12 +45,12 @@ def cmd_env(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     Authress provider through the environment and never enters Terraform state."""
     import shlex
 
-    from . import flow, settings, sources
+    from . import access_token, settings, sources
     from .flags import query_from_args
 
     config = settings.from_query(query_from_args(args), environ)
     credential = sources.find_credential(environ, config.token_env, config.audience)
-    outcome = flow.obtain(config, credential)
+    outcome = access_token.obtain(config, credential)
     token = shlex.quote(outcome.token)
     warn_about_audience(config.audience, config.api_url, outcome.audience)
     sys.stdout.write(f"export {ENV_NAME}={token}\n" if args.format == "shell" else f"{ENV_NAME}={token}\n")

@@ -165,7 +165,7 @@ def _ref_type_sanity(settings: Settings, steps: _Steps) -> None:
 
 
 def _minted(credential: sources.Credential, settings: Settings, now: float) -> tuple[Outcome, str]:
-    from .flow import from_service_client
+    from .access_token import from_service_client
     from .verify import rfc3339
 
     outcome = from_service_client(credential, settings, now)
@@ -193,7 +193,7 @@ def _passed(check: Check, verification: Verification) -> tuple[bool, str]:
 
 def _check(outcome: Outcome | None, settings: Settings, asked: bool, steps: _Steps) -> None:
     """doctor runs the Authress check unless told `--check none`, and skips it when it cannot be placed."""
-    from .flow import check
+    from .access_token import check
 
     if outcome is None:
         steps.add("authress", "skip", "needs a verified token")

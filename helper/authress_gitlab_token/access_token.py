@@ -1,5 +1,6 @@
-"""From settings and a credential to a result: verify it (or mint from a service-client key), then
-the optional Authress check. `external` and `env` run it whole; `doctor` runs its parts one by one."""
+"""The access token from settings and a credential: the GitLab ID token verified, or a token minted
+from a service-client key; then the optional Authress check. `external` and `env` run it whole;
+`doctor` runs its parts one by one."""
 
 from __future__ import annotations
 
