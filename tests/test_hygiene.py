@@ -11,8 +11,8 @@ import pytest
 
 from authress_gitlab_token import verify
 from authress_gitlab_token.errors import VerificationFailed
-from tests.conftest import AUDIENCE, PROJECT, InProcess, Run, leaked_runs, leaks, safe
 from tests.fixtures.ca import LocalCA
+from tests.fixtures.helper import AUDIENCE, PROJECT, InProcess, Run, leaked_runs, leaks, safe
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, forge, gitlab_claims, mint
 

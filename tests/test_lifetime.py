@@ -12,7 +12,7 @@ from authress_gitlab_token.errors import VerificationFailed
 from authress_gitlab_token.outcome import gitlab_outcome
 from authress_gitlab_token.settings import from_query
 from authress_gitlab_token.verify import check_lifetime, verify
-from tests.conftest import AUDIENCE, PROJECT, Helper
+from tests.fixtures.helper import AUDIENCE, PROJECT, Helper
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 

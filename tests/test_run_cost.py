@@ -13,12 +13,8 @@ import pytest
 
 from authress_gitlab_token import external
 from authress_gitlab_token.keycache import KeyCache
-from tests.conftest import AUDIENCE, Helper, InProcess
+from tests.fixtures.helper import Helper, InProcess, query
 from tests.fixtures.issuer import LocalIssuer
-
-
-def query(issuer: LocalIssuer) -> dict[str, Any]:
-    return {"audience": AUDIENCE, "issuer": issuer.url, "project_path": "my-org/authress-configuration", "ref": "main"}
 
 
 def imported_modules(stderr: str) -> set[str]:
@@ -30,11 +26,11 @@ def test_terraforms_call_with_cached_keys_loads_no_http_client_and_no_parser(
     helper: Helper, issuer: LocalIssuer, token: str
 ) -> None:
     profile = {"PYTHONPROFILEIMPORTTIME": "1"}
-    cold = helper.external(query(issuer), token, profile)
+    cold = helper.external(query(issuer, ref="main"), token, profile)
     assert cold.returncode == 0 and cold.result["user_id"]
     assert "httpx" in imported_modules(cold.stderr), "the import trace does not show the fetch's httpx"
 
-    warm = helper.external(query(issuer), token, profile)
+    warm = helper.external(query(issuer, ref="main"), token, profile)
     assert warm.returncode == 0 and warm.result["user_id"]
     modules = imported_modules(warm.stderr)
     assert "authress_gitlab_token.verify" in modules
@@ -85,7 +81,7 @@ def test_one_external_run_reads_each_setting_the_schema_and_the_key_cache_once(
 ) -> None:
     global OPENED
     monkeypatch.setenv("SSL_CERT_FILE", helper.env["SSL_CERT_FILE"])  # httpx reads it from os.environ
-    stdin = json.dumps(query(issuer)).encode()
+    stdin = json.dumps(query(issuer, ref="main")).encode()
     if run == "warm":
         assert in_process.run(["external"], stdin, {**helper.env, "AUTHRESS_KEY": token}).returncode == 0
     environ = CountedEnviron({**helper.env, "AUTHRESS_KEY": token})
