@@ -25,14 +25,10 @@ from authress_gitlab_token.errors import VerificationFailed
 from authress_gitlab_token.jwk_policy import public_key
 from authress_gitlab_token.settings import from_query
 from authress_gitlab_token.verify import verify
-from tests.conftest import AUDIENCE, PROJECT, Helper, InProcess, safe
 from tests.fixtures.ca import LocalCA
+from tests.fixtures.helper import AUDIENCE, PROJECT, Helper, InProcess, query, safe
 from tests.fixtures.issuer import DISCOVERY_PATH, JWKS_PATH, LocalIssuer, Reply, running_issuer
 from tests.fixtures.tokens import SigningKey, forge, gitlab_claims, mint
-
-
-def query(issuer: LocalIssuer, **extra: str) -> dict[str, str]:
-    return {"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT, **extra}
 
 
 @pytest.fixture(scope="module")

@@ -11,15 +11,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from authress_gitlab_token import service_client
-from tests.conftest import ACCOUNT_ID, AUDIENCE
 from tests.fixtures.authress import LINKS_JSON, AuthressStandIn
 from tests.fixtures.authress_admin import IDENTITY_COLLECTION, RECORD_RESPONSE, valid
 from tests.fixtures.ca import LocalCA
+from tests.fixtures.helper import ACCOUNT_ID, AUDIENCE, SUB
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.service_clients import ServiceClientKey
 from tests.fixtures.tokens import MINTED
 
-SUB = "project_path:my-org/authress-configuration:ref_type:branch:ref:main"
 ACCOUNT = f"/v1/accounts/{ACCOUNT_ID}"
 
 

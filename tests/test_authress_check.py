@@ -8,12 +8,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ACCOUNT_ID, AUDIENCE, PROJECT, Helper
 from tests.fixtures.authress import AuthressStandIn, Reply
+from tests.fixtures.helper import ACCOUNT_ID, AUDIENCE, PROJECT, SUB, Helper
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
-SUB = "project_path:my-org/authress-configuration:ref_type:branch:ref:main"
 ACCOUNT_PATH = f"/v1/accounts/{ACCOUNT_ID}"
 
 

@@ -10,13 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ACCOUNT_ID, AUDIENCE
 from tests.fixtures.authress import LINKS_JSON, AuthressStandIn, Call, Reply, running_authress
 from tests.fixtures.ca import LocalCA
+from tests.fixtures.helper import ACCOUNT_ID, AUDIENCE, SUB
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
-
-SUB = "project_path:my-org/authress-configuration:ref_type:branch:ref:main"
 
 
 def get(stand_in: AuthressStandIn, ca: LocalCA, path: str, token: str | None) -> httpx.Response:

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from authress_gitlab_token.settings import glob_binds
 from authress_gitlab_token.verify import glob_match
-from tests.conftest import AUDIENCE, PROJECT, Helper
 from tests.fixtures import ci_inputs
+from tests.fixtures.helper import AUDIENCE, PROJECT, Helper
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 

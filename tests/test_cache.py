@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from authress_gitlab_token.keycache import KeyCache
-from tests.conftest import AUDIENCE, BIN_DIR, PROGRAM, PROJECT, RUNS, Helper, Run
 from tests.fixtures.ca import LocalCA
+from tests.fixtures.helper import AUDIENCE, BIN_DIR, PROGRAM, PROJECT, RUNS, Helper, Run
 from tests.fixtures.issuer import JWKS_PATH, LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 from tests.test_commands import doctor

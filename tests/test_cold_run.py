@@ -1,26 +1,21 @@
 """A cold run fetches the keys while it starts up, and asks for GitLab's usual JWKS URL alongside
-discovery (prefetch.py, keyfetch.py). What that answer may be trusted for, with the attack it must stop."""
+discovery (keys.py, keyfetch.py). What that answer may be trusted for, with the attack it must stop."""
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 import pytest
 
 from authress_gitlab_token.background import GRACE, Background
 from authress_gitlab_token.errors import KeyFetchFailed
-from tests.conftest import AUDIENCE, PROJECT, Helper
+from tests.fixtures.helper import AUDIENCE, Helper, query
 from tests.fixtures.issuer import DISCOVERY_PATH, JWKS_PATH, LocalIssuer, Reply
 from tests.fixtures.service_clients import ServiceClientKey
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
 ELSEWHERE = "/-/keys-elsewhere"
-
-
-def query(issuer: LocalIssuer) -> dict[str, Any]:
-    return {"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT}
 
 
 def jwks(*keys: SigningKey) -> bytes:

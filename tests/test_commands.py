@@ -10,13 +10,10 @@ import time
 
 import pytest
 
-from tests.conftest import ACCOUNT_ID, AUDIENCE, PROJECT, Helper
 from tests.fixtures.authress import AuthressStandIn
+from tests.fixtures.helper import ACCOUNT_ID, AUDIENCE, PROJECT, SUB, Helper
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
-
-SUB = "project_path:my-org/authress-configuration:ref_type:branch:ref:main"
-
 
 BOUND = ("--project-path", PROJECT)  # every query binds the project
 

@@ -14,13 +14,13 @@ from tests.fixtures.authress import AuthressStandIn, running_authress
 from tests.fixtures.authress_roles import add_role_routes
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.connect_proxy import ConnectProxy, running_proxy
+from tests.fixtures.helper import SUB
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
 ACCOUNT = "acc-1a2b3c"
 HOST = f"{ACCOUNT}.api.authress.test"
 API = f"https://{HOST}"
-SUB = "project_path:my-org/authress-configuration:ref_type:branch:ref:main"
 ROLE = {
     "roleId": "ro_terraform-deployer",
     "name": "Terraform deployer",

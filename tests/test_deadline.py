@@ -20,9 +20,9 @@ import pytest
 from authress_gitlab_token import admin_api, authress, network
 from authress_gitlab_token.budget import Budget
 from authress_gitlab_token.keys import fetch_bound
-from tests.conftest import AUDIENCE, PROJECT, Helper, Run
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.connect_proxy import running_proxy
+from tests.fixtures.helper import AUDIENCE, PROJECT, Helper, Run, query
 from tests.fixtures.issuer import DISCOVERY_PATH, LocalIssuer, Reply, running_issuer
 from tests.fixtures.service_clients import ServiceClientKey
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
@@ -39,10 +39,6 @@ SILENT_API = "api.silent.test"
 def resolving(table: dict[str, object], **extra: str) -> dict[str, str]:
     """The environment that makes the helper's resolver answer from `table` ("hang": never)."""
     return {"PYTHONPATH": str(SITE), "TEST_RESOLVER": json.dumps(table), **extra}
-
-
-def query(issuer_url: str, **extra: str) -> dict[str, str]:
-    return {"audience": AUDIENCE, "issuer": issuer_url, "project_path": PROJECT, **extra}
 
 
 def doctor_args(issuer_url: str, *extra: str) -> list[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from scripts import demo
-from tests.conftest import leaks, safe
+from tests.fixtures.helper import leaks, safe
 
 pytestmark = pytest.mark.e2e
 

@@ -25,7 +25,7 @@ import pytest
 from packaging.version import Version
 
 from authress_gitlab_token import __version__
-from tests.conftest import AUDIENCE, BIN_DIR, PROJECT, Helper
+from tests.fixtures.helper import AUDIENCE, BIN_DIR, PROJECT, Helper
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.venvs import ROOT, Venv, clean_env
 

@@ -8,7 +8,7 @@ import unicodedata
 
 import pytest
 
-from tests.conftest import AUDIENCE, PROJECT, Helper
+from tests.fixtures.helper import AUDIENCE, PROJECT, Helper
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 from tests.test_hygiene import spoilt_pieces

@@ -9,7 +9,7 @@ import time
 
 import jwt
 
-from tests.conftest import AUDIENCE, PROJECT, Helper
+from tests.fixtures.helper import AUDIENCE, PROJECT, Helper, query
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
@@ -33,10 +33,6 @@ OUTPUT_KEYS = {
     "pipeline_id",
     "job_id",
 }
-
-
-def query(issuer: LocalIssuer, **extra: str) -> dict[str, str]:
-    return {"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT, **extra}
 
 
 def test_verified_token_is_returned_as_the_authress_access_token(

@@ -20,17 +20,13 @@ import pytest
 
 from authress_gitlab_token import __version__
 from authress_gitlab_token.keys import KeyCache, fetch_bound
-from tests.conftest import AUDIENCE, PROJECT, Helper, Run
 from tests.fixtures.ca import LocalCA
+from tests.fixtures.helper import AUDIENCE, Helper, Run, query
 from tests.fixtures.issuer import DISCOVERY_PATH, JWKS_PATH, LocalIssuer, Reply, running_issuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
 TIMEOUT = 2.0  # AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT in conftest
 STARTUP = 5.0  # slack for starting Python (and the runs before the one timed) on a busy 2-core machine
-
-
-def query(issuer_url: str) -> dict[str, str]:
-    return {"audience": AUDIENCE, "issuer": issuer_url, "project_path": PROJECT}
 
 
 def timed(call: Callable[..., Run], *args: Any, **kwargs: Any) -> tuple[Run, float]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import AUDIENCE, PROJECT, Helper
+from tests.fixtures.helper import AUDIENCE, PROJECT, Helper
 from tests.fixtures.issuer import LocalIssuer
 
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from authress_gitlab_token import __version__
-from tests.conftest import Helper
 from tests.fixtures import ci_inputs
 from tests.fixtures.ci_inputs import InputError
+from tests.fixtures.helper import Helper
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 from tests.test_gitlab_example import check_gitlab_ci

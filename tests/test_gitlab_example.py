@@ -14,8 +14,8 @@ from ruamel.yaml import YAML
 
 from authress_gitlab_token import __version__, setup_guide
 from authress_gitlab_token.setup_guide import install_command
-from tests.conftest import BIN_DIR
 from tests.fixtures import ci_inputs
+from tests.fixtures.helper import BIN_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ROOT / "examples" / "gitlab" / ".gitlab-ci.yml"

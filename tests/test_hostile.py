@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from authress_gitlab_token.keyfetch import fetch_bound
-from tests.conftest import ACCOUNT_ID, AUDIENCE, PROJECT, Helper, Run
 from tests.fixtures.ca import LocalCA
+from tests.fixtures.helper import ACCOUNT_ID, AUDIENCE, Helper, Run, query
 from tests.fixtures.hostile import answer, gzip_bomb, running_hostile, trickled_headers, trickling_issuer
 from tests.fixtures.issuer import DISCOVERY_PATH, JWKS_PATH, LocalIssuer, Reply
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
@@ -23,10 +23,6 @@ TIMEOUT = 0.5  # AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT for the slow-server tests
 SLOW = {"AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT": str(TIMEOUT)}
 STARTUP = 5.0  # slack for starting Python on a busy 2-core machine; not a speed target
 CHECK_BOUND = 3 * (TIMEOUT + 1.0)  # authress.py: 3 attempts, each timeout + 1 s
-
-
-def query(issuer_url: str, **extra: str) -> dict[str, str]:
-    return {"audience": AUDIENCE, "issuer": issuer_url, "project_path": PROJECT, **extra}
 
 
 def checked(issuer: LocalIssuer, api_url: str) -> dict[str, str]:

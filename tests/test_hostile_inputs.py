@@ -12,13 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import AUDIENCE, PROGRAM, PROJECT, RUNS, Helper, Run
+from tests.fixtures.helper import AUDIENCE, PROGRAM, PROJECT, RUNS, Helper, Run, query
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
-
-
-def query(issuer: LocalIssuer, **extra: str) -> dict[str, str]:
-    return {"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT, **extra}
 
 
 def shell_run(helper: Helper, script: str, args: list[str], env: dict[str, str], stdin: bytes = b"") -> Run:

@@ -11,8 +11,8 @@ import pytest
 
 from authress_gitlab_token import verify
 from authress_gitlab_token.errors import VerificationFailed
-from tests.conftest import AUDIENCE, PROJECT, InProcess, Run, leaked_runs, leaks, safe
 from tests.fixtures.ca import LocalCA
+from tests.fixtures.helper import AUDIENCE, PROJECT, InProcess, Run, leaked_runs, leaks, safe
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, forge, gitlab_claims, mint
 
@@ -79,10 +79,11 @@ def test_a_message_that_held_the_token_is_redacted_before_it_is_printed(
     """Defence in depth for a future bug: messages are built without the token, and every output of
     every command is redacted anyway (doctor's report included, which once was not)."""
 
-    def careless(jwt: str, *args: object, **kwargs: object) -> dict[str, str]:
+    def careless(checked: verify.Verification) -> str:
+        jwt = checked.token
         raise VerificationFailed(f"refused {jwt} (signature {jwt.rsplit('.', 1)[1]})")
 
-    monkeypatch.setattr(verify, "verify", careless)
+    monkeypatch.setattr(verify, "_signature", careless)  # the check every command runs
     query = {"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT}
     environ = {**cold_run_env, "AUTHRESS_KEY": token}
     if command == "external":

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from authress_gitlab_token.external import load_schema
 from authress_gitlab_token.resource_uri import resource_uri_valid
-from tests.conftest import AUDIENCE, PROJECT, Helper, Run
+from tests.fixtures.helper import AUDIENCE, PROJECT, Helper, Run
 
 CPU_SECONDS = 1.0  # per run: a refusal costs about 0.2 s of CPU, most of it Python's start
 WALL_SECONDS = 20.0  # per run, only against a run that blocks; the load of the machine is not ours

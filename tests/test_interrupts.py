@@ -28,8 +28,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import AUDIENCE, PROJECT, Helper, Run, leaks, safe
 from tests.fixtures.ca import LocalCA
+from tests.fixtures.helper import AUDIENCE, PROJECT, Helper, Run, leaks, safe
 from tests.fixtures.issuer import LocalIssuer, running_issuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from authress_gitlab_token.errors import VerificationFailed
-from authress_gitlab_token.result import gitlab_result
+from authress_gitlab_token.outcome import gitlab_outcome
 from authress_gitlab_token.settings import from_query
 from authress_gitlab_token.verify import check_lifetime, verify
-from tests.conftest import AUDIENCE, PROJECT, Helper
+from tests.fixtures.helper import AUDIENCE, PROJECT, Helper
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
@@ -56,5 +56,13 @@ def test_the_cli_refuses_a_token_short_of_the_minimum_and_takes_one_with_room(
 def test_a_token_past_exp_within_the_leeway_has_zero_seconds_left() -> None:
     claims = gitlab_claims(ISSUER, AUDIENCE, now=EXP - 300, lifetime=300)
     settings = from_query({"audience": AUDIENCE, "issuer": ISSUER, "project_path": PROJECT}, {})
-    assert gitlab_result("t", claims, settings, EXP + 30)["expires_in"] == "0"
-    assert gitlab_result("t", claims, settings, EXP - 30)["expires_in"] == "30"
+    assert gitlab_outcome("t", claims, settings, EXP + 30).to_external()["expires_in"] == "0"
+    assert gitlab_outcome("t", claims, settings, EXP - 30).to_external()["expires_in"] == "30"
+
+
+def test_the_outcome_never_shows_its_token_in_a_repr() -> None:
+    claims = gitlab_claims(ISSUER, AUDIENCE, now=EXP - 300, lifetime=300)
+    settings = from_query({"audience": AUDIENCE, "issuer": ISSUER, "project_path": PROJECT}, {})
+    outcome = gitlab_outcome("secret-token-value", claims, settings, EXP - 30)
+    assert "secret-token-value" not in repr(outcome) and outcome.user_id in repr(outcome)
+    assert outcome.to_external()["access_token"] == "secret-token-value"

@@ -12,16 +12,12 @@ import threading
 import time
 
 from authress_gitlab_token.keys import KeyCache, fetch_bound
-from tests.conftest import AUDIENCE, PROJECT, Helper, Run
+from tests.fixtures.helper import AUDIENCE, PROJECT, Helper, Run, query
 from tests.fixtures.issuer import DISCOVERY_PATH, JWKS_PATH, LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
 TIMEOUT = 2.0  # AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT in conftest
 NO_DISK_CACHE = {"AUTHRESS_GITLAB_TOKEN_CACHE_DIR": "relative/cache"}  # a relative path: no disk cache
-
-
-def query(issuer_url: str, **extra: str) -> dict[str, str]:
-    return {"audience": AUDIENCE, "issuer": issuer_url, "project_path": PROJECT, **extra}
 
 
 def doctor(helper: Helper, token: str, *args: str, env: dict[str, str] | None = None) -> tuple[Run, dict]:

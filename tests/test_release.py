@@ -16,7 +16,7 @@ from ruamel.yaml import YAML
 
 from authress_gitlab_token import __version__
 from authress_gitlab_token.setup_guide import install_command
-from tests.conftest import AUDIENCE, Helper
+from tests.fixtures.helper import AUDIENCE, Helper
 from tests.test_gitlab_example import check_gitlab_ci
 
 ROOT = Path(__file__).resolve().parents[1]

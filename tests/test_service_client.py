@@ -11,8 +11,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.conftest import ACCOUNT_ID, AUDIENCE, Helper
 from tests.fixtures.authress import AuthressStandIn
+from tests.fixtures.helper import ACCOUNT_ID, AUDIENCE, Helper
 from tests.fixtures.service_clients import ServiceClientKey
 from tests.fixtures.tokens import MINTED
 

@@ -10,14 +10,13 @@ import time
 import pytest
 
 from authress_gitlab_token.bootstrap import record_id
-from tests.conftest import ACCOUNT_ID, AUDIENCE, Helper, Run
 from tests.fixtures.authress import AuthressStandIn, Reply
 from tests.fixtures.authress_admin import add_role
+from tests.fixtures.helper import ACCOUNT_ID, AUDIENCE, SUB, Helper, Run
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.service_clients import ServiceClientKey
 from tests.fixtures.tokens import MINTED, SigningKey, gitlab_claims, mint
 
-SUB = "project_path:my-org/authress-configuration:ref_type:branch:ref:main"
 RECORD = record_id(SUB)
 
 

@@ -12,9 +12,9 @@ from authress_gitlab_token import __version__
 from authress_gitlab_token.bootstrap import record_id
 from authress_gitlab_token.setup_guide import build
 from authress_gitlab_token.setup_plan import NAME_MAX, record_name
-from tests.conftest import ACCOUNT_ID, AUDIENCE, Helper, Run
 from tests.fixtures.authress import AuthressStandIn
 from tests.fixtures.authress_admin import put_record
+from tests.fixtures.helper import ACCOUNT_ID, AUDIENCE, Helper, Run
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.service_clients import ServiceClientKey
 from tests.fixtures.tokens import MINTED, SigningKey, gitlab_claims, mint

@@ -45,8 +45,14 @@ def target(audience: str, api_url: str) -> tuple[str, str]:
 
 
 def audience_warning(audience: str, api_url: str) -> str | None:
+    """audience_advice as one line."""
+    advice = audience_advice(audience, api_url)
+    return "; ".join(advice) if advice else None
+
+
+def audience_advice(audience: str, api_url: str) -> tuple[str, str] | None:
     """Why the audience names no Authress API (neither an account API URL nor the `api_url` custom domain),
-    or None when it names one."""
+    and what to do; or None when it names one."""
     if _PROVIDER_AUDIENCE.match(audience):
         return None
     try:
@@ -56,8 +62,9 @@ def audience_warning(audience: str, api_url: str) -> str | None:
         pass
     return (
         f"audience {quoted(audience)} is not an Authress account API URL (https://ACCOUNT.api.authress.io) "
-        'nor the custom domain in "api_url"; the newest Authress Terraform provider refuses such tokens: '
-        "use your account's API URL as the job's `id_tokens:` aud and as the trusted identity's audience"
+        'nor the custom domain in "api_url"',
+        "the newest Authress Terraform provider refuses such tokens: "
+        "use your account's API URL as the job's `id_tokens:` aud and as the trusted identity's audience",
     )
 
 
@@ -82,55 +89,57 @@ class Caller:
     audience: str
 
 
-def check(token: str, api_url: str, account_id: str, caller: Caller, timeout: float) -> str:
+def check(token: str, api_url: str, account_id: str, caller: Caller, timeout: float, ca_file: str | None = None) -> str:
     """GET /v1/accounts/{accountId} with the token as Bearer, as the provider does first. Returns what
     passed; raises AuthressCheckFailed with the one setup step to fix (never the token)."""
     if not api_url or not account_id:
         raise QueryError(
-            "the Authress check needs the account's API URL, and the audience "
-            f'{quoted(caller.audience)} names none; set the query key "api_url" '
-            'to "https://ACCOUNT_ID.api.authress.io"'
+            f"the Authress check needs the account's API URL, and the audience {quoted(caller.audience)} names none",
+            'set the query key "api_url" to "https://ACCOUNT_ID.api.authress.io"',
         )
     url = f"{api_url}/v1/accounts/{quote(account_id, safe='')}"
-    status, body = _get(url, token, timeout)
+    status, body = _get(url, token, timeout, ca_file)
     where = f"Authress at {quoted(url)}"
     if status == 200:
         if not isinstance(body, Mapping) or body.get("accountId") != account_id:
             raise AuthressCheckFailed(
-                f"{where} answered 200 without account {quoted(account_id)}; "
-                f'check that "api_url" is the Authress API of that account'
+                f"{where} answered 200 without account {quoted(account_id)}",
+                'check that "api_url" is the Authress API of that account',
             )
         return f"account {quoted(account_id)} is readable by user ID {quoted(caller.user_id)}"
     if status == 401:
-        raise AuthressCheckFailed(f"{where} answered 401: {_untrusted(caller, account_id)}")
+        problem, fix = _untrusted(caller, account_id)
+        raise AuthressCheckFailed(f"{where} answered 401: {problem}", fix)
     if status in (403, 404):
         missing = "or the account does not exist (check the audience)" if status == 404 else "(trusted token)"
         raise AuthressCheckFailed(
-            f"{where} answered {status}: the token's user has no access to account "
-            f"{quoted(account_id)} {missing}; in Authress create an access record (Access records -> "
-            f"Create) whose user is exactly {quoted(caller.user_id)}, with the roles Terraform needs"
+            f"{where} answered {status}: the token's user has no access to account {quoted(account_id)} {missing}",
+            f"in Authress create an access record (Access records -> "
+            f"Create) whose user is exactly {quoted(caller.user_id)}, with the roles Terraform needs",
         )
     raise AuthressCheckFailed(
-        f'{where} answered HTTP {status}, expected 200; check that "api_url" is the Authress API '
-        "(no proxy or login page in between)"
+        f"{where} answered HTTP {status}, expected 200",
+        'check that "api_url" is the Authress API (no proxy or login page in between)',
     )
 
 
-def _untrusted(caller: Caller, account_id: str) -> str:
+def _untrusted(caller: Caller, account_id: str) -> tuple[str, str]:
     if caller.kind == SERVICE_CLIENT_KEY:
         return (
-            f"Authress does not accept the token minted for service client {quoted(caller.user_id)}; check that "
+            f"Authress does not accept the token minted for service client {quoted(caller.user_id)}",
+            "check that "
             f"the client and its access key still exist in account {quoted(account_id)} (Authress -> Service "
-            "clients), or create a new access key"
+            "clients), or create a new access key",
         )
     return (
-        "Authress does not trust this token; in Authress add an OIDC trusted identity (Connections -> OIDC "
+        "Authress does not trust this token",
+        "in Authress add an OIDC trusted identity (Connections -> OIDC "
         f"trusted identities) with issuer {quoted(caller.issuer)} and audience {quoted(caller.audience)}, "
-        "the same string as the job's `id_tokens:` aud"
+        "the same string as the job's `id_tokens:` aud",
     )
 
 
-def _get(url: str, token: str, timeout: float) -> tuple[int, Any]:
+def _get(url: str, token: str, timeout: float, ca_file: str | None) -> tuple[int, Any]:
     """One GET (retried within a total bound); the status and the JSON body, if any."""
     from . import network
 
@@ -138,7 +147,7 @@ def _get(url: str, token: str, timeout: float) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     try:
         # No redirects (network.session): the Bearer token goes to the configured API URL and nowhere else.
-        with network.session(timeout) as client:
+        with network.session(timeout, ca_file) as client:
             response = network.get(client, url, headers=headers, timeout=timeout, deadline=deadline, attempts=ATTEMPTS)
     except network.Unanswered as exc:
         down = (
@@ -147,17 +156,17 @@ def _get(url: str, token: str, timeout: float) -> tuple[int, Any]:
             else ('check "api_url" and that this machine can reach it')
         )
         raise AuthressCheckFailed(
-            f"could not check the token with Authress at {quoted(url)}: {exc.reason} after "
-            f"{exc.attempts} attempt(s); {down}"
+            f"could not check the token with Authress at {quoted(url)}: {exc.reason} after {exc.attempts} attempt(s)",
+            f"{down}",
         ) from None
     except network.TooLarge:
         raise AuthressCheckFailed(
-            f'{quoted(url)} sent more than {network.MAX_BODY_BYTES} bytes; check that "api_url" is the Authress API'
+            f"{quoted(url)} sent more than {network.MAX_BODY_BYTES} bytes", 'check that "api_url" is the Authress API'
         ) from None
     except network.BadURL as exc:
-        raise AuthressCheckFailed(f'{exc.message}; check "api_url"') from None
+        raise AuthressCheckFailed(exc.message, 'check "api_url"') from None
     except network.Refused as exc:
-        raise AuthressCheckFailed(exc.message) from None
+        raise AuthressCheckFailed(exc.problem, exc.fix) from None
     try:
         return response.status, network.parse_json(response.body) if response.body else None
     except (ValueError, RecursionError):

@@ -25,22 +25,18 @@ ENV_NAME = "AUTHRESS_KEY"  # the variable the Authress Terraform provider reads
 
 def cmd_external(args: argparse.Namespace | None, environ: Mapping[str, str]) -> int:
     """Terraform's data "external": query on stdin, verified token and claims on stdout."""
-    from . import external, prefetch
+    from . import access_token, external, settings, sources
 
     if sys.stdin is None:
         raise QueryError(f"stdin is closed, so there is no query; {external.USAGE}")
-    raw = external.read_raw(sys.stdin.buffer)
-    # A cold run's key fetch starts before jsonschema and jwt are imported, so the two overlap.
-    ahead = prefetch.start(raw, environ)
-    from . import flow, settings
-
-    query = external.parse_query(raw)
+    query = external.parse_query(external.read_raw(sys.stdin.buffer))
     name_secret(query.get("token_env"))
     config = settings.from_query(query, environ)
-    outcome = flow.obtain(config, environ, ahead=ahead)
+    credential = sources.find_credential(environ, config.token_env, config.audience)
+    outcome = access_token.obtain(config, credential)
     # After success: a failure stays one line.
-    warn_about_audience(config.audience, config.api_url, outcome.result["audience"])
-    external.write_result(outcome.result, sys.stdout)
+    warn_about_audience(config.audience, config.api_url, outcome.audience)
+    external.write_result(outcome.to_external(), sys.stdout)
     return 0
 
 
@@ -49,14 +45,14 @@ def cmd_env(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     Authress provider through the environment and never enters Terraform state."""
     import shlex
 
-    from . import flow, prefetch, settings
-    from .flags import given_options, query_from_args
+    from . import access_token, settings, sources
+    from .flags import query_from_args
 
-    ahead = prefetch.start(given_options(args), environ)  # a job script's run is cold too, as `external`'s
     config = settings.from_query(query_from_args(args), environ)
-    outcome = flow.obtain(config, environ, ahead=ahead)
-    token = shlex.quote(outcome.result["access_token"])
-    warn_about_audience(config.audience, config.api_url, outcome.result["audience"])
+    credential = sources.find_credential(environ, config.token_env, config.audience)
+    outcome = access_token.obtain(config, credential)
+    token = shlex.quote(outcome.token)
+    warn_about_audience(config.audience, config.api_url, outcome.audience)
     sys.stdout.write(f"export {ENV_NAME}={token}\n" if args.format == "shell" else f"{ENV_NAME}={token}\n")
     return 0
 

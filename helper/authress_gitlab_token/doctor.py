@@ -3,34 +3,42 @@ The token itself is never part of the report; its claims are."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import sources
 from .errors import HelperError, quoted
 from .report import KINDS, Report, Step, without_personal
 from .settings import DEFAULT_TOKEN_ENV, Settings
 
+if TYPE_CHECKING:
+    from .outcome import Outcome
+    from .verify import Check, Verification
+
+T = TypeVar("T")
+
 PLACEHOLDER_AUDIENCE = "https://ACCOUNT_ID.api.authress.io"
 FIRST_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "nbf")
 
 
 class _Steps:
-    """Collects steps; `run` records a pass, or the error's message as a failure."""
+    """Collects steps; `run` records a pass, or the error's problem and fix as a failure."""
 
     def __init__(self) -> None:
         self.steps: list[Step] = []
 
-    def add(self, name: str, status: str, detail: str) -> None:
-        self.steps.append(Step(name, status, detail))
+    def add(self, name: str, status: str, problem: str, fix: str = "") -> None:
+        """`problem` and `fix` shown on one line, as the error is printed; the fix kept apart."""
+        self.steps.append(Step(name, status, f"{problem}; {fix}" if fix else problem, fix))
 
-    def run(self, name: str, action: Any) -> Any:
+    def run(self, name: str, action: Callable[[], tuple[T, str]]) -> T | None:
+        """`action`'s value, its detail recorded as a pass; None, its error recorded as a failure."""
         try:
             value, detail = action()
         except HelperError as exc:
-            self.add(name, "fail", str(exc))
+            self.add(name, "fail", exc.problem, exc.fix)
             return None
         self.add(name, "pass", detail)
         return value
@@ -56,7 +64,7 @@ def diagnose(
         query["audience"] = _audience_guess(credential, claims, steps)
     settings, bound = steps.run("options", lambda: _settings(query, environ)) or (None, True)
     if not bound:
-        steps.add("binding", "fail", _unbound(credential.kind, claims))
+        steps.add("binding", "fail", *_unbound(credential.kind, claims))
     if settings is not None:
         _audience_sanity(settings, steps)
         _ref_type_sanity(settings, steps)
@@ -64,8 +72,8 @@ def diagnose(
             minted_at = time.time() if fixed is None else fixed
             outcome = steps.run("service-client token", lambda: _minted(credential, settings, minted_at))
         else:
-            outcome = _verified(credential, claims, settings, environ, fixed, steps)
-        _check(outcome, settings, "check" in query, environ, steps)
+            outcome = _verified(credential, settings, fixed, steps)
+        _check(outcome, settings, "check" in query, steps)
     passed = {s.name for s in steps.steps if s.status == "pass"}
     verified = bool(passed & {"signature and claims", "service-client token"})
     now = time.time() if fixed is None else fixed
@@ -100,9 +108,9 @@ def _audience_guess(credential: sources.Credential, claims: Mapping[str, Any], s
     if isinstance(aud, list) and len(aud) == 1:
         aud = aud[0]
     if isinstance(aud, str) and aud:
-        steps.add("audience", "warn", f"taken from the token ({quoted(aud)}); pass --audience to check it")
+        steps.add("audience", "warn", f"taken from the token ({quoted(aud)})", "pass --audience to check it")
         return aud
-    steps.add("audience", "fail", "the token's aud is not one string; pass --audience with the one to check")
+    steps.add("audience", "fail", "the token's aud is not one string", "pass --audience with the one to check")
     return PLACEHOLDER_AUDIENCE
 
 
@@ -126,115 +134,73 @@ def _settings(query: Mapping[str, str], environ: Mapping[str, str]) -> tuple[tup
     return (settings, True), f"issuer {quoted(settings.issuer)}, audience {quoted(settings.audience)}"
 
 
-def _unbound(kind: str, claims: Mapping[str, Any]) -> str:
+def _unbound(kind: str, claims: Mapping[str, Any]) -> tuple[str, str]:
     """The missing project binding in doctor's terms: the flags to pass, the token's own project as example."""
     wrong = "the options bind no project, so a token of any GitLab project with this audience would pass"
     if kind == sources.SERVICE_CLIENT_KEY:  # it has no GitLab claims to bind
-        return f"{wrong}; a service-client key has no project: pass --allow-any-project true to use it"
+        return wrong, "a service-client key has no project: pass --allow-any-project true to use it"
     project = claims.get("project_path")
     example = project if isinstance(project, str) and project else "my-org/authress-configuration"
     return (
-        f"{wrong}; pass --project-path {quoted(example)} (or --namespace-path, or --subject), or "
-        "--allow-any-project true if any project may really use it"
+        wrong,
+        f"pass --project-path {quoted(example)} (or --namespace-path, or --subject), or "
+        "--allow-any-project true if any project may really use it",
     )
 
 
 def _audience_sanity(settings: Settings, steps: _Steps) -> None:
-    from .authress import audience_warning
+    from .authress import audience_advice
 
-    warning = audience_warning(settings.audience, settings.api_url)
-    if warning:
-        steps.add("audience", "warn", warning)
+    advice = audience_advice(settings.audience, settings.api_url)
+    if advice:
+        steps.add("audience", "warn", *advice)
 
 
 def _ref_type_sanity(settings: Settings, steps: _Steps) -> None:
-    from .settings import ref_type_warning
+    from .settings import ref_type_advice
 
-    warning = ref_type_warning(settings)
-    if warning:
-        steps.add("ref_type", "warn", warning)
+    advice = ref_type_advice(settings)
+    if advice:
+        steps.add("ref_type", "warn", *advice)
 
 
-def _minted(credential: sources.Credential, settings: Settings, now: float) -> tuple[Any, str]:
-    from .flow import from_service_client
+def _minted(credential: sources.Credential, settings: Settings, now: float) -> tuple[Outcome, str]:
+    from .access_token import from_service_client
+    from .verify import rfc3339
 
     outcome = from_service_client(credential, settings, now)
-    return outcome, f"minted for client {quoted(outcome.result['user_id'])}, expires {outcome.result['expires_at']}"
+    return outcome, f"minted for client {quoted(outcome.user_id)}, expires {rfc3339(outcome.expires_at)}"
 
 
-def _verified(
-    credential: sources.Credential,
-    claims: Mapping[str, Any],
-    settings: Settings,
-    environ: Mapping[str, str],
-    fixed: float | None,
-    steps: _Steps,
-) -> Any:
-    """Keys, signature and claims, each bound claim, lifetime; the clock read after the keys are found."""
-    from . import keys, verify
-    from .flow import Outcome
-    from .keycache import locate
-    from .result import gitlab_result
+def _verified(credential: sources.Credential, settings: Settings, fixed: float | None, steps: _Steps) -> Outcome | None:
+    """verify's checks, each recorded, to the first failure; the clock read after the keys are found."""
+    from .keys import IssuerKeys
+    from .outcome import gitlab_outcome
+    from .verify import Verification, checks
 
-    directory, where = locate(environ)
-    steps.add("key cache", "pass" if directory else "warn", where)
-    issuer_keys = keys.issuer_keys(settings.issuer, environ)
-    kid = _kid(credential.value)
-    if kid:  # without one, the next step says what is wrong with the header
-        found = steps.run(
-            "issuer keys", lambda: (issuer_keys.jwk(kid), f"key {quoted(kid, 60)} from {quoted(settings.issuer)}")
-        )
-        if found is None:
+    steps.add("key cache", "pass" if settings.cache_dir else "warn", settings.cache_where, settings.cache_fix)
+    verification = Verification(credential.value, settings, IssuerKeys.of(settings), fixed)
+    for check in checks(settings):
+        if steps.run(check.name, partial(_passed, check, verification)) is None:
             return None
-    now = time.time() if fixed is None else fixed
-    plain = dataclasses.replace(settings, bound_claims=(), min_validity_seconds=0)
-    verified = steps.run(
-        "signature and claims",
-        lambda: (verify.verify(credential.value, plain, issuer_keys, now), "RS256 signature, iss, aud, exp, iat"),
-    )
-    if verified is None:
-        return None
-    for bound in settings.bound_claims:
-        detail = f"{quoted(bound.claim)} is {quoted(verified.get(bound.claim))} (from {bound.source})"
-        if steps.run(f"bound {bound.source}", lambda b=bound, d=detail: (_bound(verified, b), d)) is None:
-            return None
-
-    def lifetime() -> tuple[int, str]:
-        left = verify.check_lifetime(verified, settings.min_validity_seconds, now)
-        return left, f"{left} s left"
-
-    if steps.run("lifetime", lifetime) is None:
-        return None
-    return Outcome(credential, verified, gitlab_result(credential.value, verified, settings, now))
+    now = time.time() if verification.now is None else verification.now
+    return gitlab_outcome(credential.value, verification.claims, settings, now)
 
 
-def _bound(claims: Mapping[str, Any], bound: Any) -> bool:
-    from .verify import check_bound_claim
-
-    check_bound_claim(claims, bound)
-    return True
+def _passed(check: Check, verification: Verification) -> tuple[bool, str]:
+    return True, check.run(verification)
 
 
-def _kid(token: str) -> str:
-    import jwt
-
-    try:
-        kid = jwt.get_unverified_header(token).get("kid")
-    except jwt.PyJWTError:
-        return ""
-    return kid if isinstance(kid, str) else ""
-
-
-def _check(outcome: Any, settings: Settings, asked: bool, environ: Mapping[str, str], steps: _Steps) -> None:
+def _check(outcome: Outcome | None, settings: Settings, asked: bool, steps: _Steps) -> None:
     """doctor runs the Authress check unless told `--check none`, and skips it when it cannot be placed."""
-    from .flow import check
+    from .access_token import check
 
     if outcome is None:
         steps.add("authress", "skip", "needs a verified token")
     elif asked and settings.check == "none":
         steps.add("authress", "skip", "--check none")
-    elif not outcome.result["api_url"] or not outcome.result["account_id"]:
+    elif not outcome.api_url or not outcome.account_id:
         status = "fail" if asked else "skip"
-        steps.add("authress", status, "the audience names no Authress account; pass --api-url to check")
+        steps.add("authress", status, "the audience names no Authress account", "pass --api-url to check")
     else:
-        steps.run("authress", lambda: (None, check(outcome, environ)))
+        steps.run("authress", lambda: (True, check(outcome, settings)))

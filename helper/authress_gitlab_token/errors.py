@@ -53,9 +53,14 @@ def printable(text: str) -> str:
 
 
 class HelperError(Exception):
-    """A failure the user can fix; `exit_code` is what the process returns."""
+    """A failure the user can fix: `problem` says what is wrong, `fix` what to do ("" when the message
+    has no remedy to offer); the one line printed is "problem; fix". `exit_code` is what the process returns."""
 
     exit_code = 1
+
+    def __init__(self, problem: str, fix: str = "") -> None:
+        self.problem, self.fix = problem, fix
+        super().__init__(f"{problem}; {fix}" if fix else problem)
 
 
 class QueryError(HelperError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
 from typing import IO, Any, TypeGuard
 
@@ -13,7 +14,9 @@ SCHEMA_PATH = Path(__file__).with_name("query.schema.json")
 USAGE = 'run it from Terraform\'s data "external", or pipe a JSON object of strings to it'
 
 
+@cache
 def load_schema() -> dict[str, Any]:
+    """The query schema, read once a run (callers copy it before changing it)."""
     schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     return schema
 
@@ -47,8 +50,15 @@ def parse_query(raw: bytes) -> dict[str, str]:
         raise QueryError(f"the query on stdin holds a number too long to read; {USAGE}") from None
     if not isinstance(value, dict):
         raise QueryError(f"the query on stdin is a JSON {_json_type(value)}, expected an object; {USAGE}")
-    validate(value, load_schema())
+    check_query(value, load_schema())
     return value
+
+
+def check_query(value: Any, schema: dict[str, Any], what: str = "query key") -> None:
+    """The standard library judges the query; jsonschema is imported only to word a refusal (or to judge
+    a keyword the plain judge does not know), so an accepted query never loads it."""
+    if not plainly_valid(value, schema):
+        validate(value, schema, what)
 
 
 _PLAIN_KEYWORDS = {"type", "minLength", "maxLength", "enum", "pattern", "description", "$ref"}
@@ -56,8 +66,7 @@ _PLAIN_KEYWORDS = {"type", "minLength", "maxLength", "enum", "pattern", "descrip
 
 def plainly_valid(query: Any, schema: dict[str, Any]) -> TypeGuard[dict[str, str]]:
     """Whether `query` passes the schema, judged with the standard library for the keywords the query
-    schema uses (any other keyword: False). Only for the cold run's early key fetch, which must not
-    start for a query the helper then refuses; `validate` still decides, with jsonschema."""
+    schema uses (any other keyword: False, and jsonschema judges)."""
     import re
 
     properties = schema["properties"]

@@ -33,30 +33,32 @@ def public_key(jwk: Mapping[str, Any], kid: str) -> Any:
     if jwk.get("kty") != "RSA" or jwk.get("use", "sig") != "sig" or jwk.get("alg", "RS256") != "RS256":
         raise VerificationFailed(
             f"{name} is not an RS256 signing key (kty {quoted(jwk.get('kty'))}, use {quoted(jwk.get('use'))}, "
-            f"alg {quoted(jwk.get('alg'))}); only RSA keys for signatures verify GitLab ID tokens"
+            f"alg {quoted(jwk.get('alg'))})",
+            "only RSA keys for signatures verify GitLab ID tokens",
         )
     private = [m for m in PRIVATE_MEMBERS if m in jwk]
     if private:
         raise VerificationFailed(
-            f"{name} carries private members ({', '.join(map(quoted, private))}); the issuer is publishing a "
-            "private key: tell its administrators to rotate it, and trust no token signed with it"
+            f"{name} carries private members ({', '.join(map(quoted, private))})",
+            "the issuer is publishing a "
+            "private key: tell its administrators to rotate it, and trust no token signed with it",
         )
     ops = jwk.get("key_ops")
     if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
         raise VerificationFailed(
-            f'{name} has key_ops {quoted(ops, 80)}, which does not allow "verify"; the issuer does not '
-            "publish it for checking signatures"
+            f'{name} has key_ops {quoted(ops, 80)}, which does not allow "verify"',
+            "the issuer does not publish it for checking signatures",
         )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a library's warning must never reach stderr
             key = jwt.PyJWK(dict(jwk), algorithm="RS256").key
     except (jwt.PyJWTError, ValueError, TypeError):
-        raise VerificationFailed(f"{name} is malformed; the issuer may be misconfigured") from None
+        raise VerificationFailed(f"{name} is malformed", "the issuer may be misconfigured") from None
     bits = getattr(key, "key_size", 0)
     if bits < MIN_RSA_BITS:
         raise VerificationFailed(
-            f"{name} is a {bits}-bit RSA key, shorter than {MIN_RSA_BITS} bits; such a key can be factored, "
-            "so no token signed with it is trusted"
+            f"{name} is a {bits}-bit RSA key, shorter than {MIN_RSA_BITS} bits",
+            "such a key can be factored, so no token signed with it is trusted",
         )
     return key

@@ -58,41 +58,39 @@ class KeySet:
         }
 
 
-def locate(environ: Mapping[str, str]) -> tuple[Path | None, str]:
-    """The cache directory and a line saying where it is; None, and why, when that is not an absolute
-    path. A relative one (HOME unset and a uid without a passwd entry, or a relative XDG_CACHE_HOME)
+def locate(environ: Mapping[str, str]) -> tuple[Path | None, str, str]:
+    """The cache directory, a line saying where it is, and ""; None, why, and what to do, when that is
+    not an absolute path. A relative one (HOME unset and a uid without a passwd entry, or a relative XDG_CACHE_HOME)
     would be inside the checkout, where anyone who can push could plant keys."""
-    if environ.get(CACHE_DIR_ENV):
-        where, source, fix = environ[CACHE_DIR_ENV], CACHE_DIR_ENV, CACHE_DIR_ENV
-    elif environ.get("XDG_CACHE_HOME"):
-        where = os.path.join(environ["XDG_CACHE_HOME"], "authress-gitlab-token")
+    chosen, xdg = environ.get(CACHE_DIR_ENV), environ.get("XDG_CACHE_HOME")
+    if chosen:
+        where, source, fix = chosen, CACHE_DIR_ENV, CACHE_DIR_ENV
+    elif xdg:
+        where = os.path.join(xdg, "authress-gitlab-token")
         source, fix = "XDG_CACHE_HOME", f"XDG_CACHE_HOME or {CACHE_DIR_ENV}"
     else:
         where = os.path.join(_home(environ), ".cache", "authress-gitlab-token")
         source, fix = "the home directory", f"HOME or {CACHE_DIR_ENV}"
     if not os.path.isabs(where):
-        return None, (
-            f"no disk cache: {source} gives the relative path {quoted(where)}, where a checkout could plant keys; "
-            f"set {fix} to an absolute path (until then keys are fetched on every run)"
+        return (
+            None,
+            f"no disk cache: {source} gives the relative path {quoted(where)}, where a checkout could plant keys",
+            f"set {fix} to an absolute path (until then keys are fetched on every run)",
         )
-    return Path(where), f"keys cached in {quoted(where)}"
+    return Path(where), f"keys cached in {quoted(where)}", ""
 
 
 def _home(environ: Mapping[str, str]) -> str:
     """HOME, else the passwd entry's home directory, else "" (no home at all)."""
-    if environ.get("HOME"):
-        return environ["HOME"]
+    home = environ.get("HOME")
+    if home:
+        return home
     import pwd
 
     try:
         return pwd.getpwuid(os.getuid()).pw_dir
     except KeyError:
         return ""
-
-
-def default_cache_dir(environ: Mapping[str, str]) -> Path | None:
-    """The cache directory the environment sets, or None when there is no absolute one (no disk cache)."""
-    return locate(environ)[0]
 
 
 class KeyCache:

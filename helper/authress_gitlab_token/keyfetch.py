@@ -34,19 +34,23 @@ def too_late(deadline: float, timeout: float) -> bool:
 def waited_in_vain(issuer: str, bound: float) -> KeyFetchFailed:
     """Another run held the fetch lock for all the time this one may wait, and left no keys."""
     return KeyFetchFailed(
-        f"another run has been fetching the keys of {quoted(issuer)} for {bound:.0f} s without a result; "
-        "check the issuer is reachable from this runner, then retry the job"
+        f"another run has been fetching the keys of {quoted(issuer)} for {bound:.0f} s without a result",
+        "check the issuer is reachable from this runner, then retry the job",
     )
 
 
 def fetch_keyset(
-    issuer: str, timeout: float = DEFAULT_HTTP_TIMEOUT, deadline: float | None = None, client: Any = None
+    issuer: str,
+    timeout: float = DEFAULT_HTTP_TIMEOUT,
+    deadline: float | None = None,
+    client: Any = None,
+    ca_file: str | None = None,
 ) -> KeySet:
     """Discovery (whose `issuer` must equal ours exactly), then its https `jwks_uri`, by `deadline`.
 
     GitLab's JWKS is asked for at its usual place at the same time as discovery, which saves a round
     trip; that answer is used only when discovery names exactly that URL, else the named one is fetched.
-    `client`: a network.session the caller opened, else one is opened here."""
+    `client`: a network.session the caller opened, else one is opened here (with `ca_file`)."""
     from . import network  # only a cold run pays for httpx
     from .background import Background
 
@@ -58,7 +62,7 @@ def fetch_keyset(
     misconfigured = f"the discovery document of {quoted(issuer)} names it as jwks_uri: the issuer is misconfigured"
     with contextlib.ExitStack() as stack:
         if client is None:
-            client = stack.enter_context(network.session(timeout))
+            client = stack.enter_context(network.session(timeout, ca_file))
         usual = Background(
             lambda: _get_json(client, usual_uri, timeout, end, misconfigured), "authress-gitlab-token jwks"
         )
@@ -73,7 +77,7 @@ def fetch_keyset(
     keys = valid_keys(jwks)
     if keys is None:
         raise KeyFetchFailed(
-            f"{quoted(jwks_uri)} did not return a non-empty JSON Web Key Set; the issuer may be misconfigured"
+            f"{quoted(jwks_uri)} did not return a non-empty JSON Web Key Set", "the issuer may be misconfigured"
         )
     return KeySet(issuer, jwks_uri, keys, time.time(), max_age(headers.get("cache-control", "")))
 
@@ -84,26 +88,26 @@ def _discover(client: Any, issuer: str, timeout: float, deadline: float) -> str:
     discovery, _ = _get_json(client, discovery_url, timeout, deadline, 'check the query key "issuer"')
     if not isinstance(discovery, dict):
         raise KeyFetchFailed(
-            f'the discovery document of {quoted(issuer)} is not a JSON object; check the query key "issuer"'
+            f"the discovery document of {quoted(issuer)} is not a JSON object", 'check the query key "issuer"'
         )
     if discovery.get("issuer") != issuer:
         raise KeyFetchFailed(
-            f"discovery at {quoted(issuer)} names issuer {quoted(discovery.get('issuer'))}, expected "
-            f'{quoted(issuer)}; set the query key "issuer" to exactly the issuer GitLab names'
+            f"discovery at {quoted(issuer)} names issuer {quoted(discovery.get('issuer'))}, expected {quoted(issuer)}",
+            'set the query key "issuer" to exactly the issuer GitLab names',
         )
     jwks_uri = discovery.get("jwks_uri")
     if not isinstance(jwks_uri, str) or not jwks_uri.startswith("https://"):
         raise KeyFetchFailed(
-            f"discovery at {quoted(issuer)} names jwks_uri {quoted(jwks_uri)}, "
-            "expected an https URL; keys are only fetched over https"
+            f"discovery at {quoted(issuer)} names jwks_uri {quoted(jwks_uri)}, expected an https URL",
+            "keys are only fetched over https",
         )
     return jwks_uri
 
 
 def _overdue(url: str) -> KeyFetchFailed:
     return KeyFetchFailed(
-        f"could not fetch {quoted(url)}: no answer by the deadline; "
-        "check the issuer is reachable from this runner, then retry the job"
+        f"could not fetch {quoted(url)}: no answer by the deadline",
+        "check the issuer is reachable from this runner, then retry the job",
     )
 
 
@@ -116,22 +120,23 @@ def _get_json(client: Any, url: str, timeout: float, deadline: float, bad_url: s
     except network.Unanswered as exc:
         how = f"{exc.reason} after {exc.attempts} attempt(s)" if exc.attempts else "the time for the keys ran out first"
         raise KeyFetchFailed(
-            f"could not fetch {quoted(url)}: {how}; check the issuer is reachable from this runner, then retry the job"
+            f"could not fetch {quoted(url)}: {how}",
+            "check the issuer is reachable from this runner, then retry the job",
         ) from None
     except network.TooLarge:
         raise KeyFetchFailed(
-            f"{quoted(url)} sent more than {network.MAX_BODY_BYTES} bytes; is the issuer URL a GitLab instance?"
+            f"{quoted(url)} sent more than {network.MAX_BODY_BYTES} bytes", "is the issuer URL a GitLab instance?"
         ) from None
     except network.BadURL as exc:
-        raise KeyFetchFailed(f"{exc.message}; {bad_url}") from None
+        raise KeyFetchFailed(exc.message, bad_url) from None
     except network.Refused as exc:
-        raise KeyFetchFailed(exc.message) from None
+        raise KeyFetchFailed(exc.problem, exc.fix) from None
     if response.status != 200:
-        raise KeyFetchFailed(f'{quoted(url)} answered HTTP {response.status}; check the query key "issuer"')
+        raise KeyFetchFailed(f"{quoted(url)} answered HTTP {response.status}", 'check the query key "issuer"')
     try:
         return network.parse_json(response.body), response.headers
     except (ValueError, RecursionError):
         raise KeyFetchFailed(
-            f"{quoted(url)} did not return JSON (or returned more than {network.MAX_JSON_VALUES} values); "
-            "is the issuer URL a GitLab instance?"
+            f"{quoted(url)} did not return JSON (or returned more than {network.MAX_JSON_VALUES} values)",
+            "is the issuer URL a GitLab instance?",
         ) from None

@@ -4,19 +4,18 @@ issuer is down. The warm path reads one small file and never imports httpx."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .background import Background
 from .errors import KeyFetchFailed, VerificationFailed, listed, quoted
-from .keycache import KeyCache, KeySet, default_cache_dir
+from .keycache import KeyCache, KeySet
 from .keyfetch import fetch_bound, fetch_keyset, too_late, waited_in_vain
-from .settings import DEFAULT_HTTP_TIMEOUT, http_timeout
+from .settings import DEFAULT_HTTP_TIMEOUT, Settings
 
-if TYPE_CHECKING:
-    from .prefetch import KeyPrefetch
-
-__all__ = ["IssuerKeys", "KeyCache", "KeySet", "fetch_bound", "fetch_keyset", "issuer_keys"]
+__all__ = ["IssuerKeys", "KeyCache", "KeySet", "fetch_bound", "fetch_keyset"]
 
 UNKNOWN_KID_COOLDOWN = 30  # a refetch for an unknown kid at most this often
 
@@ -27,7 +26,9 @@ Fetch = Callable[[str, float], KeySet]  # (issuer, monotonic deadline) -> keys, 
 class IssuerKeys:
     """Finds the public key for a `kid` of the configured issuer: cache first, then the network.
 
-    Everything a lookup does, waiting for a parallel run's fetch included, ends by one deadline."""
+    `start()` reads the cache once and, unless its keys are fresh, begins the fetch in a thread: a cold
+    run's requests go out while it imports jwt. The fetch takes the cache's lock, so parallel runs share
+    one. Everything a lookup does, waiting for a parallel run's fetch included, ends by one deadline."""
 
     def __init__(
         self,
@@ -36,16 +37,77 @@ class IssuerKeys:
         fetch: Fetch | None = None,
         clock: Callable[[], float] = time.time,
         timeout: float = DEFAULT_HTTP_TIMEOUT,
-        ahead: KeyPrefetch | None = None,
+        ca_file: str | None = None,
     ) -> None:
         self.issuer = issuer
         self.cache = cache
         self.bound = fetch_bound(timeout)
         self.timeout = timeout
-        self._fetch = fetch or (lambda iss, deadline: fetch_keyset(iss, timeout, deadline))
+        self._fetch = fetch
+        self._ca_file = ca_file
         self._clock = clock
-        self._ahead = ahead  # a fetch this run started early (prefetch.py): the first fetch is its outcome
+        self._started = False
+        self._cached: KeySet | None = None  # the newest keys this run has seen
+        self._job: Background[KeySet] | None = None  # a fetch under way: the issuer's keys, or a parallel run's
+        self._deadline = 0.0  # the job's, time.monotonic()
         self._found: dict[str, Mapping[str, Any]] = {}  # a second lookup in one run asks nothing again
+
+    @classmethod
+    def of(cls, settings: Settings) -> IssuerKeys:
+        """The keys of the settings' issuer, cached where the settings say."""
+        cache = KeyCache(settings.cache_dir, settings.issuer) if settings.cache_dir is not None else None
+        return cls(settings.issuer, cache, timeout=settings.http_timeout, ca_file=settings.ca_file)
+
+    def start(self) -> IssuerKeys:
+        """Read the cache and, unless its keys are fresh, begin fetching (once; a lookup does it too)."""
+        if self._started:
+            return self
+        self._started = True
+        held = contextlib.ExitStack()  # the lock of a run that fetches; the job releases it
+        # Locked before reading: a parallel run cannot finish a fetch between the read and the lock.
+        locked = held.enter_context(self.cache.fetch_lock(0.0)) if self.cache else True
+        self._cached = self.cache.load() if self.cache else None
+        if self._cached is not None and self._cached.fresh(self._clock()):
+            held.close()  # a warm run: no request, no httpx
+        else:
+            self._begin(held, locked)
+        return self
+
+    def _begin(self, held: contextlib.ExitStack, locked: bool) -> None:
+        """The fetch, in a thread; `locked`: `held` holds the lock, else the job waits for it."""
+        self._deadline = time.monotonic() + self.bound
+        if not locked:
+            held.close()
+        client = None
+        if locked and self._fetch is None:
+            # httpx is imported and the client made here, before the thread starts, so the thread sends at
+            # once instead of sharing the GIL with the main thread's imports.
+            with contextlib.suppress(Exception):  # the job meets it again, and the lookup reports it
+                from . import network
+
+                client = held.enter_context(network.session(self.timeout, self._ca_file))
+        previous = self._cached
+        self._job = Background(lambda: self._run(held, locked, client, previous), "authress-gitlab-token keys")
+
+    def _run(self, held: contextlib.ExitStack, locked: bool, client: Any, previous: KeySet | None) -> KeySet:
+        """Fetch and cache the keys; or, having waited for a parallel run's fetch, its keys."""
+        with held:
+            lock = self.cache.fetch_lock(self._deadline) if self.cache and not locked else contextlib.nullcontext(True)
+            with lock as got:
+                if not locked and self.cache:
+                    again = self.cache.load()  # the parallel run may have fetched while we waited
+                    newer = again is not None and (previous is None or again.fetched_at > previous.fetched_at)
+                    if newer and again is not None and again.fresh(self._clock()):
+                        return again
+                    if not got or too_late(self._deadline, self.timeout):  # it left no time to fetch again
+                        raise waited_in_vain(self.issuer, self.bound)
+                if self._fetch is None:
+                    keyset = fetch_keyset(self.issuer, self.timeout, self._deadline, client, self._ca_file)
+                else:
+                    keyset = self._fetch(self.issuer, self._deadline)
+                if self.cache:
+                    self.cache.store(keyset)
+                return keyset
 
     def jwk(self, kid: str) -> Mapping[str, Any]:
         if kid not in self._found:
@@ -53,29 +115,25 @@ class IssuerKeys:
         return self._found[kid]
 
     def _lookup(self, kid: str) -> Mapping[str, Any]:
-        deadline = time.monotonic() + self.bound
-        if self._ahead:
-            self._ahead.wait()  # its keys are in the cache now, unless it failed or could not write there
-            deadline = self._ahead.deadline
-        cached = self.cache.load() if self.cache else None
-        found = self._cached(kid, cached, self._clock())
-        if found is not None:
-            return found
-        if self.cache is None or self._ahead:  # the early fetch took the lock, or waited for it, already
-            return self._fetched(kid, cached, deadline)
-        with self.cache.fetch_lock(deadline) as locked:
-            again = self.cache.load()  # another process may have fetched while we waited
-            if again and (cached is None or again.fetched_at > cached.fetched_at):
-                # The clock is read again: the other process's keys are newer than our start.
-                found = self._cached(kid, again, self._clock())
-                if found is not None:
-                    return found
-                cached = again
-            if not locked or too_late(deadline, self.timeout):  # the other run left no time to fetch again
-                return self._stale(kid, cached, waited_in_vain(self.issuer, self.bound))
-            return self._fetched(kid, cached, deadline)
+        self.start()
+        if self._job is None:
+            found = self._fresh(kid, self._cached, self._clock())
+            if found is not None:
+                return found
+            self._begin(contextlib.ExitStack(), locked=False)  # an unknown kid, past the cooldown
+        job, self._job = self._job, None
+        assert job is not None
+        try:
+            keyset = job.result(self._deadline, self._overdue)
+        except KeyFetchFailed as exc:
+            return self._stale(kid, exc)
+        self._cached = keyset
+        found = keyset.find(kid)
+        if found is None:
+            raise self._unknown(kid, keyset, self._clock())
+        return found
 
-    def _cached(self, kid: str, keyset: KeySet | None, now: float) -> Mapping[str, Any] | None:
+    def _fresh(self, kid: str, keyset: KeySet | None, now: float) -> Mapping[str, Any] | None:
         """The key from fresh keys; None when a fetch is due; an error for an unknown kid in the cooldown."""
         if keyset is None or not keyset.fresh(now):
             return None
@@ -84,43 +142,26 @@ class IssuerKeys:
             raise self._unknown(kid, keyset, now)
         return found
 
-    def _fetched(self, kid: str, previous: KeySet | None, deadline: float) -> Mapping[str, Any]:
-        try:
-            keyset = self._ahead.take() if self._ahead else None
-            if keyset is None:
-                keyset = self._fetch(self.issuer, deadline)
-        except KeyFetchFailed as exc:
-            return self._stale(kid, previous, exc)
-        if self.cache:
-            self.cache.store(keyset)
-        found = keyset.find(kid)
-        if found is None:
-            raise self._unknown(kid, keyset, self._clock())
-        return found
-
-    def _stale(self, kid: str, previous: KeySet | None, failure: KeyFetchFailed) -> Mapping[str, Any]:
-        """The last good keys while the issuer is down, within STALE_GRACE; else the failure."""
+    def _stale(self, kid: str, failure: KeyFetchFailed) -> Mapping[str, Any]:
+        """The last good keys while the issuer is down, within STALE_GRACE; else the failure. The cache is
+        read again: a parallel run may have left keys there meanwhile."""
+        previous = self.cache.load() if self.cache else None
         if previous and previous.usable_when_issuer_down(self._clock()):
             found = previous.find(kid)
             if found is not None:
                 return found
         raise failure
 
+    def _overdue(self) -> KeyFetchFailed:
+        return KeyFetchFailed(
+            f"could not fetch the keys of {quoted(self.issuer)} within {self.bound:.0f} s",
+            "check the issuer is reachable from this runner, then retry the job",
+        )
+
     def _unknown(self, kid: str, keyset: KeySet, now: float) -> VerificationFailed:
         known = listed([k.get("kid") for k in keyset.keys])  # the issuer's list, cut
         return VerificationFailed(
             f"token kid {quoted(kid, 48)} is not among the keys of issuer {quoted(self.issuer, 60)} "
-            f"(known: {known}, fetched {int(now - keyset.fetched_at)} s ago); the token was not "
-            'signed by this issuer: check the query key "issuer"'
+            f"(known: {known}, fetched {int(now - keyset.fetched_at)} s ago)",
+            'the token was not signed by this issuer: check the query key "issuer"',
         )
-
-
-def issuer_keys(issuer: str, environ: Mapping[str, str], ahead: KeyPrefetch | None = None) -> IssuerKeys:
-    """The keys of `issuer`, with the cache directory and HTTP timeout the environment sets, and the
-    fetch this run started early for the same issuer, if any."""
-    timeout = http_timeout(environ)
-    if ahead is not None and ahead.issuer == issuer:
-        return IssuerKeys(issuer, ahead.cache, timeout=timeout, ahead=ahead)
-    directory = default_cache_dir(environ)
-    cache = KeyCache(directory, issuer) if directory is not None else None
-    return IssuerKeys(issuer, cache, timeout=timeout)

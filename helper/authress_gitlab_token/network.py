@@ -52,11 +52,13 @@ class Unanswered(Exception):
 
 
 class Refused(Exception):
-    """An answer (or a URL) no retry can make usable; `message` is the whole one-line diagnosis."""
+    """An answer (or a URL) no retry can make usable: what is wrong, what to do (if anything), and
+    `message`, the whole one-line diagnosis."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, problem: str, fix: str = "") -> None:
+        self.problem, self.fix = problem, fix
+        self.message = f"{problem}; {fix}" if fix else problem
+        super().__init__(self.message)
 
 
 class BadURL(Refused):
@@ -76,13 +78,15 @@ class _Retry(Exception):
 
 
 @contextmanager
-def session(timeout: float) -> Iterator[Any]:
-    """One connection pool for a run's requests (discovery and the JWKS go out at once, on two connections)."""
-    cafile = os.environ.get("SSL_CERT_FILE")
+def session(timeout: float, ca_file: str | None = None) -> Iterator[Any]:
+    """One connection pool for a run's requests (discovery and the JWKS go out at once, on two connections).
+    `ca_file`: SSL_CERT_FILE as the run's settings read it ("" unset); None: read it here."""
+    cafile = os.environ.get("SSL_CERT_FILE") if ca_file is None else ca_file
     if cafile and not os.path.isfile(cafile):  # httpx would raise FileNotFoundError while making its context
         raise CertificatesMissing(
-            f"SSL_CERT_FILE is {quoted(cafile)}, which is not a file; point it at the PEM file that holds "
-            "the CA of your GitLab instance (or of Authress's endpoint), or unset it to use the default CAs"
+            f"SSL_CERT_FILE is {quoted(cafile)}, which is not a file",
+            "point it at the PEM file that holds "
+            "the CA of your GitLab instance (or of Authress's endpoint), or unset it to use the default CAs",
         )
     proxies.check(os.environ)
     import httpx
@@ -96,7 +100,9 @@ def session(timeout: float) -> Iterator[Any]:
     except (ValueError, ImportError):  # a proxy URL httpx refuses that proxies.check let through
         names = " or ".join(filter(None, (proxies.variable(s, os.environ) for s in proxies.SCHEMES)))
         # Not httpx's message: it quotes the URL, and a proxy URL may hold a password.
-        raise ProxyUnusable(f"{names or 'a proxy variable'} is not a proxy URL httpx can use; {proxies.FIX}") from None
+        raise ProxyUnusable(
+            f"{names or 'a proxy variable'} is not a proxy URL httpx can use", f"{proxies.FIX}"
+        ) from None
     with client:
         for pool in pools(client):
             pool._network_backend = sockets.backend(pool._network_backend)
@@ -193,13 +199,15 @@ def _once(client: Any, method: str, url: str, timeout: float, headers: Mapping[s
         raise BadURL(url, _first_line(exc)) from None
     except httpx.ProxyError as exc:
         parts = urlsplit(url)
-        reason, retry = proxies.refusal(_first_line(exc), f"{parts.hostname}:{parts.port or 443}", os.environ)
-        raise (_Retry(reason) if retry else Refused(reason)) from None
+        reason, fix, retry = proxies.refusal(_first_line(exc), f"{parts.hostname}:{parts.port or 443}", os.environ)
+        raise (_Retry(reason) if retry else Refused(reason, fix)) from None
     except httpx.TransportError as exc:
         unverified = _certificate_error(exc)
         if unverified is not None:
             host = urlsplit(url).hostname or url
-            raise Refused(f"the TLS certificate of {quoted(host)} did not verify ({unverified}); {CA_ADVICE}") from None
+            raise Refused(
+                f"the TLS certificate of {quoted(host)} did not verify ({unverified})", f"{CA_ADVICE}"
+            ) from None
         raise _Retry(sockets.why(exc, f"connection failed ({type(exc).__name__})")) from None
 
 
@@ -209,7 +217,8 @@ def _decoded(raw: Iterable[bytes], encoding: str, url: str) -> Iterator[bytes]:
     if codings not in ([], ["gzip"], ["x-gzip"]):
         raise Refused(
             f"{quoted(url)} answered with Content-Encoding {quoted(encoding[:60])}, but only a single gzip "
-            "was asked for; a proxy or server in between is rewriting the answer"
+            "was asked for",
+            "a proxy or server in between is rewriting the answer",
         )
     gunzip = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if codings else None
     received = 0
@@ -230,8 +239,8 @@ def _decoded(raw: Iterable[bytes], encoding: str, url: str) -> Iterator[bytes]:
             raise zlib.error("the gzip stream ends early")
     except zlib.error as exc:
         raise Refused(
-            f"{quoted(url)} sent a body that is not valid gzip ({_first_line(exc)}); a proxy or server in "
-            "between is corrupting the answer"
+            f"{quoted(url)} sent a body that is not valid gzip ({_first_line(exc)})",
+            "a proxy or server in between is corrupting the answer",
         ) from None
 
 

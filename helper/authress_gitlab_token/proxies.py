@@ -32,7 +32,7 @@ def check(environ: Mapping[str, str]) -> None:
         if name is not None:
             problem = _problem(environ[name].strip())
             if problem:
-                raise ProxyUnusable(f"{name} {problem}; {FIX}")
+                raise ProxyUnusable(f"{name} {problem}", f"{FIX}")
 
 
 def _problem(value: str) -> str | None:
@@ -57,14 +57,14 @@ def for_https(environ: Mapping[str, str]) -> str:
     return variable("https", environ) or variable("all", environ) or "HTTPS_PROXY"
 
 
-def refusal(status_line: str, host: str, environ: Mapping[str, str]) -> tuple[str, bool]:
-    """What a proxy's refusal of CONNECT means, and whether another attempt could help."""
+def refusal(status_line: str, host: str, environ: Mapping[str, str]) -> tuple[str, str, bool]:
+    """What a proxy's refusal of CONNECT means, what to do, and whether another attempt could help."""
     name = for_https(environ)
     if status_line.startswith("407"):
         return (
-            f"the proxy in {name} answered 407 (proxy authentication required) to CONNECT {quoted(host)}; "
+            f"the proxy in {name} answered 407 (proxy authentication required) to CONNECT {quoted(host)}",
             f"put the proxy's user and password in {name} (http://USER:PASSWORD@HOST:PORT), or ask its "
             "administrator to let this runner through",
             False,
         )
-    return f"the proxy in {name} refused CONNECT {quoted(host)} ({quoted(status_line[:60])})", True
+    return f"the proxy in {name} refused CONNECT {quoted(host)} ({quoted(status_line[:60])})", "", True

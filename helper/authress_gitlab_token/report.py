@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,8 +13,6 @@ from .errors import printable, quoted
 
 PERSONAL_CLAIMS = ("user_email",)  # job logs are public on public projects
 HIDDEN = "[hidden; --show-personal shows it]"
-# "what is wrong; what to do": the first "; " outside the JSON-quoted values a message holds.
-_WHAT_IS_WRONG = re.compile(r'(?:"(?:[^"\\]|\\.)*"|[^"])*?; ')
 KINDS = {sources.GITLAB_ID_TOKEN: "a GitLab ID token", sources.SERVICE_CLIENT_KEY: "an Authress service-client key"}
 
 
@@ -23,7 +20,8 @@ KINDS = {sources.GITLAB_ID_TOKEN: "a GitLab ID token", sources.SERVICE_CLIENT_KE
 class Step:
     name: str
     status: str  # "pass" | "fail" | "warn" | "skip"
-    detail: str
+    detail: str  # as the error prints it: "what is wrong; what to do"
+    fix: str = ""  # what to do, "" when the message offers no remedy
 
 
 @dataclass(frozen=True)
@@ -40,15 +38,19 @@ class Report:
         return not any(s.status == "fail" for s in self.steps)
 
     @property
-    def fix(self) -> str:
-        """What to do about the first failure, else the first warning: messages read "what is wrong; what
-        to do", so all after the first "; " outside quoted values (the whole message when there is none)."""
+    def first(self) -> Step | None:
+        """The first failure, else the first warning: what the report ends with."""
         for status in ("fail", "warn"):
             step = next((s for s in self.steps if s.status == status), None)
             if step is not None:
-                wrong = _WHAT_IS_WRONG.match(step.detail)
-                return step.detail[wrong.end() :] if wrong else step.detail
-        return "nothing: the token is ready for Terraform"
+                return step
+        return None
+
+    @property
+    def fix(self) -> str:
+        """What to do about the first failure or warning; "" when its message offers no remedy."""
+        step = self.first
+        return "nothing: the token is ready for Terraform" if step is None else step.fix
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -56,7 +58,7 @@ class Report:
             "credential": {"origin": self.origin, "kind": self.kind},
             "claims": self.claims,
             "claims_verified": self.verified,
-            "steps": [dataclasses.asdict(s) for s in self.steps],
+            "steps": [{"name": s.name, "status": s.status, "detail": s.detail} for s in self.steps],
             "fix": self.fix,
         }
 
@@ -77,7 +79,11 @@ class Report:
         lines.append("Checks:")
         width = max(len(s.name) for s in self.steps)
         lines += [f"  [{s.status}] {printable(s.name.ljust(width))}  {printable(s.detail)}" for s in self.steps]
-        lines.append(("OK: " if self.ok else "Fix: ") + printable(self.fix))
+        step = self.first
+        if step is not None and not step.fix:  # never a diagnosis dressed up as a fix
+            lines.append("Why: " + printable(step.detail))
+        else:
+            lines.append(("OK: " if self.ok else "Fix: ") + printable(self.fix))
         return "\n".join(lines) + "\n"
 
 
@@ -97,5 +103,5 @@ def without_personal(report: Report) -> Report:
         return text
 
     claims = {k: HIDDEN if k in PERSONAL_CLAIMS else v for k, v in report.claims.items()}
-    steps = tuple(dataclasses.replace(s, detail=hide(s.detail)) for s in report.steps)
+    steps = tuple(dataclasses.replace(s, detail=hide(s.detail), fix=hide(s.fix)) for s in report.steps)
     return dataclasses.replace(report, claims=claims, steps=steps)

@@ -56,12 +56,14 @@ def parse(value: str, origin: str) -> AccessKey:
     except (binascii.Error, ValueError, TypeError):
         raise TokenMalformed(
             f"{origin} looks like an Authress service-client access key (client {quoted(client_id)}) but its "
-            f"private key part is not a base64 PKCS#8 key; {fix}"
+            f"private key part is not a base64 PKCS#8 key",
+            f"{fix}",
         ) from None
     if not isinstance(private_key, Ed25519PrivateKey):
         raise TokenMalformed(
             f"{origin} looks like an Authress service-client access key (client {quoted(client_id)}) but its "
-            f"private key is not Ed25519; {fix}"
+            f"private key is not Ed25519",
+            f"{fix}",
         )
     return AccessKey(client_id, key_id, account_id, private_key)
 

@@ -6,6 +6,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from .errors import QueryError, quoted
@@ -17,6 +18,7 @@ MAX_LEEWAY = 300
 MAX_MIN_VALIDITY = 86400
 MAX_GLOB_LENGTH = 1024  # longer than any claim GitLab sets; bench/globs.py times globs up to this
 HTTP_TIMEOUT_ENV = "AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT"
+CA_FILE_ENV = "SSL_CERT_FILE"
 DEFAULT_HTTP_TIMEOUT, MIN_HTTP_TIMEOUT, MAX_HTTP_TIMEOUT = 5.0, 0.1, 60.0
 
 # Query keys that bind one claim each: query key -> claim name.
@@ -53,10 +55,18 @@ class Settings:
     min_validity_seconds: int
     check: str = "none"  # "none" | "authress": the live check after verification
     api_url: str = ""  # the Authress API base URL when the query names one; "" = derived from the audience
+    http_timeout: float = DEFAULT_HTTP_TIMEOUT  # seconds, each socket wait
+    cache_dir: Path | None = None  # where the issuer's keys are cached; None: no disk cache
+    cache_where: str = ""  # a line saying where that is, or why there is none (doctor shows it)
+    cache_fix: str = ""  # what to do when there is none
+    ca_file: str = ""  # SSL_CERT_FILE; "": the default CAs
 
 
 def from_query(query: Mapping[str, str], environ: Mapping[str, str]) -> Settings:
-    """Apply defaults and the checks a schema cannot express; `query` is already schema-valid."""
+    """Apply defaults and the checks a schema cannot express; `query` is already schema-valid. The
+    environment is read here, once: everything below takes these values."""
+    from .keycache import locate
+
     issuer, issuer_source = issuer_of(query, environ)
     check_issuer(issuer, issuer_source)
 
@@ -65,24 +75,26 @@ def from_query(query: Mapping[str, str], environ: Mapping[str, str]) -> Settings
         bound.extend(parse_bound_claims(query["bound_claims"]))
     if query.get("allow_any_project") != "true" and not binds_project(bound):
         raise QueryError(
-            "the query binds no project, so a token of any GitLab project with this audience would pass; set "
+            "the query binds no project, so a token of any GitLab project with this audience would pass",
+            "set "
             '"project_path" (e.g. "my-org/authress-configuration"), "namespace_path" or "subject" with the '
             'top-level group in full (no "*" or "?" in it), or set "allow_any_project" to "true" if any '
-            "project may really use it"
+            "project may really use it",
         )
-    http_timeout(environ)  # refused here, before anything is fetched
+    timeout = http_timeout(environ)  # refused here, before anything is fetched
+    cache_dir, cache_where, cache_fix = locate(environ)
 
     leeway = int(query.get("leeway_seconds", DEFAULT_LEEWAY))
     if leeway > MAX_LEEWAY:
         raise QueryError(
-            f'query key "leeway_seconds" is "{leeway}", more than {MAX_LEEWAY}; '
-            "a large leeway accepts expired tokens, fix the runner's clock instead"
+            f'query key "leeway_seconds" is "{leeway}", more than {MAX_LEEWAY}',
+            "a large leeway accepts expired tokens, fix the runner's clock instead",
         )
     min_validity = int(query.get("min_validity_seconds", 0))
     if min_validity > MAX_MIN_VALIDITY:
         raise QueryError(
-            f'query key "min_validity_seconds" is "{min_validity}", '
-            f"more than {MAX_MIN_VALIDITY}; GitLab ID tokens live as long as the job timeout"
+            f'query key "min_validity_seconds" is "{min_validity}", more than {MAX_MIN_VALIDITY}',
+            "GitLab ID tokens live as long as the job timeout",
         )
     return Settings(
         audience=query["audience"],
@@ -93,6 +105,11 @@ def from_query(query: Mapping[str, str], environ: Mapping[str, str]) -> Settings
         min_validity_seconds=min_validity,
         check=query.get("check", "none"),
         api_url=query.get("api_url", "").rstrip("/"),
+        http_timeout=timeout,
+        cache_dir=cache_dir,
+        cache_where=cache_where,
+        cache_fix=cache_fix,
+        ca_file=environ.get(CA_FILE_ENV, ""),
     )
 
 
@@ -128,15 +145,16 @@ def glob_binds(claim: str, glob: str) -> bool:
     return bool(group) and not any(c in group for c in "*?")
 
 
-def ref_type_warning(settings: Settings) -> str | None:
-    """`ref = "main"` alone also passes a tag named main, which anyone who may push a tag can create."""
+def ref_type_advice(settings: Settings) -> tuple[str, str] | None:
+    """`ref = "main"` alone also passes a tag named main, which anyone who may push a tag can create:
+    what is wrong and what to do."""
     claims = {b.claim: b for b in settings.bound_claims}
     if "ref" not in claims or "ref_type" in claims or "ref_path" in claims:
         return None
     refs = " or ".join(quoted(g) for g in claims["ref"].globs)
     return (
-        f"ref is bound to {refs} but ref_type is not, so a tag of that name would match too; "
-        'set "ref_type" to "branch" (or "tag")'
+        f"ref is bound to {refs} but ref_type is not, so a tag of that name would match too",
+        'set "ref_type" to "branch" (or "tag")',
     )
 
 
@@ -153,7 +171,8 @@ def http_timeout(environ: Mapping[str, str]) -> float:
     if not MIN_HTTP_TIMEOUT <= value <= MAX_HTTP_TIMEOUT:  # also false for nan
         raise QueryError(
             f"{HTTP_TIMEOUT_ENV} is {quoted(text, 40)}, expected seconds from {MIN_HTTP_TIMEOUT} to "
-            f"{MAX_HTTP_TIMEOUT:.0f}; set it to a number such as 10, or unset it for {DEFAULT_HTTP_TIMEOUT:.0f} s"
+            f"{MAX_HTTP_TIMEOUT:.0f}",
+            f"set it to a number such as 10, or unset it for {DEFAULT_HTTP_TIMEOUT:.0f} s",
         )
     return value
 
@@ -163,8 +182,8 @@ def check_issuer(issuer: str, source: str) -> None:
     problem = _issuer_problem(issuer)
     if problem:
         raise QueryError(
-            f'{source} is {quoted(issuer)}, which {problem}; set the query key "issuer" '
-            'to the exact `iss` of your GitLab ID tokens, e.g. "https://gitlab.com"'
+            f"{source} is {quoted(issuer)}, which {problem}",
+            'set the query key "issuer" to the exact `iss` of your GitLab ID tokens, e.g. "https://gitlab.com"',
         )
 
 
@@ -192,22 +211,22 @@ def parse_bound_claims(text: str) -> list[BoundClaim]:
     try:
         value = json.loads(text)
     except (ValueError, RecursionError):
-        raise QueryError(f'query key "bound_claims" is not JSON; {hint}') from None
+        raise QueryError('query key "bound_claims" is not JSON', f"{hint}") from None
     if not isinstance(value, dict) or not value:
-        raise QueryError(f'query key "bound_claims" is not a non-empty JSON object; {hint}')
+        raise QueryError('query key "bound_claims" is not a non-empty JSON object', f"{hint}")
     bound = []
     for claim, globs in value.items():
         if isinstance(globs, str):
             globs = [globs]
         if not claim or not isinstance(globs, list) or not globs or not all(isinstance(g, str) and g for g in globs):
             raise QueryError(
-                f"bound_claims[{quoted(claim)}] must be a non-empty string or a non-empty "
-                f"list of non-empty strings; {hint}"
+                f"bound_claims[{quoted(claim)}] must be a non-empty string or a non-empty list of non-empty strings",
+                f"{hint}",
             )
         if any(len(g) > MAX_GLOB_LENGTH for g in globs):
             raise QueryError(
-                f"bound_claims[{quoted(claim)}] holds a glob longer than {MAX_GLOB_LENGTH} characters; "
-                "no GitLab claim is that long: shorten it with `*`"
+                f"bound_claims[{quoted(claim)}] holds a glob longer than {MAX_GLOB_LENGTH} characters",
+                "no GitLab claim is that long: shorten it with `*`",
             )
         bound.append(BoundClaim(claim, tuple(globs), "bound_claims"))
     return bound

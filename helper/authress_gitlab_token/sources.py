@@ -34,8 +34,8 @@ def read_variable(environ: Mapping[str, str], name: str) -> str | None:
     value = raw.strip()
     if len(value) > MAX_TOKEN_BYTES:
         raise TokenMalformed(
-            f"${name} holds {len(value)} bytes, more than a token ever needs "
-            f"({MAX_TOKEN_BYTES}); set it to the job's ID token from `id_tokens:`"
+            f"${name} holds {len(value)} bytes, more than a token ever needs ({MAX_TOKEN_BYTES})",
+            "set it to the job's ID token from `id_tokens:`",
         )
     return value
 
@@ -48,13 +48,13 @@ def gitlab_id_token(environ: Mapping[str, str], name: str, audience: str) -> Cre
         if component_token and component_token != name:
             # Its token is in another variable on purpose: only its verified export sets this one.
             raise TokenNotFound(
-                f"${name} is not set: the CI/CD component's before_script did not run in this job; "
-                "put `- !reference [.authress-gitlab-token, before_script]` first in the job's before_script"
+                f"${name} is not set: the CI/CD component's before_script did not run in this job",
+                "put `- !reference [.authress-gitlab-token, before_script]` first in the job's before_script",
             )
         if environ.get("GITLAB_CI") == "true":
             raise TokenNotFound(
-                f"${name} is not set in this GitLab job; add to the job: "
-                f'id_tokens: {{ {name}: {{ aud: "{audience}" }} }} (GitLab >= 15.7)'
+                f"${name} is not set in this GitLab job",
+                f'add to the job: id_tokens: {{ {name}: {{ aud: "{audience}" }} }} (GitLab >= 15.7)',
             )
         return None
     if value.count(".") != 2:
@@ -63,8 +63,8 @@ def gitlab_id_token(environ: Mapping[str, str], name: str, audience: str) -> Cre
     if stray:
         what = "whitespace" if stray[0].isspace() else "a character outside base64url"
         raise TokenMalformed(
-            f"${name} holds {what} at position {stray.start()} inside the token; a JWT has none: "
-            "pass the job's ID token from `id_tokens:` unchanged (surrounding whitespace is stripped)"
+            f"${name} holds {what} at position {stray.start()} inside the token",
+            "a JWT has none: pass the job's ID token from `id_tokens:` unchanged (surrounding whitespace is stripped)",
         )
     return Credential(GITLAB_ID_TOKEN, f"${name}", value)
 
@@ -91,9 +91,11 @@ def find_credential(environ: Mapping[str, str], name: str, audience: str) -> Cre
     if read_variable(environ, name) is not None:
         raise TokenMalformed(
             f"${name} is set but holds neither a JWT (three dot-separated parts) nor an Authress "
-            "service-client access key (four parts); in GitLab set it from the job's `id_tokens:` entry"
+            "service-client access key (four parts)",
+            "in GitLab set it from the job's `id_tokens:` entry",
         )
     raise TokenNotFound(
-        f'no token in ${name}; in the GitLab job add id_tokens: {{ {name}: {{ aud: "{audience}" }} }}, '
-        f"or outside GitLab export {name} with a GitLab ID token"
+        f"no token in ${name}",
+        f'in the GitLab job add id_tokens: {{ {name}: {{ aud: "{audience}" }} }}, '
+        f"or outside GitLab export {name} with a GitLab ID token",
     )

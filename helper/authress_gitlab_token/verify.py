@@ -1,12 +1,14 @@
-"""Verification of a GitLab ID token: header, signature, registered claims, then bound claims."""
+"""Verification of a GitLab ID token: one ordered list of named checks (issuer keys, signature and
+claims, each bound claim, lifetime). `verify` runs them to the first failure; doctor records each."""
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Protocol
 
 import jwt
@@ -26,25 +28,75 @@ class KeySource(Protocol):
     def jwk(self, kid: str) -> Mapping[str, Any]: ...
 
 
+@dataclass
+class Verification:
+    """One token on its way through the checks: what each check found, for the checks after it."""
+
+    token: str = field(repr=False)
+    settings: Settings
+    keys: KeySource
+    now: float | None = None  # None: the clock, read once the keys are found (a fetch can take seconds)
+    key: Any = None
+    claims: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Check:
+    """A named step: `run` returns what passed, or raises the HelperError that says what to fix."""
+
+    name: str
+    run: Callable[[Verification], str]
+
+
+def checks(settings: Settings) -> list[Check]:
+    """Every check a GitLab ID token must pass, in order."""
+    bound = [Check(f"bound {b.source}", partial(_bound_claim, b)) for b in settings.bound_claims]
+    return [
+        Check("issuer keys", _issuer_keys),
+        Check("signature and claims", _signature),
+        *bound,
+        Check("lifetime", _lifetime),
+    ]
+
+
 def verify(token: str, settings: Settings, keys: KeySource, now: float | None = None) -> dict[str, Any]:
-    """The token's claims, once every check has passed; otherwise an error naming the check. The clock is
-    read after the keys are found: a fetch can take seconds, and PyJWT judges `exp` by the clock too."""
-    header = _header(token)
-    key = public_key(keys.jwk(header["kid"]), header["kid"])
-    now = time.time() if now is None else now
-    claims = _decode(token, key, settings, now)
-    problem = time_claim_problem(claims)
+    """The token's claims, once every check has passed; otherwise the error of the first that failed."""
+    verification = Verification(token, settings, keys, now)
+    for check in checks(settings):
+        check.run(verification)
+    return verification.claims
+
+
+def _issuer_keys(v: Verification) -> str:
+    header = _header(v.token)
+    v.key = public_key(v.keys.jwk(header["kid"]), header["kid"])
+    return f"key {quoted(header['kid'], 60)} from {quoted(v.settings.issuer)}"
+
+
+def _signature(v: Verification) -> str:
+    """PyJWT judges `exp` by the clock too, so the clock is read after the keys are found."""
+    v.now = time.time() if v.now is None else v.now
+    v.claims = _decode(v.token, v.key, v.settings, v.now)
+    problem = time_claim_problem(v.claims)
     if problem:
-        raise VerificationFailed(problem)
-    if not claims["sub"].strip():  # PyJWT has checked that it is a string
+        raise problem
+    if not v.claims["sub"].strip():  # PyJWT has checked that it is a string
         raise VerificationFailed(
-            'claim "sub" is empty; Authress takes it as the user ID, and GitLab always names the project '
-            "and ref in it: pass the job's ID token from `id_tokens:` unchanged"
+            'claim "sub" is empty',
+            "Authress takes it as the user ID, and GitLab always names the project "
+            "and ref in it: pass the job's ID token from `id_tokens:` unchanged",
         )
-    for bound in settings.bound_claims:
-        check_bound_claim(claims, bound)
-    check_lifetime(claims, settings.min_validity_seconds, now)
-    return claims
+    return "RS256 signature, iss, aud, exp, iat"
+
+
+def _bound_claim(bound: BoundClaim, v: Verification) -> str:
+    check_bound_claim(v.claims, bound)
+    return f"{quoted(bound.claim)} is {quoted(v.claims.get(bound.claim))} (from {bound.source})"
+
+
+def _lifetime(v: Verification) -> str:
+    now = time.time() if v.now is None else v.now  # set by the signature check
+    return f"{check_lifetime(v.claims, v.settings.min_validity_seconds, now)} s left"
 
 
 def check_lifetime(claims: Mapping[str, Any], min_validity_seconds: int, now: float) -> int:
@@ -53,8 +105,8 @@ def check_lifetime(claims: Mapping[str, Any], min_validity_seconds: int, now: fl
     # Only when asked for: with no minimum, a token past `exp` but within the leeway is accepted.
     if min_validity_seconds and left < min_validity_seconds:
         raise VerificationFailed(
-            f"token expires in {left} s, less than min_validity_seconds {min_validity_seconds}; "
-            "an ID token lives as long as the job timeout: raise the job's `timeout:` or lower the minimum"
+            f"token expires in {left} s, less than min_validity_seconds {min_validity_seconds}",
+            "an ID token lives as long as the job timeout: raise the job's `timeout:` or lower the minimum",
         )
     return left
 
@@ -64,26 +116,27 @@ def _header(token: str) -> dict[str, Any]:
         header = jwt.get_unverified_header(token)
     except jwt.DecodeError as exc:
         raise TokenMalformed(
-            f"the token is not a well-formed JWT ({_reason(exc)}); pass the job's ID token from `id_tokens:` unchanged"
+            f"the token is not a well-formed JWT ({_reason(exc)})",
+            "pass the job's ID token from `id_tokens:` unchanged",
         ) from None
     except jwt.InvalidTokenError as exc:  # PyJWT >= 2.12 checks `crit` while reading the header
         raise VerificationFailed(
-            f"token header is refused ({_reason(exc)}); GitLab ID tokens carry no critical extensions"
+            f"token header is refused ({_reason(exc)})", "GitLab ID tokens carry no critical extensions"
         ) from None
     alg = header.get("alg")
     if alg not in PINNED_ALGORITHMS:
         raise VerificationFailed(
-            f"token header alg is {quoted(alg, 40)}, expected "
-            f"{' or '.join(map(quoted, PINNED_ALGORITHMS))}; GitLab ID tokens are RS256"
+            f"token header alg is {quoted(alg, 40)}, expected {' or '.join(map(quoted, PINNED_ALGORITHMS))}",
+            "GitLab ID tokens are RS256",
         )
     if "crit" in header:
         raise VerificationFailed(
-            f"token header has crit {quoted(header['crit'], 80)}; GitLab never sets it "
-            "and this helper supports no critical extensions"
+            f"token header has crit {quoted(header['crit'], 80)}",
+            "GitLab never sets it and this helper supports no critical extensions",
         )
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
-        raise VerificationFailed("token header has no kid; GitLab ID tokens name their key by kid")
+        raise VerificationFailed("token header has no kid", "GitLab ID tokens name their key by kid")
     return header
 
 
@@ -101,21 +154,22 @@ def _decode(token: str, key: Any, settings: Settings, now: float) -> dict[str, A
         return claims
     except jwt.InvalidSignatureError:
         raise VerificationFailed(
-            f"token signature does not verify with issuer {quoted(settings.issuer)}'s "
-            "key; the token was altered or not issued by this issuer"
+            f"token signature does not verify with issuer {quoted(settings.issuer)}'s key",
+            "the token was altered or not issued by this issuer",
         ) from None
     except jwt.PyJWTError as exc:
         unverified = _unverified(token)
-        raise VerificationFailed(_claim_problem(exc, unverified, settings, now)) from None
+        raise _claim_problem(exc, unverified, settings, now) from None
 
 
-def time_claim_problem(claims: Mapping[str, Any]) -> str | None:
+def time_claim_problem(claims: Mapping[str, Any]) -> VerificationFailed | None:
     """PyJWT takes `"123"` (a string) for a time claim and any size of number; a message for those."""
     for claim in TIME_CLAIMS:
         if claim in claims and not is_numeric_date(claims[claim]):
-            return (
+            return VerificationFailed(
                 f"claim {quoted(claim)} is {quoted(claims[claim], 60)}, expected seconds since 1970 as a JSON "
-                "number (up to year 9999); GitLab ID tokens carry numbers: pass the job's ID token unchanged"
+                "number (up to year 9999)",
+                "GitLab ID tokens carry numbers: pass the job's ID token unchanged",
             )
     return None
 
@@ -124,39 +178,39 @@ def is_numeric_date(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= LAST_DATE
 
 
-def _claim_problem(exc: jwt.PyJWTError, claims: dict[str, Any], settings: Settings, now: float) -> str:
+def _claim_problem(exc: jwt.PyJWTError, claims: dict[str, Any], settings: Settings, now: float) -> VerificationFailed:
     leeway = f"leeway {settings.leeway_seconds} s"
     problem = time_claim_problem(claims)
     if problem:
         return problem
     if isinstance(exc, jwt.MissingRequiredClaimError):
-        return f"token has no {quoted(exc.claim)} claim; GitLab ID tokens always carry it"
+        return VerificationFailed(f"token has no {quoted(exc.claim)} claim", "GitLab ID tokens always carry it")
     if isinstance(exc, jwt.InvalidIssuerError):
-        return (
-            f'claim "iss" is {quoted(claims.get("iss"))}, expected {quoted(settings.issuer)}; '
-            'set the query key "issuer" to your GitLab instance\'s issuer'
+        return VerificationFailed(
+            f'claim "iss" is {quoted(claims.get("iss"))}, expected {quoted(settings.issuer)}',
+            'set the query key "issuer" to your GitLab instance\'s issuer',
         )
     if isinstance(exc, jwt.InvalidAudienceError):
-        return (
-            f'claim "aud" is {quoted(claims.get("aud"))}, expected {quoted(settings.audience)}; the job\'s '
-            '`id_tokens:` aud and the query key "audience" must be the same string'
+        return VerificationFailed(
+            f'claim "aud" is {quoted(claims.get("aud"))}, expected {quoted(settings.audience)}',
+            'the job\'s `id_tokens:` aud and the query key "audience" must be the same string',
         )
     if isinstance(exc, jwt.ExpiredSignatureError):
         exp = claims.get("exp", 0)
-        return (
-            f"token expired at {rfc3339(exp)} ({int(now - exp)} s ago, {leeway}); an ID token lives as "
-            "long as the job: run the job again, and do not apply a plan saved by an earlier job"
+        return VerificationFailed(
+            f"token expired at {rfc3339(exp)} ({int(now - exp)} s ago, {leeway})",
+            "an ID token lives as long as the job: run the job again, and do not apply a plan saved by an earlier job",
         )
     if isinstance(exc, jwt.ImmatureSignatureError):
         claim = "nbf" if "nbf" in str(exc) else "iat"
         at = claims.get(claim, 0)
-        return (
-            f"token is not valid yet: claim {quoted(claim)} is {rfc3339(at)}, {int(at - now)} s from now "
-            f"({leeway}); check the runner's clock"
+        return VerificationFailed(
+            f"token is not valid yet: claim {quoted(claim)} is {rfc3339(at)}, {int(at - now)} s from now ({leeway})",
+            "check the runner's clock",
         )
     if isinstance(exc, jwt.DecodeError):
-        return f"the token is not a well-formed JWT ({_reason(exc)})"
-    return f"token refused: {_reason(exc)}"
+        return VerificationFailed(f"the token is not a well-formed JWT ({_reason(exc)})")
+    return VerificationFailed(f"token refused: {_reason(exc)}")
 
 
 def _unverified(token: str) -> dict[str, Any]:
@@ -179,8 +233,8 @@ def check_bound_claim(claims: Mapping[str, Any], bound: BoundClaim) -> None:
     value = claims.get(bound.claim)
     if value is None:
         raise VerificationFailed(
-            f"token has no claim {quoted(bound.claim)}, expected {expected} "
-            f"(from {bound.source}); GitLab sets it only in some jobs"
+            f"token has no claim {quoted(bound.claim)}, expected {expected} (from {bound.source})",
+            "GitLab sets it only in some jobs",
         )
     if isinstance(value, bool):
         value = "true" if value else "false"
@@ -190,8 +244,8 @@ def check_bound_claim(claims: Mapping[str, Any], bound: BoundClaim) -> None:
         raise VerificationFailed(f"claim {quoted(bound.claim)} is not a string or number, expected {expected}")
     if not any(glob_match(g, value) for g in bound.globs):
         raise VerificationFailed(
-            f"claim {quoted(bound.claim)} is {quoted(value)}, expected {expected} "
-            f"(from {bound.source}); this token is for another project, ref or job"
+            f"claim {quoted(bound.claim)} is {quoted(value)}, expected {expected} (from {bound.source})",
+            "this token is for another project, ref or job",
         )
 
 

@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BIN_DIR, leaks, safe
 from tests.fixtures.authress import AuthressStandIn
 from tests.fixtures.authress_roles import add_role_routes
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.connect_proxy import ConnectProxy, running_proxy
+from tests.fixtures.helper import BIN_DIR, leaks, safe
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 

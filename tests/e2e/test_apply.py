@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import leaks, safe
 from tests.fixtures.ca import LocalCA
+from tests.fixtures.helper import leaks, safe
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 

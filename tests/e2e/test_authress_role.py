@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import leaks, safe
 from tests.fixtures.authress import AuthressStandIn
 from tests.fixtures.ca import LocalCA
+from tests.fixtures.helper import leaks, safe
 
 from .conftest import (
     API_HOST,

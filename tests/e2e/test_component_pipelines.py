@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 from authress_gitlab_token import __version__
-from tests.conftest import leaks, safe
 from tests.fixtures.authress import AuthressStandIn
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.connect_proxy import ConnectProxy
 from tests.fixtures.gitlab_server import GitLabStandIn
+from tests.fixtures.helper import leaks, safe
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 

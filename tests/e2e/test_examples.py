@@ -23,12 +23,12 @@ from typing import Any
 import pytest
 
 from authress_gitlab_token import __version__
-from tests.conftest import leaks, safe
 from tests.fixtures.authress import AuthressStandIn
 from tests.fixtures.authress_roles import add_role_routes
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.connect_proxy import ConnectProxy, running_proxy
 from tests.fixtures.gitlab_server import GitLabStandIn
+from tests.fixtures.helper import leaks, safe
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 from tests.test_gitlab_example import FILLED_IN, check_gitlab_ci, load

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from authress_gitlab_token.setup_plan import record_id
-from tests.conftest import Helper, Run, leaks
 from tests.fixtures.authress import AuthressStandIn
 from tests.fixtures.authress_admin import add_role
 from tests.fixtures.authress_roles import add_role_routes
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.connect_proxy import ConnectProxy, running_proxy
+from tests.fixtures.helper import Helper, Run, leaks
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.service_clients import ServiceClientKey
 from tests.fixtures.tokens import MINTED, SigningKey, gitlab_claims, mint

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import safe
 from tests.fixtures.ca import LocalCA
+from tests.fixtures.helper import safe
 
 from .conftest import CLIS, ROOT, Terraform, Toolchain, copy_config, stage
 
