@@ -5,6 +5,7 @@ refuse what the component must not take; and the job it gives runs the pinned he
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -186,7 +187,9 @@ def test_the_cached_venv_is_used_only_when_it_runs_the_pinned_release_with_the_j
     (block,) = [line for line in job["before_script"] if install in line]
     venv = tmp_path / ".cache" / "authress-gitlab-token" / "venv"
     if cached is not None:
-        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
+        # Made by the `python3` the job runs, as the job that filled the cache did (not pytest's own Python).
+        python3 = shutil.which("python3") or sys.executable
+        subprocess.run([python3, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
         script = venv / "bin" / "authress-gitlab-token"
         version = f"authress-gitlab-token {__version__}" if cached == "another Python" else cached
         version = version.replace("VERSION", __version__)
