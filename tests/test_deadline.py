@@ -1,7 +1,7 @@
 """One deadline over every network wait, with the helper run as installed: a resolver that never answers,
 a host whose first addresses are dead, a body trickled byte by byte, and proxies that cannot work or that
 ask for credentials. The bounds asserted are the ones the product states (keyfetch.fetch_bound for keys,
-budget.Budget for the Authress calls), plus STARTUP for starting Python on a busy machine.
+calls.Budget for the Authress calls), plus STARTUP for starting Python on a busy machine.
 
 The resolver is replaced inside the helper's own process (tests/fixtures/site/sitecustomize.py on
 PYTHONPATH): the machine's DNS is never touched, and every address used is on loopback."""
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from authress_gitlab_token import admin_api, authress, network
-from authress_gitlab_token.budget import Budget
+from authress_gitlab_token.calls import Budget
 from authress_gitlab_token.keys import fetch_bound
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.connect_proxy import running_proxy
@@ -150,7 +150,9 @@ def test_a_trickled_body_ends_by_the_deadline_not_by_the_socket_timeout(issuer: 
         patch.setenv("SSL_CERT_FILE", str(ca.ca_path))
         with network.session(5.0) as client, pytest.raises(network.Unanswered, match="timed out"):
             started = time.monotonic()  # the client is made: the deadline starts with the request
-            network.get(client, issuer.url + DISCOVERY_PATH, timeout=5.0, deadline=started + 2.0, attempts=4)
+            network.send(
+                client, "GET", issuer.url + DISCOVERY_PATH, None, timeout=5.0, deadline=started + 2.0, attempts=4
+            )
         ended = time.monotonic()
     assert issuer.arrivals[0] - started < 0.2, "the trickle must end before the deadline for this to test anything"
     assert ended - started < 2.7

@@ -34,10 +34,11 @@ pytestmark = pytest.mark.dist
 NAME = "authress-gitlab-token"
 FLOORED = ("httpx", "httpcore", "pyjwt", "jsonschema", "cryptography")
 # The tests that exercise each dependency through the real helper: httpx and httpcore (keys, the Authress
-# check, the one deadline against hostile servers),
+# check, the one deadline against hostile servers, the private attributes network.session relies on),
 # PyJWT and cryptography (RS256, Ed25519 service-client keys, the test CA), jsonschema (the query).
 CORE_TESTS = (
-    "test_external test_attacks test_settings test_keys test_service_client test_authress_check test_hostile".split()
+    "test_external test_attacks test_settings test_keys test_service_client test_authress_check test_hostile"
+    " test_network".split()
 )
 
 

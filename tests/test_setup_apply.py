@@ -318,13 +318,18 @@ def test_a_write_refused_after_another_succeeded_says_what_was_made(
     assert [line[:11] for line in run.stdout.splitlines()] == ["= unchanged", "+ create ac", "Applied: 1 "]
 
 
-@pytest.mark.parametrize(("status", "fragment"), [(409, "answered 409 to POST"), (503, "HTTP 503 after 1 attempt(s)")])
+@pytest.mark.parametrize(
+    ("status", "fragment"),
+    [(409, "answered 409 to POST"), (503, "HTTP 503 after 1 attempt(s)"), (302, "answered 302 to POST")],
+)
 def test_a_conflict_or_server_error_names_the_url_and_no_secret(
     status: int, fragment: str, helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, admin: ServiceClientKey
 ) -> None:
     empty.script("POST", "/v1/identities", Reply(status))
     run = setup(helper, issuer, empty, admin.value, "--apply")
     run.refused(fragment, f'"{empty.url}/v1/identities"')
+    if status == 302:  # the statuses delegateAuthentication is accepted with, all of them
+        run.refused(f'"{empty.url}/v1/identities", expected 200/201;')
     assert admin.value.split(".")[-1] not in run.stderr
     assert [r.method for r in empty.writes()] == ["POST"], "a POST was retried or setup went on"
 

@@ -9,14 +9,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from . import network
-from .budget import Budget
+from .calls import Budget, CallFailed, Wording, call_json
 from .errors import HelperError, quoted
 
+if TYPE_CHECKING:
+    import httpx
+
 ATTEMPTS = 3  # reads and PUT; a POST is sent once (network.send)
+WORDING = Wording(
+    lead="Authress gave no usable answer to {method}",
+    reach="retry later, or check --api-url and that this machine can reach it",
+    not_ours="check that --api-url is the Authress API (no proxy or login page in between)",
+    url_fix="check --api-url",
+    posted="; the change may or may not have been made: run `setup --plan` to see",
+    url_fix_always=True,
+)
 
 
 class AdminError(HelperError):
@@ -33,30 +43,35 @@ class Operation:
     path: str
     operation_id: str  # the description's name for it, which the 403 message shows
     what: str  # "link a trusted identity": what the admin key must be allowed to do
+    ok: tuple[int, ...]  # the answers that mean it was done (the description's, and what Authress sends)
+    absent: tuple[int, ...] = ()  # the answers that mean there is no such thing
 
 
-LIST_IDENTITIES = Operation("GET", "/v1/identities", "getAccountIdentities", "list the trusted identities")
-LINK_IDENTITY = Operation("POST", "/v1/identities", "delegateAuthentication", "link a trusted identity")
-GET_RECORD = Operation("GET", "/v1/records/{recordId}", "getRecord", "read access records")
-CREATE_RECORD = Operation("POST", "/v1/records", "createRecord", "create access records")
-UPDATE_RECORD = Operation("PUT", "/v1/records/{recordId}", "updateRecord", "update access records")
-DELETE_RECORD = Operation("DELETE", "/v1/records/{recordId}", "deleteRecord", "delete access records")
-LIST_RECORDS = Operation("GET", "/v1/records", "getRecords", "list access records")
-GET_ROLE = Operation("GET", "/v1/roles/{roleId}", "getRole", "read roles")
+LIST_IDENTITIES = Operation("GET", "/v1/identities", "getAccountIdentities", "list the trusted identities", (200,))
+LINK_IDENTITY = Operation("POST", "/v1/identities", "delegateAuthentication", "link a trusted identity", (200, 201))
+GET_RECORD = Operation("GET", "/v1/records/{recordId}", "getRecord", "read access records", (200,), (404,))
+CREATE_RECORD = Operation("POST", "/v1/records", "createRecord", "create access records", (200, 201))
+UPDATE_RECORD = Operation("PUT", "/v1/records/{recordId}", "updateRecord", "update access records", (200, 202, 204))
+# 404: already gone, which is what was wanted.
+DELETE_RECORD = Operation(
+    "DELETE", "/v1/records/{recordId}", "deleteRecord", "delete access records", (200, 202, 204), (404,)
+)
+LIST_RECORDS = Operation("GET", "/v1/records", "getRecords", "list access records", (200,))
+GET_ROLE = Operation("GET", "/v1/roles/{roleId}", "getRole", "read roles", (200,), (404,))
 PAGES = 50  # getRecords gives at most 20 a page: 1000 records, then the listing says it stopped
 
 
 class AdminApi:
     """One account's admin API, called with the service client's minted token as Bearer."""
 
-    def __init__(self, client: Any, api_url: str, token: str, who: str, timeout: float) -> None:
+    def __init__(self, client: httpx.Client, api_url: str, token: str, who: str, timeout: float) -> None:
         self._client, self._token, self._timeout = client, token, timeout
         self.api_url = api_url.rstrip("/")
         self.who = who  # e.g. 'service client "sc_admin" (key from $AUTHRESS_KEY)'
 
     def identities(self) -> dict[tuple[str, str], str]:
         """(issuer, audience) -> userIdExpression (default `{sub}`) of every trusted identity."""
-        body = self._call(LIST_IDENTITIES, ok=(200,))
+        body = self._call(LIST_IDENTITIES)
         items = body.get("identities") if isinstance(body, dict) else None
         if not isinstance(items, list):
             raise self._not_authress(LIST_IDENTITIES, "without an `identities` list")
@@ -68,14 +83,14 @@ class AdminApi:
 
     def role_exists(self, role_id: str) -> bool:
         """Whether getRole finds the role (404: the account has none of that ID)."""
-        return self._call(GET_ROLE, record_id=role_id, ok=(200,), absent=(404,)) is not None
+        return self._call(GET_ROLE, record_id=role_id) is not None
 
     def records(self, marker: str) -> tuple[list[dict[str, Any]], bool]:
         """(the ACTIVE records whose text holds `marker`, whether every page was read), page by page."""
         found: list[dict[str, Any]] = []
         query = {"filter": marker, "status": "ACTIVE", "limit": "20"}
         for _ in range(PAGES):
-            body = self._call(LIST_RECORDS, ok=(200,), query=query)
+            body = self._call(LIST_RECORDS, query=query)
             items = body.get("records") if isinstance(body, dict) else None
             if not isinstance(items, list):
                 raise self._not_authress(LIST_RECORDS, "without a `records` list")
@@ -87,68 +102,47 @@ class AdminApi:
         return found, False
 
     def link_identity(self, issuer: str, audience: str) -> None:
-        self._call(LINK_IDENTITY, {"issuer": issuer, "preferredAudience": audience}, ok=(200, 201))
+        self._call(LINK_IDENTITY, {"issuer": issuer, "preferredAudience": audience})
 
     def record(self, record_id: str) -> dict[str, Any] | None:
         """The access record, or None when Authress answers 404 (no such record)."""
-        body = self._call(GET_RECORD, record_id=record_id, ok=(200,), absent=(404,))
+        body = self._call(GET_RECORD, record_id=record_id)
         if body is not None and not isinstance(body, dict):
             raise self._not_authress(GET_RECORD, "without an access record")
         return body
 
     def create_record(self, record: dict[str, Any]) -> None:
-        self._call(CREATE_RECORD, record, ok=(200, 201))
+        self._call(CREATE_RECORD, record)
 
     def update_record(self, record_id: str, record: dict[str, Any]) -> None:
-        self._call(UPDATE_RECORD, record, record_id=record_id, ok=(200, 202, 204))
+        self._call(UPDATE_RECORD, record, record_id=record_id)
 
     def delete_record(self, record_id: str) -> None:
-        """deleteRecord; 404 (already gone) is what was wanted."""
-        self._call(DELETE_RECORD, record_id=record_id, ok=(200, 202, 204), absent=(404,))
+        self._call(DELETE_RECORD, record_id=record_id)
 
     def url(self, op: Operation, record_id: str = "") -> str:
         path = op.path.replace("{recordId}", "{id}").replace("{roleId}", "{id}")
         return self.api_url + path.replace("{id}", quote(record_id, safe=""))
 
     def _call(
-        self,
-        op: Operation,
-        body: Any = None,
-        *,
-        record_id: str = "",
-        ok: tuple[int, ...],
-        absent: tuple[int, ...] = (),
-        query: dict[str, str] | None = None,
+        self, op: Operation, body: Any = None, *, record_id: str = "", query: dict[str, str] | None = None
     ) -> Any:
+        """The JSON of an `ok` answer (None for `absent`); AdminError naming the fix for any other."""
         url = self.url(op, record_id) + ("?" + urlencode(query) if query else "")
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
-        deadline = Budget(ATTEMPTS, self._timeout).deadline()
         try:
             # One attempt for a POST (a retried create could make two); reads and PUT are retried.
-            response = network.send(
-                self._client,
-                op.method,
-                url,
-                body,
-                timeout=self._timeout,
-                deadline=deadline,
-                attempts=ATTEMPTS,
-                headers=headers,
+            budget = Budget(ATTEMPTS, self._timeout)
+            answer = call_json(
+                self._client, op.method, url, WORDING, budget, accepted=op.ok, payload=body, headers=headers
             )
-        except network.Unanswered as exc:
-            raise self._unanswered(op, url, exc) from None
-        except network.TooLarge:
-            raise self._not_authress(op, f"with more than {network.MAX_BODY_BYTES} bytes") from None
-        except network.Refused as exc:  # a certificate that does not verify, a URL that cannot be fetched
-            raise AdminError(f"{exc.message}; check --api-url") from None
-        if response.status in absent:
+        except CallFailed as exc:
+            raise AdminError(exc.problem, exc.fix) from None
+        if answer.status in op.absent:
             return None
-        if response.status not in ok:
-            raise self._refused(op, url, response.status)
-        try:
-            return network.parse_json(response.body) if response.body else None
-        except (ValueError, RecursionError):
-            raise self._not_authress(op, "with a body that is not JSON") from None
+        if answer.status not in op.ok:
+            raise self._refused(op, url, answer.status)
+        return answer.json
 
     def _refused(self, op: Operation, url: str, status: int) -> AdminError:
         where = f"Authress answered {status} to {op.method} {quoted(url)}"
@@ -169,20 +163,7 @@ class AdminApi:
             return AdminError(
                 f"{where} (conflict): it changed while setup ran; run `setup --plan` again to see it as it is now"
             )
-        return AdminError(
-            f"{where}, expected {'/'.join(map(str, ok_of(op)))}; check that --api-url is the Authress API"
-        )
-
-    def _unanswered(self, op: Operation, url: str, exc: network.Unanswered) -> AdminError:
-        unknown = (
-            "; the change may or may not have been made: run `setup --plan` to see"
-            if op.method == "POST" and not exc.reason.startswith("HTTP 4")
-            else ""
-        )
-        return AdminError(
-            f"Authress gave no usable answer to {op.method} {quoted(url)}: {exc.reason} after {exc.attempts} "
-            f"attempt(s){unknown}; retry later, or check --api-url and that this machine can reach it"
-        )
+        return AdminError(f"{where}, expected {'/'.join(map(str, op.ok))}; check that --api-url is the Authress API")
 
     def _not_authress(self, op: Operation, how: str) -> AdminError:
         return AdminError(
@@ -191,14 +172,11 @@ class AdminApi:
         )
 
 
-def ok_of(op: Operation) -> tuple[int, ...]:
-    """The success statuses the description gives for the operation."""
-    return {"GET": (200,), "POST": (201,), "PUT": (202,), "DELETE": (204,)}[op.method]
-
-
 @contextmanager
 def connect(api_url: str, token: str, who: str, timeout: float) -> Iterator[AdminApi]:
     """One connection pool for the run's calls; redirects are never followed, so the token goes to
     `api_url` only."""
+    from . import network
+
     with network.session(timeout) as client:
         yield AdminApi(client, api_url, token, who, timeout)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from .budget import Budget
+from .calls import Budget, CallFailed, Wording, call_json
 from .errors import AuthressCheckFailed, QueryError, quoted
 from .sources import SERVICE_CLIENT_KEY
 
@@ -21,6 +21,14 @@ _PROVIDER_AUDIENCE = re.compile(r"^https://(?P<account>[^./\s]+)\.api(?:-[a-z0-9
 # no api-REGION, no custom domain, no service-client token (aud ACCOUNT.accounts.authress.io).
 _NEWEST_PROVIDER_AUDIENCE = re.compile(r"^https://[^.]+\.api\.authress\.[^/]+\Z")
 ATTEMPTS = 3  # the check's GET, retried on connection errors, timeouts, 429 and 5xx
+OK = (200,)  # the account, readable: the check passes (401, 403 and 404 each name their fix)
+WORDING = Wording(
+    lead="could not check the token with Authress at",
+    reach='check "api_url" and that this machine can reach it',
+    down="Authress may be down: retry the job later",
+    not_ours='check that "api_url" is the Authress API',
+    url_fix='check "api_url"',
+)
 
 
 def account_from_audience(audience: str) -> tuple[str, str]:
@@ -100,7 +108,7 @@ def check(token: str, api_url: str, account_id: str, caller: Caller, timeout: fl
     url = f"{api_url}/v1/accounts/{quote(account_id, safe='')}"
     status, body = _get(url, token, timeout, ca_file)
     where = f"Authress at {quoted(url)}"
-    if status == 200:
+    if status in OK:
         if not isinstance(body, Mapping) or body.get("accountId") != account_id:
             raise AuthressCheckFailed(
                 f"{where} answered 200 without account {quoted(account_id)}",
@@ -118,7 +126,7 @@ def check(token: str, api_url: str, account_id: str, caller: Caller, timeout: fl
             f"Create) whose user is exactly {quoted(caller.user_id)}, with the roles Terraform needs",
         )
     raise AuthressCheckFailed(
-        f"{where} answered HTTP {status}, expected 200",
+        f"{where} answered HTTP {status}, expected {'/'.join(map(str, OK))}",
         'check that "api_url" is the Authress API (no proxy or login page in between)',
     )
 
@@ -140,34 +148,14 @@ def _untrusted(caller: Caller, account_id: str) -> tuple[str, str]:
 
 
 def _get(url: str, token: str, timeout: float, ca_file: str | None) -> tuple[int, Any]:
-    """One GET (retried within a total bound); the status and the JSON body, if any."""
+    """One GET (retried within its budget); the status and, for an accepted one, the JSON body if any."""
     from . import network
 
-    deadline = Budget(ATTEMPTS, timeout).deadline()
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     try:
         # No redirects (network.session): the Bearer token goes to the configured API URL and nowhere else.
         with network.session(timeout, ca_file) as client:
-            response = network.get(client, url, headers=headers, timeout=timeout, deadline=deadline, attempts=ATTEMPTS)
-    except network.Unanswered as exc:
-        down = (
-            "Authress may be down: retry the job later"
-            if exc.reason.startswith("HTTP")
-            else ('check "api_url" and that this machine can reach it')
-        )
-        raise AuthressCheckFailed(
-            f"could not check the token with Authress at {quoted(url)}: {exc.reason} after {exc.attempts} attempt(s)",
-            f"{down}",
-        ) from None
-    except network.TooLarge:
-        raise AuthressCheckFailed(
-            f"{quoted(url)} sent more than {network.MAX_BODY_BYTES} bytes", 'check that "api_url" is the Authress API'
-        ) from None
-    except network.BadURL as exc:
-        raise AuthressCheckFailed(exc.message, 'check "api_url"') from None
-    except network.Refused as exc:
+            answer = call_json(client, "GET", url, WORDING, Budget(ATTEMPTS, timeout), accepted=OK, headers=headers)
+    except CallFailed as exc:
         raise AuthressCheckFailed(exc.problem, exc.fix) from None
-    try:
-        return response.status, network.parse_json(response.body) if response.body else None
-    except (ValueError, RecursionError):
-        return response.status, None
+    return answer.status, answer.json

@@ -5,24 +5,41 @@ Only the configured issuer is ever asked; nothing in a token chooses where keys 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .budget import Budget
+from .calls import Budget, CallFailed, Wording, call_json
 from .errors import KeyFetchFailed, quoted
 from .jwk_policy import valid_keys
 from .keycache import KeySet, max_age
 from .settings import DEFAULT_HTTP_TIMEOUT
 
+if TYPE_CHECKING:
+    import httpx
+
 ATTEMPTS = 4  # per URL; retried on connection errors, timeouts, 429 and 5xx
 USUAL_JWKS_PATH = "/oauth/discovery/keys"  # where GitLab serves its JWKS; trusted only once discovery says so
 MAX_FETCH_SECONDS = 30.0  # all a run spends on keys (waiting for another run's fetch included), whatever the timeout
+OK = (200,)  # the only answer whose body is read
+WORDING = Wording(
+    lead="could not fetch",
+    reach="check the issuer is reachable from this runner, then retry the job",
+    not_ours="is the issuer URL a GitLab instance?",
+    url_fix='check the query key "issuer"',
+    late="the time for the keys ran out first",
+)
+
+
+def budget(timeout: float) -> Budget:
+    """What a lookup may spend: every attempt at `timeout`, never more than MAX_FETCH_SECONDS."""
+    return Budget(ATTEMPTS, timeout, MAX_FETCH_SECONDS)
 
 
 def fetch_bound(timeout: float) -> float:
-    """Seconds a lookup may take: enough for every attempt at `timeout`, never more than MAX_FETCH_SECONDS."""
-    return Budget(ATTEMPTS, timeout, MAX_FETCH_SECONDS).seconds
+    """Seconds a lookup may take (its budget's)."""
+    return budget(timeout).seconds
 
 
 def too_late(deadline: float, timeout: float) -> bool:
@@ -35,7 +52,7 @@ def waited_in_vain(issuer: str, bound: float) -> KeyFetchFailed:
     """Another run held the fetch lock for all the time this one may wait, and left no keys."""
     return KeyFetchFailed(
         f"another run has been fetching the keys of {quoted(issuer)} for {bound:.0f} s without a result",
-        "check the issuer is reachable from this runner, then retry the job",
+        WORDING.reach,
     )
 
 
@@ -43,7 +60,7 @@ def fetch_keyset(
     issuer: str,
     timeout: float = DEFAULT_HTTP_TIMEOUT,
     deadline: float | None = None,
-    client: Any = None,
+    client: httpx.Client | None = None,
     ca_file: str | None = None,
 ) -> KeySet:
     """Discovery (whose `issuer` must equal ours exactly), then its https `jwks_uri`, by `deadline`.
@@ -82,7 +99,7 @@ def fetch_keyset(
     return KeySet(issuer, jwks_uri, keys, time.time(), max_age(headers.get("cache-control", "")))
 
 
-def _discover(client: Any, issuer: str, timeout: float, deadline: float) -> str:
+def _discover(client: httpx.Client, issuer: str, timeout: float, deadline: float) -> str:
     """The https `jwks_uri` of the issuer's discovery document, once it names exactly our issuer."""
     discovery_url = issuer + "/.well-known/openid-configuration"
     discovery, _ = _get_json(client, discovery_url, timeout, deadline, 'check the query key "issuer"')
@@ -105,38 +122,18 @@ def _discover(client: Any, issuer: str, timeout: float, deadline: float) -> str:
 
 
 def _overdue(url: str) -> KeyFetchFailed:
-    return KeyFetchFailed(
-        f"could not fetch {quoted(url)}: no answer by the deadline",
-        "check the issuer is reachable from this runner, then retry the job",
-    )
+    return KeyFetchFailed(f"could not fetch {quoted(url)}: no answer by the deadline", WORDING.reach)
 
 
-def _get_json(client: Any, url: str, timeout: float, deadline: float, bad_url: str) -> tuple[Any, Mapping[str, str]]:
+def _get_json(
+    client: httpx.Client, url: str, timeout: float, deadline: float, url_fix: str
+) -> tuple[Any, Mapping[str, str]]:
     """The JSON body of a 200 answer, or KeyFetchFailed naming the URL and what to check."""
-    from . import network
-
     try:
-        response = network.get(client, url, timeout=timeout, deadline=deadline, attempts=ATTEMPTS)
-    except network.Unanswered as exc:
-        how = f"{exc.reason} after {exc.attempts} attempt(s)" if exc.attempts else "the time for the keys ran out first"
-        raise KeyFetchFailed(
-            f"could not fetch {quoted(url)}: {how}",
-            "check the issuer is reachable from this runner, then retry the job",
-        ) from None
-    except network.TooLarge:
-        raise KeyFetchFailed(
-            f"{quoted(url)} sent more than {network.MAX_BODY_BYTES} bytes", "is the issuer URL a GitLab instance?"
-        ) from None
-    except network.BadURL as exc:
-        raise KeyFetchFailed(exc.message, bad_url) from None
-    except network.Refused as exc:
+        wording = dataclasses.replace(WORDING, url_fix=url_fix)
+        answer = call_json(client, "GET", url, wording, budget(timeout), accepted=OK, deadline=deadline)
+    except CallFailed as exc:
         raise KeyFetchFailed(exc.problem, exc.fix) from None
-    if response.status != 200:
-        raise KeyFetchFailed(f"{quoted(url)} answered HTTP {response.status}", 'check the query key "issuer"')
-    try:
-        return network.parse_json(response.body), response.headers
-    except (ValueError, RecursionError):
-        raise KeyFetchFailed(
-            f"{quoted(url)} did not return JSON (or returned more than {network.MAX_JSON_VALUES} values)",
-            "is the issuer URL a GitLab instance?",
-        ) from None
+    if answer.status not in OK:
+        raise KeyFetchFailed(f"{quoted(url)} answered HTTP {answer.status}", 'check the query key "issuer"')
+    return answer.json, answer.headers

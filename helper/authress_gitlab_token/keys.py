@@ -12,7 +12,7 @@ from typing import Any
 from .background import Background
 from .errors import KeyFetchFailed, VerificationFailed, listed, quoted
 from .keycache import KeyCache, KeySet
-from .keyfetch import fetch_bound, fetch_keyset, too_late, waited_in_vain
+from .keyfetch import WORDING, fetch_bound, fetch_keyset, too_late, waited_in_vain
 from .settings import DEFAULT_HTTP_TIMEOUT, Settings
 
 __all__ = ["IssuerKeys", "KeyCache", "KeySet", "fetch_bound", "fetch_keyset"]
@@ -155,7 +155,7 @@ class IssuerKeys:
     def _overdue(self) -> KeyFetchFailed:
         return KeyFetchFailed(
             f"could not fetch the keys of {quoted(self.issuer)} within {self.bound:.0f} s",
-            "check the issuer is reachable from this runner, then retry the job",
+            WORDING.reach,
         )
 
     def _unknown(self, kid: str, keyset: KeySet, now: float) -> VerificationFailed:

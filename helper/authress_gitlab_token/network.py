@@ -12,7 +12,6 @@ request is made."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -22,16 +21,18 @@ import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from . import __version__, proxies, sockets
 from .errors import CertificatesMissing, ProxyUnusable, quoted
 
+if TYPE_CHECKING:
+    import httpx
+
 USER_AGENT = f"authress-gitlab-token/{__version__}"
 MAX_BODY_BYTES = 1024 * 1024  # discovery, JWKS and an account are a few KiB; refuse to keep more, decoded
 CHUNK = 64 * 1024  # the most one decompression step may produce
-MAX_JSON_VALUES = 10_000  # discovery, a JWKS or an account hold a few hundred at most
 CA_ADVICE = "if it uses a private CA, set SSL_CERT_FILE (or SSL_CERT_DIR) to a file holding that CA"
 
 
@@ -78,7 +79,7 @@ class _Retry(Exception):
 
 
 @contextmanager
-def session(timeout: float, ca_file: str | None = None) -> Iterator[Any]:
+def session(timeout: float, ca_file: str | None = None) -> Iterator[httpx.Client]:
     """One connection pool for a run's requests (discovery and the JWKS go out at once, on two connections).
     `ca_file`: SSL_CERT_FILE as the run's settings read it ("" unset); None: read it here."""
     cafile = os.environ.get("SSL_CERT_FILE") if ca_file is None else ca_file
@@ -109,22 +110,14 @@ def session(timeout: float, ca_file: str | None = None) -> Iterator[Any]:
         yield client
 
 
-def pools(client: Any) -> list[Any]:
+def pools(client: httpx.Client) -> list[Any]:
     """The connection pools of `client` (one per proxy route). httpx offers no hook for its socket
     operations, so network.session swaps each pool's network backend: private attributes, checked to
-    exist with httpx 0.28-0.29 and httpcore 1.0 (tests/test_network.py fails loudly when they move)."""
+    exist with httpx 0.27-0.29 and httpcore 1.0 (tests/test_network.py fails loudly when they move)."""
     found = [getattr(t, "_pool", None) for t in [client._transport, *client._mounts.values()] if t is not None]
     if not found or not all(hasattr(p, "_network_backend") for p in found):
         raise RuntimeError("httpx no longer exposes its connection pools: the deadline cannot be enforced")
     return found
-
-
-def parse_json(body: bytes) -> Any:
-    """The JSON in `body`; ValueError also for more than MAX_JSON_VALUES values (counted from the
-    separators, strings included): parsed, 1 MiB of `[{},{},...]` would take 25 MiB."""
-    if sum(body.count(c) for c in (b"{", b"[", b",", b":")) > MAX_JSON_VALUES:
-        raise ValueError(f"more than {MAX_JSON_VALUES} JSON values")
-    return json.loads(body)
 
 
 def retry_after(value: str | None) -> float:
@@ -136,22 +129,8 @@ def retry_after(value: str | None) -> float:
     return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
 
 
-def get(
-    client: Any,
-    url: str,
-    *,
-    timeout: float,
-    deadline: float,
-    attempts: int,
-    headers: Mapping[str, str] | None = None,
-) -> Response:
-    """The first answer that is not 429 or 5xx; Unanswered when none came within `attempts` and
-    `deadline` (time.monotonic()); Refused or TooLarge for what no retry can fix."""
-    return send(client, "GET", url, None, timeout=timeout, deadline=deadline, attempts=attempts, headers=headers)
-
-
 def send(
-    client: Any,
+    client: httpx.Client,
     method: str,
     url: str,
     payload: Any,
@@ -161,8 +140,10 @@ def send(
     attempts: int,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
-    """`get` for any method, with `payload` sent as JSON unless None. A POST gets one attempt whatever
-    `attempts` says (a retried create could make two); GET and PUT, which replaces, are retried."""
+    """The first answer that is not 429 or 5xx; Unanswered when none came within `attempts` and
+    `deadline` (time.monotonic()); Refused or TooLarge for what no retry can fix. `payload` is sent as
+    JSON unless None. A POST gets one attempt whatever `attempts` says (a retried create could make
+    two); GET and PUT, which replaces, are retried."""
     attempts = 1 if method == "POST" else attempts
     last, made = "no time was left", 0
     with sockets.deadline(deadline):
@@ -179,7 +160,9 @@ def send(
     raise Unanswered(last, made)
 
 
-def _once(client: Any, method: str, url: str, timeout: float, headers: Mapping[str, str], payload: Any) -> Response:
+def _once(
+    client: httpx.Client, method: str, url: str, timeout: float, headers: Mapping[str, str], payload: Any
+) -> Response:
     import httpx
 
     try:
