@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from authress_gitlab_token import setup_guide
+from authress_gitlab_token.setup import guide as setup_guide
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = [ROOT / "README.md", *sorted(ROOT.glob("examples/*/README.md"))]

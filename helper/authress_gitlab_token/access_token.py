@@ -29,7 +29,7 @@ def obtain(settings: Settings, credential: sources.Credential, now: float | None
 def from_gitlab(credential: sources.Credential, settings: Settings, now: float | None) -> Outcome:
     """`now` None: the clock, read once the keys are found (a fetch can take seconds). The key fetch a
     cold run needs starts before verify imports jwt, so the two overlap."""
-    from .keys import IssuerKeys
+    from .keys.lookup import IssuerKeys
 
     issuer_keys = IssuerKeys.of(settings).start()
     from . import verify

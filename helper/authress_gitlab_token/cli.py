@@ -1,25 +1,22 @@
-"""Command line: argv, stdin, stdout and exit codes live here and in external.py only (entry.py writes
-the output out and ends the process)."""
+"""Command line: argv, stdin, stdout and exit codes live here and in external.py only (output.py words
+and redacts what is printed; entry.py writes it out and ends the process)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import HelperError, QueryError, fit, printable, quoted, redact
-from .redaction import name_secret, redacted_output, secrets_in
+from .errors import HelperError, QueryError, quoted
+from .output import fail, name_secret, redacted_output, shown, warn
 
 if TYPE_CHECKING:
     import argparse
 
-    from . import setup_guide
+    from .setup import guide as setup_guide
 
-PREFIX = "authress-gitlab-token: "
-MAX_LINE = 400  # a failure is one line, shorter than this with its prefix
 ENV_NAME = "AUTHRESS_KEY"  # the variable the Authress Terraform provider reads
 
 
@@ -60,7 +57,7 @@ def cmd_env(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 def cmd_doctor(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """Show where the token came from, its claims (never the token), each check passed or failed, the
     Authress check, and the one fix to make."""
-    from . import doctor
+    from .doctor import diagnose as doctor
     from .flags import query_from_args
 
     report = doctor.diagnose(query_from_args(args), environ, show_personal=args.show_personal)
@@ -72,7 +69,7 @@ def cmd_setup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """Print what to enter in Authress and GitLab for each project and branch or tag; with --plan, what
     Authress lacks of it; with --apply, make it so (with an Authress service-client admin key); with
     --list, what this tool made; with --destroy, take the named pipelines' grants back."""
-    from . import setup_guide
+    from .setup import guide as setup_guide
 
     admin = args.plan or args.apply
     for flag, given, needs in [
@@ -96,11 +93,11 @@ def cmd_setup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             "trusted identities, once no other project relies on it"
         )
     if args.list:
-        from . import bootstrap
+        from .setup import account
 
         audience, issuer = setup_guide.trust(args.audience, args.issuer, environ)
-        request = bootstrap.Request((), "*", args.api_url or "", args.key_env)
-        return setup_list(bootstrap.listing(issuer, audience, request, environ), args.json)
+        request = account.Request((), "*", args.api_url or "", args.key_env)
+        return setup_list(account.listing(issuer, audience, request, environ), args.json)
     projects, branches, tags = args.projects, args.branches, args.tags
     guides = setup_guide.build_all(
         projects, branches, tags, args.audience, args.issuer, environ, args.helper_repository
@@ -133,9 +130,9 @@ NEEDS = {
 
 
 def setup_changes(args: argparse.Namespace, guides: list[setup_guide.Guide], environ: Mapping[str, str]) -> int:
-    from . import bootstrap
+    from .setup import account
 
-    request = bootstrap.Request(
+    request = account.Request(
         tuple(args.role or ()),
         args.resource,
         args.api_url or "",
@@ -145,10 +142,10 @@ def setup_changes(args: argparse.Namespace, guides: list[setup_guide.Guide], env
         allow_missing_roles=args.allow_missing_roles,
     )
     for guide in guides:
-        problem = bootstrap.user_id_warning(guide)
+        problem = account.user_id_warning(guide)
         if problem:
             warn(problem)
-    outcome = bootstrap.run(guides, request, environ)
+    outcome = account.run(guides, request, environ)
     pending = outcome.pending
     if args.json:
         mode = "apply" if args.apply else "plan"
@@ -183,11 +180,6 @@ def setup_list(listing: dict[str, Any], as_json: bool) -> int:
     return 0
 
 
-def shown(text: str) -> str:
-    """`text` for a terminal, as doctor shows claims: a branch name cannot reorder or hide what follows."""
-    return "\n".join(printable(line) for line in text.split("\n"))
-
-
 def warn_about_audience(audience: str, api_url: str, token_audience: str) -> None:
     """One warning at most: an audience that names no Authress API, else a token only provider 2.0.39 takes."""
     from .authress import audience_warning, newest_provider_warning
@@ -195,11 +187,6 @@ def warn_about_audience(audience: str, api_url: str, token_audience: str) -> Non
     message = audience_warning(audience, api_url) or newest_provider_warning(token_audience)
     if message:
         warn(message)
-
-
-def warn(message: str) -> None:
-    """One line on stderr; the run still succeeds (Terraform shows stderr only on failure)."""
-    sys.stderr.write(PREFIX + "warning: " + printable(" ".join(message.split())) + "\n")
 
 
 COMMANDS = {"external": cmd_external, "env": cmd_env, "doctor": cmd_doctor, "setup": cmd_setup}
@@ -230,11 +217,3 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return fail(str(exc), code, environ)
         except Exception as exc:  # noqa: BLE001 -- never a traceback: it could carry the token
             return fail(f"internal error ({type(exc).__name__}); please report it with the command you ran", 1, environ)
-
-
-def fail(message: str, code: int, environ: Mapping[str, str]) -> int:
-    # Redacted before the whitespace is folded: a token with a stray tab must still match.
-    line = fit(printable(" ".join(redact(message, secrets_in(environ)).split())), MAX_LINE - 1 - len(PREFIX))
-    with contextlib.suppress(OSError, AttributeError):  # stderr closed: the exit status still says it
-        sys.stderr.write(PREFIX + line + "\n")
-    return code

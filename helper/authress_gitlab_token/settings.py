@@ -65,7 +65,7 @@ class Settings:
 def from_query(query: Mapping[str, str], environ: Mapping[str, str]) -> Settings:
     """Apply defaults and the checks a schema cannot express; `query` is already schema-valid. The
     environment is read here, once: everything below takes these values."""
-    from .keycache import locate
+    from .keys.cache import locate
 
     issuer, issuer_source = issuer_of(query, environ)
     check_issuer(issuer, issuer_source)

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import jwt
 
 from .errors import TokenMalformed, VerificationFailed, quoted
-from .jwk_policy import public_key
+from .keys.policy import public_key
 from .settings import BoundClaim, Settings
 
 # GitLab signs ID tokens with RS256 only. Never taken from the token; never HS* or none.

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import __version__
-from .authress import audience_warning
-from .errors import QueryError, quoted
-from .settings import DEFAULT_ISSUER, DEFAULT_TOKEN_ENV, check_issuer
+from .. import __version__
+from ..authress import audience_warning
+from ..errors import QueryError, quoted
+from ..settings import DEFAULT_ISSUER, DEFAULT_TOKEN_ENV, check_issuer
 from .steps import PROVIDER_PIN, STEPS
 
 # GitLab: each path part is letters, digits, "_", "-" and ".", not starting with "-"; a project is in a group.

@@ -1,5 +1,5 @@
 """`setup --plan` / `--apply` / `--destroy` / `--list`: the trusted identity and each pipeline's access
-record, read from the account, planned (setup_plan.py) and made so. Inputs are refused before any
+record, read from the account, planned (setup/plan.py) and made so. Inputs are refused before any
 request; a role the account lacks is named before anything is written."""
 
 from __future__ import annotations
@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from . import entry, service_client, settings
+from .. import entry, service_client, settings
+from ..authress import account_from_audience, audience_warning, target
+from ..errors import HelperError, QueryError, TokenMalformed, quoted
 from .admin_api import AdminError, BodyRefused
-from .authress import account_from_audience, audience_warning, target
-from .errors import HelperError, QueryError, TokenMalformed, quoted
-from .resource_uri import resource_uri_valid
-from .setup_guide import Guide
-from .setup_plan import (
+from .guide import Guide
+from .plan import (
     DESCRIPTION_MAX,
     NAME_MAX,
     RECORD_ID_PREFIX,
@@ -32,6 +31,7 @@ from .setup_plan import (
     record_id,
     summary,
 )
+from .resource_uri import resource_uri_valid
 
 if TYPE_CHECKING:
     from .admin_api import AdminApi
@@ -259,7 +259,7 @@ def admin_target(audience: str, api_url: str, environ: Mapping[str, str], key_en
 
 def admin_key(environ: Mapping[str, str], name: str) -> service_client.AccessKey:
     """The service-client key that may change the account; a GitLab ID token never can."""
-    from .sources import read_variable
+    from ..sources import read_variable
 
     fix = (
         f"export {name} with the access key of an Authress service client that has the account's admin "

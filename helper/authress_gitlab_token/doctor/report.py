@@ -8,8 +8,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from . import sources
-from .errors import printable, quoted
+from .. import sources
+from ..errors import printable, quoted
 
 PERSONAL_CLAIMS = ("user_email",)  # job logs are public on public projects
 HIDDEN = "[hidden; --show-personal shows it]"
@@ -64,7 +64,7 @@ class Report:
 
     def render(self) -> str:
         """For a terminal: every value from the token or the query escaped, so none can fake a line."""
-        from .verify import TIME_CLAIMS, is_numeric_date, rfc3339
+        from ..verify import TIME_CLAIMS, is_numeric_date, rfc3339
 
         kind = KINDS.get(self.kind, "nothing usable")
         lines = [f"Token:  {printable(self.origin or 'none')} holds {kind} (never shown)"]

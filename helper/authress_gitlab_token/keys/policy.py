@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import VerificationFailed, quoted
+from ..errors import VerificationFailed, quoted
 
 MIN_RSA_BITS = 2048  # NIST SP 800-131A; GitLab's keys are 2048 or 4096 bits
 PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth")  # RFC 7518 6.3.2: never in a public JWKS

@@ -1,4 +1,5 @@
-"""What no output may hold: the token, service-client keys, passwords in URLs and the variables the user
+"""What every command prints besides its result: the one-line failure, a warning, text for a terminal;
+and what no output may hold: the token, service-client keys, passwords in URLs and the variables the user
 marks. Chosen by name and shape, never by length: the audience, issuer, URLs and project paths a message
 exists to show stay readable."""
 
@@ -10,7 +11,10 @@ import sys
 from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
-from .errors import redact
+from .errors import fit, printable, redact
+
+PREFIX = "authress-gitlab-token: "
+MAX_LINE = 400  # a failure is one line, shorter than this with its prefix
 
 SECRET_VARIABLES_ENV = "AUTHRESS_GITLAB_TOKEN_SECRET_VARIABLES"  # names, comma- or space-separated
 # GitLab's predefined variables that hold credentials (GitLab masks them in job logs).
@@ -82,3 +86,22 @@ def redacted_output(environ: Mapping[str, str], stdout: bool) -> Iterator[None]:
         yield
     finally:
         sys.stdout, sys.stderr = saved
+
+
+def fail(message: str, code: int, environ: Mapping[str, str]) -> int:
+    """The failure's one line on stderr, redacted, made printable and cut to MAX_LINE; returns `code`."""
+    # Redacted before the whitespace is folded: a token with a stray tab must still match.
+    line = fit(printable(" ".join(redact(message, secrets_in(environ)).split())), MAX_LINE - 1 - len(PREFIX))
+    with contextlib.suppress(OSError, AttributeError):  # stderr closed: the exit status still says it
+        sys.stderr.write(PREFIX + line + "\n")
+    return code
+
+
+def warn(message: str) -> None:
+    """One line on stderr; the run still succeeds (Terraform shows stderr only on failure)."""
+    sys.stderr.write(PREFIX + "warning: " + printable(" ".join(message.split())) + "\n")
+
+
+def shown(text: str) -> str:
+    """`text` for a terminal, as doctor shows claims: a branch name cannot reorder or hide what follows."""
+    return "\n".join(printable(line) for line in text.split("\n"))

@@ -10,11 +10,11 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .calls import Budget, CallFailed, Wording, call_json
-from .errors import KeyFetchFailed, quoted
-from .jwk_policy import valid_keys
-from .keycache import KeySet, max_age
-from .settings import DEFAULT_HTTP_TIMEOUT
+from ..calls import Budget, CallFailed, Wording, call_json
+from ..errors import KeyFetchFailed, quoted
+from ..settings import DEFAULT_HTTP_TIMEOUT
+from .cache import KeySet, max_age
+from .policy import valid_keys
 
 if TYPE_CHECKING:
     import httpx
@@ -68,7 +68,7 @@ def fetch_keyset(
     GitLab's JWKS is asked for at its usual place at the same time as discovery, which saves a round
     trip; that answer is used only when discovery names exactly that URL, else the named one is fetched.
     `client`: a network.session the caller opened, else one is opened here (with `ca_file`)."""
-    from . import network  # only a cold run pays for httpx
+    from .. import network  # only a cold run pays for httpx
     from .background import Background
 
     if deadline is None:

@@ -8,14 +8,14 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import sources
-from .errors import HelperError, quoted
+from .. import sources
+from ..errors import HelperError, quoted
+from ..settings import DEFAULT_TOKEN_ENV, Settings
 from .report import KINDS, Report, Step, without_personal
-from .settings import DEFAULT_TOKEN_ENV, Settings
 
 if TYPE_CHECKING:
-    from .outcome import Outcome
-    from .verify import Check, Verification
+    from ..outcome import Outcome
+    from ..verify import Check, Verification
 
 T = TypeVar("T")
 
@@ -117,7 +117,7 @@ def _audience_guess(credential: sources.Credential, claims: Mapping[str, Any], s
 def _settings(query: Mapping[str, str], environ: Mapping[str, str]) -> tuple[tuple[Settings, bool], str]:
     """The settings, and whether they bind a project. Lacking only that binding, the token is still
     verified (with any project allowed) and the missing binding reported as a failure of its own."""
-    from .settings import binds_project, from_query
+    from ..settings import binds_project, from_query
 
     try:
         settings = from_query(query, environ)
@@ -149,7 +149,7 @@ def _unbound(kind: str, claims: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def _audience_sanity(settings: Settings, steps: _Steps) -> None:
-    from .authress import audience_advice
+    from ..authress import audience_advice
 
     advice = audience_advice(settings.audience, settings.api_url)
     if advice:
@@ -157,7 +157,7 @@ def _audience_sanity(settings: Settings, steps: _Steps) -> None:
 
 
 def _ref_type_sanity(settings: Settings, steps: _Steps) -> None:
-    from .settings import ref_type_advice
+    from ..settings import ref_type_advice
 
     advice = ref_type_advice(settings)
     if advice:
@@ -165,8 +165,8 @@ def _ref_type_sanity(settings: Settings, steps: _Steps) -> None:
 
 
 def _minted(credential: sources.Credential, settings: Settings, now: float) -> tuple[Outcome, str]:
-    from .access_token import from_service_client
-    from .verify import rfc3339
+    from ..access_token import from_service_client
+    from ..verify import rfc3339
 
     outcome = from_service_client(credential, settings, now)
     return outcome, f"minted for client {quoted(outcome.user_id)}, expires {rfc3339(outcome.expires_at)}"
@@ -174,9 +174,9 @@ def _minted(credential: sources.Credential, settings: Settings, now: float) -> t
 
 def _verified(credential: sources.Credential, settings: Settings, fixed: float | None, steps: _Steps) -> Outcome | None:
     """verify's checks, each recorded, to the first failure; the clock read after the keys are found."""
-    from .keys import IssuerKeys
-    from .outcome import gitlab_outcome
-    from .verify import Verification, checks
+    from ..keys.lookup import IssuerKeys
+    from ..outcome import gitlab_outcome
+    from ..verify import Verification, checks
 
     steps.add("key cache", "pass" if settings.cache_dir else "warn", settings.cache_where, settings.cache_fix)
     verification = Verification(credential.value, settings, IssuerKeys.of(settings), fixed)
@@ -193,7 +193,7 @@ def _passed(check: Check, verification: Verification) -> tuple[bool, str]:
 
 def _check(outcome: Outcome | None, settings: Settings, asked: bool, steps: _Steps) -> None:
     """doctor runs the Authress check unless told `--check none`, and skips it when it cannot be placed."""
-    from .access_token import check
+    from ..access_token import check
 
     if outcome is None:
         steps.add("authress", "skip", "needs a verified token")

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from .calls import Budget, CallFailed, Wording, call_json
-from .errors import HelperError, quoted
+from ..calls import Budget, CallFailed, Wording, call_json
+from ..errors import HelperError, quoted
 
 if TYPE_CHECKING:
     import httpx
@@ -176,7 +176,7 @@ class AdminApi:
 def connect(api_url: str, token: str, who: str, timeout: float) -> Iterator[AdminApi]:
     """One connection pool for the run's calls; redirects are never followed, so the token goes to
     `api_url` only."""
-    from . import network
+    from .. import network
 
     with network.session(timeout) as client:
         yield AdminApi(client, api_url, token, who, timeout)

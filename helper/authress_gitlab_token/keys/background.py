@@ -1,5 +1,5 @@
 """Work in a thread whose outcome the caller collects: how a cold run overlaps its network waits with
-its start-up (keys.py) and asks for two documents at once (keyfetch.py)."""
+its start-up (keys/lookup.py) and asks for two documents at once (keys/fetch.py)."""
 
 from __future__ import annotations
 

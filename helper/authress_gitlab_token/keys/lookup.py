@@ -1,5 +1,5 @@
-"""The issuer's signing keys for a `kid`: the disk cache first (keycache.py), then the network
-(keyfetch.py), with one deadline, a lock shared by parallel runs, and the last good keys while the
+"""The issuer's signing keys for a `kid`: the disk cache first (keys/cache.py), then the network
+(keys/fetch.py), with one deadline, a lock shared by parallel runs, and the last good keys while the
 issuer is down. The warm path reads one small file and never imports httpx."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..errors import KeyFetchFailed, VerificationFailed, listed, quoted
+from ..settings import DEFAULT_HTTP_TIMEOUT, Settings
 from .background import Background
-from .errors import KeyFetchFailed, VerificationFailed, listed, quoted
-from .keycache import KeyCache, KeySet
-from .keyfetch import WORDING, fetch_bound, fetch_keyset, too_late, waited_in_vain
-from .settings import DEFAULT_HTTP_TIMEOUT, Settings
+from .cache import KeyCache, KeySet
+from .fetch import WORDING, fetch_bound, fetch_keyset, too_late, waited_in_vain
 
 __all__ = ["IssuerKeys", "KeyCache", "KeySet", "fetch_bound", "fetch_keyset"]
 
@@ -83,7 +83,7 @@ class IssuerKeys:
             # httpx is imported and the client made here, before the thread starts, so the thread sends at
             # once instead of sharing the GIL with the main thread's imports.
             with contextlib.suppress(Exception):  # the job meets it again, and the lookup reports it
-                from . import network
+                from .. import network
 
                 client = held.enter_context(network.session(self.timeout, self._ca_file))
         previous = self._cached

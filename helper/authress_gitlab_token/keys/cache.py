@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import entry
-from .errors import quoted
-from .jwk_policy import valid_keys
+from .. import entry
+from ..errors import quoted
+from .policy import valid_keys
 
 CACHE_DIR_ENV = "AUTHRESS_GITLAB_TOKEN_CACHE_DIR"
 MAX_CACHE_BYTES = 1024 * 1024  # a cache file holds a JWKS of a few KiB

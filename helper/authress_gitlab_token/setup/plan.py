@@ -1,5 +1,5 @@
 """`setup --plan`: the access records and trusted identity wanted for each pipeline, compared field by
-field with what the account holds. Pure values in and out; bootstrap.py does the calls."""
+field with what the account holds. Pure values in and out; setup/account.py does the calls."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import quoted
-from .setup_guide import Guide
+from ..errors import quoted
+from .guide import Guide
 
 TOOL = "authress-gitlab-token"
 # The description's recordId allows ^[a-zA-Z0-9-_:|~]+$, 1 to 100 characters, and a `sub` holds "/" and
