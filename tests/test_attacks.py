@@ -22,7 +22,7 @@ import jwt
 import pytest
 
 from authress_gitlab_token.errors import VerificationFailed
-from authress_gitlab_token.jwk_policy import public_key
+from authress_gitlab_token.keys.policy import public_key
 from authress_gitlab_token.settings import from_query
 from authress_gitlab_token.verify import verify
 from tests.fixtures.ca import LocalCA

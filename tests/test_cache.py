@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from authress_gitlab_token.keycache import KeyCache
+from authress_gitlab_token.keys.cache import KeyCache
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.helper import AUDIENCE, BIN_DIR, PROGRAM, PROJECT, RUNS, Helper, Run
 from tests.fixtures.issuer import JWKS_PATH, LocalIssuer

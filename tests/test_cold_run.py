@@ -1,5 +1,5 @@
 """A cold run fetches the keys while it starts up, and asks for GitLab's usual JWKS URL alongside
-discovery (keys.py, keyfetch.py). What that answer may be trusted for, with the attack it must stop."""
+discovery (keys/lookup.py, keys/fetch.py). What that answer may be trusted for, with the attack it must stop."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from authress_gitlab_token.background import GRACE, Background
 from authress_gitlab_token.errors import KeyFetchFailed
+from authress_gitlab_token.keys.background import GRACE, Background
 from tests.fixtures.helper import AUDIENCE, Helper, query
 from tests.fixtures.issuer import DISCOVERY_PATH, JWKS_PATH, LocalIssuer, Reply
 from tests.fixtures.service_clients import ServiceClientKey

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from authress_gitlab_token import admin_api, authress, network
+from authress_gitlab_token import authress, network
 from authress_gitlab_token.calls import Budget
-from authress_gitlab_token.keys import fetch_bound
+from authress_gitlab_token.keys.lookup import fetch_bound
+from authress_gitlab_token.setup import admin_api
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.connect_proxy import running_proxy
 from tests.fixtures.helper import AUDIENCE, PROJECT, Helper, Run, query

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from authress_gitlab_token import __version__, setup_guide
-from authress_gitlab_token.setup_guide import install_command
+from authress_gitlab_token import __version__
+from authress_gitlab_token.setup import guide as setup_guide
+from authress_gitlab_token.setup.guide import install_command
 from tests.fixtures import ci_inputs
 from tests.fixtures.helper import BIN_DIR
 

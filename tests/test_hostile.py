@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from authress_gitlab_token.keyfetch import fetch_bound
+from authress_gitlab_token.keys.fetch import fetch_bound
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.helper import ACCOUNT_ID, AUDIENCE, Helper, Run, query
 from tests.fixtures.hostile import answer, gzip_bomb, running_hostile, trickled_headers, trickling_issuer
@@ -161,7 +161,7 @@ def test_a_certificate_from_an_unknown_ca_is_named_and_not_retried(
 ) -> None:
     """A self-managed GitLab with a private CA: the run says which host and that SSL_CERT_FILE must hold
     that CA, after one connection per URL instead of four (discovery and GitLab's usual JWKS URL go out
-    at once, keyfetch.py)."""
+    at once, keys/fetch.py)."""
     stranger = LocalCA.create(tmp_path / "other-ca", name="a CA the runner does not trust")
     with running_hostile(stranger, lambda path: answer(b"{}")) as server:
         token = mint(signing_key, gitlab_claims(server.url, AUDIENCE))

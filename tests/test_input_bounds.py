@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from authress_gitlab_token.external import load_schema
-from authress_gitlab_token.resource_uri import resource_uri_valid
+from authress_gitlab_token.setup.resource_uri import resource_uri_valid
 from tests.fixtures.helper import AUDIENCE, PROJECT, Helper, Run
 
 CPU_SECONDS = 1.0  # per run: a refusal costs about 0.2 s of CPU, most of it Python's start

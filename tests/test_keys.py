@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 from authress_gitlab_token.errors import KeyFetchFailed, VerificationFailed
-from authress_gitlab_token.jwk_policy import valid_keys
-from authress_gitlab_token.keycache import (
+from authress_gitlab_token.keys.cache import (
     MAX_AGE_DEFAULT,
     MAX_AGE_MAX,
     MAX_AGE_MIN,
@@ -24,8 +23,9 @@ from authress_gitlab_token.keycache import (
     KeySet,
     max_age,
 )
-from authress_gitlab_token.keyfetch import MAX_FETCH_SECONDS, fetch_bound
-from authress_gitlab_token.keys import UNKNOWN_KID_COOLDOWN, IssuerKeys
+from authress_gitlab_token.keys.fetch import MAX_FETCH_SECONDS, fetch_bound
+from authress_gitlab_token.keys.lookup import UNKNOWN_KID_COOLDOWN, IssuerKeys
+from authress_gitlab_token.keys.policy import valid_keys
 from authress_gitlab_token.network import retry_after
 
 ISSUER = "https://gitlab.example.com"

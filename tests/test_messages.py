@@ -11,7 +11,7 @@ import re
 import threading
 import time
 
-from authress_gitlab_token.keys import KeyCache, fetch_bound
+from authress_gitlab_token.keys.lookup import KeyCache, fetch_bound
 from tests.fixtures.helper import AUDIENCE, PROJECT, Helper, Run, query
 from tests.fixtures.issuer import DISCOVERY_PATH, JWKS_PATH, LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint

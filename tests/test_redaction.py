@@ -12,7 +12,7 @@ import pytest
 
 from authress_gitlab_token import verify
 from authress_gitlab_token.errors import VerificationFailed, fit
-from authress_gitlab_token.redaction import secrets_in
+from authress_gitlab_token.output import secrets_in
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.helper import AUDIENCE, PROJECT, Helper, InProcess
 from tests.fixtures.issuer import JWKS_PATH, LocalIssuer, Reply

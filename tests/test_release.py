@@ -15,7 +15,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from authress_gitlab_token import __version__
-from authress_gitlab_token.setup_guide import install_command
+from authress_gitlab_token.setup.guide import install_command
 from tests.fixtures.helper import AUDIENCE, Helper
 from tests.test_gitlab_example import check_gitlab_ci
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from authress_gitlab_token import external
-from authress_gitlab_token.keycache import KeyCache
+from authress_gitlab_token.keys.cache import KeyCache
 from tests.fixtures.helper import Helper, InProcess, query
 from tests.fixtures.issuer import LocalIssuer
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from authress_gitlab_token.bootstrap import record_id
+from authress_gitlab_token.setup.account import record_id
 from tests.fixtures.authress import AuthressStandIn, Reply
 from tests.fixtures.authress_admin import add_role
 from tests.fixtures.helper import ACCOUNT_ID, AUDIENCE, SUB, Helper, Run

@@ -9,9 +9,9 @@ import json
 import pytest
 
 from authress_gitlab_token import __version__
-from authress_gitlab_token.bootstrap import record_id
-from authress_gitlab_token.setup_guide import build
-from authress_gitlab_token.setup_plan import NAME_MAX, record_name
+from authress_gitlab_token.setup.account import record_id
+from authress_gitlab_token.setup.guide import build
+from authress_gitlab_token.setup.plan import NAME_MAX, record_name
 from tests.fixtures.authress import AuthressStandIn
 from tests.fixtures.authress_admin import put_record
 from tests.fixtures.helper import ACCOUNT_ID, AUDIENCE, Helper, Run

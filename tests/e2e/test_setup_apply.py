@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from authress_gitlab_token.setup_plan import record_id
+from authress_gitlab_token.setup.plan import record_id
 from tests.fixtures.authress import AuthressStandIn
 from tests.fixtures.authress_admin import add_role
 from tests.fixtures.authress_roles import add_role_routes
