@@ -51,11 +51,11 @@ class Wording:
     lead: str  # an unanswered call's problem, before its URL ("{method}" is filled in)
     reach: str  # the fix when no answer came
     not_ours: str  # the fix for an answer too large or not JSON: the server is not the one meant
-    url_fix: str  # the fix for a URL that cannot be requested
+    url_fix: str = ""  # the fix for a URL that cannot be requested
+    url_fix_always: bool = False  # `url_fix` also follows the fix of a refusal that has its own
     down: str = ""  # the fix when the last answer was 429 or 5xx ("": `reach`)
     late: str = "no time was left"  # why there was not one attempt
     posted: str = ""  # what an unanswered POST adds to its problem: the create may have been made
-    url_fix_always: bool = False  # `url_fix` also follows the fix of a refusal that has its own
 
 
 @dataclass(frozen=True)

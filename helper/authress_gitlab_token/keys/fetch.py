@@ -27,9 +27,8 @@ WORDING = Wording(
     lead="could not fetch",
     reach="check the issuer is reachable from this runner, then retry the job",
     not_ours="is the issuer URL a GitLab instance?",
-    url_fix='check the query key "issuer"',
     late="the time for the keys ran out first",
-)
+)  # url_fix: each call names its own
 
 
 def budget(timeout: float) -> Budget:

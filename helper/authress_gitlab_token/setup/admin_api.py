@@ -24,8 +24,8 @@ WORDING = Wording(
     reach="retry later, or check --api-url and that this machine can reach it",
     not_ours="check that --api-url is the Authress API (no proxy or login page in between)",
     url_fix="check --api-url",
-    posted="; the change may or may not have been made: run `setup --plan` to see",
     url_fix_always=True,
+    posted="; the change may or may not have been made: run `setup --plan` to see",
 )
 
 
