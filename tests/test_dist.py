@@ -117,6 +117,9 @@ def test_the_wheel_holds_the_schema_the_type_marker_and_the_license_and_nothing_
     info = f"authress_gitlab_token-{__version__}.dist-info"
     assert {f"{info}/licenses/LICENSE", f"{info}/entry_points.txt"} <= names
     assert {n.split("/")[0] for n in names} == {"authress_gitlab_token", info}, "tests or scripts leaked in"
+    package = ROOT / "helper"
+    modules = {p.relative_to(package).as_posix() for p in (package / "authress_gitlab_token").rglob("*.py")}
+    assert modules - names == set(), "a module (of keys/, setup/, doctor/?) is missing from the wheel"
 
 
 def test_the_sdist_holds_what_a_rebuild_and_a_reader_need(dists: Dists) -> None:
