@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from authress_gitlab_token import __version__
+from tests.docs.test_gitlab_example import FILLED_IN, check_gitlab_ci, load
 from tests.fixtures.authress import AuthressStandIn
 from tests.fixtures.authress_roles import add_role_routes
 from tests.fixtures.ca import LocalCA
@@ -31,7 +32,6 @@ from tests.fixtures.gitlab_server import GitLabStandIn
 from tests.fixtures.helper import leaks, safe
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
-from tests.test_gitlab_example import FILLED_IN, check_gitlab_ci, load
 
 from .conftest import ROOT, TIMEOUT, Terraform, Toolchain
 from .gitlab_ci_local import Engine, JobRun, engine, job_environment, publish, release, without_images

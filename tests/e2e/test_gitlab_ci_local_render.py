@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from tests.test_gitlab_component import ACCEPTED, COMPONENT, REFUSED, REQUIRED, job_of, render
+from tests.docs.test_gitlab_component import ACCEPTED, COMPONENT, REFUSED, REQUIRED, job_of, render
 
 from .gitlab_ci_local import Engine, engine, git
 

@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODULE = ROOT / "terraform"
 SCHEMA = ROOT / "helper" / "authress_gitlab_token" / "query.schema.json"
 # Query keys another branch adds (issue 4); the module already passes them through.

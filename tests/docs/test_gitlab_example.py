@@ -17,7 +17,7 @@ from authress_gitlab_token.setup_guide import install_command
 from tests.fixtures import ci_inputs
 from tests.fixtures.helper import BIN_DIR
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = ROOT / "examples" / "gitlab" / ".gitlab-ci.yml"
 COMPONENT = ROOT / "templates" / "authress-token.yml"
 COMPONENT_REF = re.compile(r"^\$CI_SERVER_FQDN/[^@]+/authress-gitlab-token/authress-token@(?P<version>\S+)$")

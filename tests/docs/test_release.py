@@ -16,10 +16,10 @@ from ruamel.yaml import YAML
 
 from authress_gitlab_token import __version__
 from authress_gitlab_token.setup_guide import install_command
+from tests.docs.test_gitlab_example import check_gitlab_ci
 from tests.fixtures.helper import AUDIENCE, Helper
-from tests.test_gitlab_example import check_gitlab_ci
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = ROOT / ".gitlab-ci.yml"
 GUARD = ROOT / "scripts" / "release_version.py"
 RELEASE_TAG = r"$CI_COMMIT_TAG =~ /^\d+\.\d+\.\d+$/"

@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 
 from authress_gitlab_token import __version__
+from tests.docs.test_gitlab_example import check_gitlab_ci
 from tests.fixtures import ci_inputs
 from tests.fixtures.ci_inputs import InputError
 from tests.fixtures.helper import Helper
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
-from tests.test_gitlab_example import check_gitlab_ci
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMPONENT = ROOT / "templates" / "authress-token.yml"
 REQUIRED = {
     "audience": "https://acc-1a2b3c.api.authress.io",

@@ -1,7 +1,7 @@
 """Hostile servers, for key fetching and for the Authress check: compression bombs, trickled headers and
 bodies, broken encodings, unusable URLs and certificates from an unknown CA. The helper runs as
 Terraform runs it; each test asserts the outcome (exit status, the one-line message) and that the run
-ends by itself within a bounded wait. Memory and time figures are measured by scripts/hostile.py."""
+ends by itself within a bounded wait. Memory and time figures are measured by bench/hostile.py."""
 
 from __future__ import annotations
 
@@ -12,17 +12,18 @@ from typing import Any
 
 import pytest
 
+from authress_gitlab_token import authress
+from authress_gitlab_token.budget import Budget
 from authress_gitlab_token.keyfetch import fetch_bound
 from tests.fixtures.ca import LocalCA
-from tests.fixtures.helper import ACCOUNT_ID, AUDIENCE, Helper, Run, query
+from tests.fixtures.helper import ACCOUNT_ID, AUDIENCE, STARTUP, Helper, Run, query
 from tests.fixtures.hostile import answer, gzip_bomb, running_hostile, trickled_headers, trickling_issuer
 from tests.fixtures.issuer import DISCOVERY_PATH, JWKS_PATH, LocalIssuer, Reply
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
 TIMEOUT = 0.5  # AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT for the slow-server tests
 SLOW = {"AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT": str(TIMEOUT)}
-STARTUP = 5.0  # slack for starting Python on a busy 2-core machine; not a speed target
-CHECK_BOUND = 3 * (TIMEOUT + 1.0)  # authress.py: 3 attempts, each timeout + 1 s
+CHECK_BOUND = Budget(authress.ATTEMPTS, TIMEOUT).seconds  # the Authress check's
 
 
 def checked(issuer: LocalIssuer, api_url: str) -> dict[str, str]:

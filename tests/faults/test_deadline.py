@@ -22,16 +22,25 @@ from authress_gitlab_token.budget import Budget
 from authress_gitlab_token.keys import fetch_bound
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.connect_proxy import running_proxy
-from tests.fixtures.helper import AUDIENCE, PROJECT, Helper, Run, query
+from tests.fixtures.helper import (
+    AUDIENCE,
+    HTTP_TIMEOUT,
+    STARTUP,
+    Diagnosis,
+    Helper,
+    Run,
+    doctor,
+    guide,
+    query,
+    timed,
+)
 from tests.fixtures.issuer import DISCOVERY_PATH, LocalIssuer, Reply, running_issuer
 from tests.fixtures.service_clients import ServiceClientKey
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
-SITE = Path(__file__).parent / "fixtures" / "site"
-TIMEOUT = 2.0  # AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT in conftest
-STARTUP = 5.0  # slack for starting Python on a busy 2-core machine
-CHECK_BOUND = Budget(authress.ATTEMPTS, TIMEOUT).seconds  # the Authress check's
-SETUP_BOUND = Budget(admin_api.ATTEMPTS, TIMEOUT).seconds  # each admin call's; the first one fails here
+SITE = Path(__file__).parents[1] / "fixtures" / "site"
+CHECK_BOUND = Budget(authress.ATTEMPTS, HTTP_TIMEOUT).seconds  # the Authress check's
+SETUP_BOUND = Budget(admin_api.ATTEMPTS, HTTP_TIMEOUT).seconds  # each admin call's; the first one fails here
 SILENT = "issuer.silent.test"  # names the resolver never answers for
 SILENT_API = "api.silent.test"
 
@@ -41,14 +50,16 @@ def resolving(table: dict[str, object], **extra: str) -> dict[str, str]:
     return {"PYTHONPATH": str(SITE), "TEST_RESOLVER": json.dumps(table), **extra}
 
 
-def doctor_args(issuer_url: str, *extra: str) -> list[str]:
-    return ["doctor", "--json", "--audience", AUDIENCE, "--issuer", issuer_url, "--project-path", PROJECT, *extra]
+def run_within(
+    helper: Helper, args: list[str], env: dict[str, str], bound: float, stdin: bytes = b""
+) -> tuple[Run, float]:
+    """One run, killed (failing the test, not hanging the suite) well past `bound`; and its seconds."""
+    return timed(helper.run, args, stdin, env, timeout=bound + STARTUP + 10)
 
 
-def timed(helper: Helper, args: list[str], env: dict[str, str], bound: float, stdin: bytes = b"") -> tuple[Run, float]:
-    started = time.monotonic()
-    run = helper.run(args, stdin, env, timeout=bound + STARTUP + 10)  # a hang fails the test, not the suite
-    return run, time.monotonic() - started
+def diagnose_within(helper: Helper, issuer_url: str, env: dict[str, str], bound: float) -> tuple[Diagnosis, float]:
+    """`doctor` (no Authress check) for `query(issuer_url)`, token in `env`, as `run_within` runs it."""
+    return timed(doctor, helper, None, env=env, timeout=bound + STARTUP + 10, **query(issuer_url, check="none"))
 
 
 @contextmanager
@@ -88,36 +99,37 @@ def test_external_ends_by_its_bound_when_the_resolver_never_answers_and_blames_n
     url = f"https://{SILENT}"
     stdin = json.dumps(query(url)).encode()
     env = resolving({SILENT: "hang"}, AUTHRESS_KEY=mint(signing_key, gitlab_claims(url, AUDIENCE)))
-    run, elapsed = timed(helper, ["external"], env, fetch_bound(TIMEOUT), stdin)
+    run, elapsed = run_within(helper, ["external"], env, fetch_bound(HTTP_TIMEOUT), stdin)
     run.refused(f'timed out resolving "{SILENT}"', "check the issuer is reachable")
     assert "another run" not in run.stderr
-    assert elapsed < fetch_bound(TIMEOUT) + STARTUP
+    assert elapsed < fetch_bound(HTTP_TIMEOUT) + STARTUP
 
 
 def test_doctor_ends_by_the_same_bound_when_the_resolver_never_answers(helper: Helper, signing_key: SigningKey) -> None:
     url = f"https://{SILENT}"
     env = resolving({SILENT: "hang"}, AUTHRESS_KEY=mint(signing_key, gitlab_claims(url, AUDIENCE)))
-    run, elapsed = timed(helper, doctor_args(url, "--check", "none"), env, fetch_bound(TIMEOUT))
-    assert run.returncode == 1, run.stderr
-    keys = next(s for s in json.loads(run.stdout)["steps"] if s["name"] == "issuer keys")
+    diagnosis, elapsed = diagnose_within(helper, url, env, fetch_bound(HTTP_TIMEOUT))
+    assert diagnosis.run.returncode == 1, diagnosis.run.stderr
+    keys = diagnosis.step("issuer keys")
     assert keys["status"] == "fail" and f'timed out resolving \\"{SILENT}\\"' in json.dumps(keys["detail"])
-    assert elapsed < fetch_bound(TIMEOUT) + STARTUP
+    assert elapsed < fetch_bound(HTTP_TIMEOUT) + STARTUP
 
 
 def test_the_authress_check_ends_by_its_bound_when_the_resolver_never_answers(
     helper: Helper, issuer: LocalIssuer, token: str
 ) -> None:
     stdin = json.dumps(query(issuer.url, check="authress", api_url=f"https://{SILENT_API}")).encode()
-    run, elapsed = timed(helper, ["external"], resolving({SILENT_API: "hang"}, AUTHRESS_KEY=token), CHECK_BOUND, stdin)
+    run, elapsed = run_within(
+        helper, ["external"], resolving({SILENT_API: "hang"}, AUTHRESS_KEY=token), CHECK_BOUND, stdin
+    )
     run.refused(f'timed out resolving "{SILENT_API}"', "after 3 attempt(s)")
     assert elapsed < CHECK_BOUND + STARTUP
 
 
 def test_setup_plan_ends_by_its_bound_when_the_resolver_never_answers(helper: Helper, issuer: LocalIssuer) -> None:
-    args = ["setup", "--plan", "--project", PROJECT, "--branch", "main", "--audience", AUDIENCE]
-    args += ["--issuer", issuer.url, "--api-url", f"https://{SILENT_API}", "--role", "ro_terraform"]
+    args = guide("--plan", issuer=issuer.url, api_url=f"https://{SILENT_API}", role="ro_terraform")
     env = resolving({SILENT_API: "hang"}, AUTHRESS_KEY=ServiceClientKey.generate().value)
-    run, elapsed = timed(helper, args, env, SETUP_BOUND)
+    run, elapsed = run_within(helper, args, env, SETUP_BOUND)
     run.refused(f'timed out resolving "{SILENT_API}"', "check --api-url")
     assert elapsed < SETUP_BOUND + STARTUP
 
@@ -133,13 +145,13 @@ def test_dead_addresses_in_front_of_a_working_one_cost_less_than_one_timeout(
             {"many.test": [*dead, "127.0.0.1"]}, AUTHRESS_KEY=mint(signing_key, gitlab_claims(many.url, AUDIENCE))
         )
         if command == "external":
-            run, elapsed = timed(helper, ["external"], env, TIMEOUT, json.dumps(query(many.url)).encode())
+            run, elapsed = run_within(helper, ["external"], env, HTTP_TIMEOUT, json.dumps(query(many.url)).encode())
             assert run.returncode == 0, run.stderr
         else:
-            run, elapsed = timed(helper, doctor_args(many.url, "--check", "none"), env, TIMEOUT)
-            assert run.returncode == 0 and json.loads(run.stdout)["ok"], run.stdout
+            diagnosis, elapsed = diagnose_within(helper, many.url, env, HTTP_TIMEOUT)
+            assert diagnosis.report["ok"], diagnosis.run.stdout
         assert many.hits(DISCOVERY_PATH) == 1, "the first attempt got through"
-    assert elapsed < TIMEOUT + STARTUP
+    assert elapsed < HTTP_TIMEOUT + STARTUP
 
 
 def test_a_trickled_body_ends_by_the_deadline_not_by_the_socket_timeout(issuer: LocalIssuer, ca: LocalCA) -> None:
@@ -166,9 +178,9 @@ def test_the_cli_ends_a_trickled_body_by_its_deadline(helper: Helper, issuer: Lo
         "AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT": "5",
         "AUTHRESS_KEY": token,
     }
-    run, elapsed = timed(helper, doctor_args(issuer.url, "--check", "none"), env, 3.0)
+    diagnosis, elapsed = diagnose_within(helper, issuer.url, env, 3.0)
     ended = time.monotonic()
-    keys = next(s for s in json.loads(run.stdout)["steps"] if s["name"] == "issuer keys")
+    keys = diagnosis.step("issuer keys")
     assert keys["status"] == "fail" and "timed out after 1 attempt(s)" in keys["detail"], keys
     assert ended - issuer.arrivals[0] < 3.0 + 0.5  # 0.5: the process exiting
     assert elapsed < 3.0 + STARTUP
@@ -198,14 +210,12 @@ def test_a_proxy_setting_that_cannot_work_is_one_line_naming_the_variable(
 
 
 def test_doctor_and_setup_name_an_unusable_proxy_too(helper: Helper, issuer: LocalIssuer, token: str) -> None:
-    env = {"HTTPS_PROXY": "socks5://127.0.0.1:1080", "AUTHRESS_KEY": token}
-    run = helper.run(doctor_args(issuer.url, "--check", "none"), env=env)
-    report = json.loads(run.stdout)
-    assert run.returncode == 1 and report["fix"].startswith("set it to the http:// URL of a proxy"), report["fix"]
+    env = {"HTTPS_PROXY": "socks5://127.0.0.1:1080"}
+    report = doctor(helper, token, env=env, **query(issuer, check="none")).report
+    assert not report["ok"] and report["fix"].startswith("set it to the http:// URL of a proxy"), report["fix"]
     assert any("HTTPS_PROXY names a" in s["detail"] for s in report["steps"])
 
-    args = ["setup", "--plan", "--project", PROJECT, "--branch", "main", "--audience", AUDIENCE]
-    args += ["--issuer", issuer.url, "--role", "ro_terraform"]
+    args = guide("--plan", issuer=issuer.url, role="ro_terraform")
     run = helper.run(args, env={**env, "AUTHRESS_KEY": ServiceClientKey.generate().value})
     run.refused('HTTPS_PROXY names a "socks5" proxy', "or unset it")
 

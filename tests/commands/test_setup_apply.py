@@ -12,7 +12,7 @@ import pytest
 from authress_gitlab_token.bootstrap import record_id
 from tests.fixtures.authress import AuthressStandIn, Reply
 from tests.fixtures.authress_admin import add_role
-from tests.fixtures.helper import ACCOUNT_ID, AUDIENCE, SUB, Helper, Run
+from tests.fixtures.helper import ACCOUNT_ID, AUDIENCE, SUB, AdminSetup, Flag, Helper, guide, query
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.service_clients import ServiceClientKey
 from tests.fixtures.tokens import MINTED, SigningKey, gitlab_claims, mint
@@ -20,56 +20,17 @@ from tests.fixtures.tokens import MINTED, SigningKey, gitlab_claims, mint
 RECORD = record_id(SUB)
 
 
-@pytest.fixture
-def admin() -> ServiceClientKey:
-    return ServiceClientKey.generate(client_id="sc_admin", key_id="key-ad01")
-
-
-@pytest.fixture
-def empty(authress: AuthressStandIn, admin: ServiceClientKey) -> AuthressStandIn:
-    """An account with nothing for the pipeline: only the admin's service client and its access, and the
-    roles a pipeline is granted."""
-    authress.add_client(admin.client_id, admin.key_id, admin.public)
-    authress.grant(admin.client_id)
-    for role in ("ro_terraform", "ro_audit"):
-        add_role(authress, role)
-    return authress
-
-
-def setup(
-    helper: Helper,
-    issuer: LocalIssuer,
-    authress: AuthressStandIn,
-    key: str,
-    *args: str,
-    roles: tuple[str, ...] = ("ro_terraform",),
-) -> Run:
-    base = ["setup", "--project", "my-org/authress-configuration", "--branch", "main", "--audience", AUDIENCE]
-    base += ["--issuer", issuer.url, "--api-url", authress.url]
-    for role in roles:
-        base += ["--role", role]
-    run = helper.run([*base, *args], env={"AUTHRESS_KEY": key})
-    MINTED.update(authress.tokens_seen())  # the admin's minted token is a secret too: never in any output
-    return run
-
-
-def checked(issuer: LocalIssuer, authress: AuthressStandIn) -> dict[str, str]:
-    return {
-        "audience": AUDIENCE,
-        "issuer": issuer.url,
-        "project_path": "my-org/authress-configuration",
-        "ref": "main",
-        "check": "authress",
-        "api_url": authress.url,
-    }
+def checked(issuer: LocalIssuer, authress: AuthressStandIn) -> dict[str, str | None]:
+    """The pipeline's query, with the Authress check."""
+    return query(issuer, ref="main", check="authress", api_url=authress.url)
 
 
 def test_apply_from_an_empty_account_makes_the_pipelines_token_accepted_and_a_rerun_changes_nothing(
-    helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, admin: ServiceClientKey, token: str
+    admin_setup: AdminSetup, helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, token: str
 ) -> None:
     helper.external(checked(issuer, empty), token).refused("answered 401", code=1)
 
-    run = setup(helper, issuer, empty, admin.value, "--apply")
+    run = admin_setup("--apply")
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines() == [
         f'+ create trusted identity issuer "{issuer.url}" audience "{AUDIENCE}"',
@@ -89,7 +50,7 @@ def test_apply_from_an_empty_account_makes_the_pipelines_token_accepted_and_a_re
     assert check.returncode == 0, check.stderr
 
     empty.requests.clear()
-    again = setup(helper, issuer, empty, admin.value, "--apply")
+    again = admin_setup("--apply")
     assert again.returncode == 0, again.stderr
     lines = again.stdout.splitlines()
     assert [line.split(" ", 2)[:2] for line in lines[:-1]] == [["=", "unchanged"], ["=", "unchanged"]]
@@ -97,10 +58,8 @@ def test_apply_from_an_empty_account_makes_the_pipelines_token_accepted_and_a_re
     assert empty.writes() == [], "a second --apply sent a write"
 
 
-def test_plan_shows_the_changes_and_makes_none(
-    helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, admin: ServiceClientKey
-) -> None:
-    run = setup(helper, issuer, empty, admin.value, "--plan")
+def test_plan_shows_the_changes_and_makes_none(admin_setup: AdminSetup, empty: AuthressStandIn) -> None:
+    run = admin_setup("--plan")
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert [line[:8] for line in lines[:2]] == ["+ create", "+ create"]
@@ -114,10 +73,10 @@ def test_plan_shows_the_changes_and_makes_none(
 
 
 def test_a_changed_role_list_updates_the_record_and_says_what_it_was(
-    helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, admin: ServiceClientKey
+    admin_setup: AdminSetup, empty: AuthressStandIn
 ) -> None:
-    assert setup(helper, issuer, empty, admin.value, "--apply").returncode == 0
-    run = setup(helper, issuer, empty, admin.value, "--apply", roles=("ro_terraform", "ro_audit"))
+    assert admin_setup("--apply").returncode == 0
+    run = admin_setup("--apply", role=("ro_terraform", "ro_audit"))
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert lines[2] == "Applied: 1 change(s)."
@@ -131,22 +90,20 @@ def test_a_changed_role_list_updates_the_record_and_says_what_it_was(
 
 
 def test_a_deleted_record_is_planned_as_an_update_and_apply_brings_the_pipeline_back(
-    helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, admin: ServiceClientKey, token: str
+    admin_setup: AdminSetup, helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, token: str
 ) -> None:
     """deleteRecord keeps the record as DELETED: a plan that compared only roles would call it unchanged."""
-    assert setup(helper, issuer, empty, admin.value, "--apply").returncode == 0
+    assert admin_setup("--apply").returncode == 0
     empty.access_records[RECORD]["status"] = "DELETED"
     helper.external(checked(issuer, empty), token).refused("answered 404")
-    plan = setup(helper, issuer, empty, admin.value, "--plan")
+    plan = admin_setup("--plan")
     assert plan.stdout.splitlines()[1].endswith(f'(was: DELETED, users ["{SUB}"], roles ["ro_terraform"] on ["*"])')
-    assert setup(helper, issuer, empty, admin.value, "--apply").returncode == 0
+    assert admin_setup("--apply").returncode == 0
     assert helper.external(checked(issuer, empty), token).returncode == 0
 
 
-def test_json_output_lists_each_change(
-    helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, admin: ServiceClientKey
-) -> None:
-    run = setup(helper, issuer, empty, admin.value, "--plan", "--json")
+def test_json_output_lists_each_change(admin_setup: AdminSetup, issuer: LocalIssuer, empty: AuthressStandIn) -> None:
+    run = admin_setup("--plan", "--json")
     assert run.returncode == 0, run.stderr
     value = json.loads(run.stdout)
     assert value["mode"] == "plan" and value["api_url"] == empty.url
@@ -175,56 +132,40 @@ def test_the_record_id_is_derived_from_the_sub_within_the_characters_authress_al
 @pytest.mark.parametrize(
     ("case", "change", "fragment"),
     [
-        ("project without a group", {"--project": "authress-configuration"}, "pass --project GROUP/PROJECT"),
-        ("project with a space", {"--project": "my org/x"}, "pass --project GROUP/PROJECT"),
-        ("ref with a space", {"--branch": "my branch"}, 'which holds " "; GitLab refuses such a name'),
-        ("ref with ..", {"--branch": "a..b"}, 'holds "..", "@{" or "//"'),
-        ("ref ending in .lock", {"--branch": "main.lock"}, 'ends with ".lock"'),
-        ("ref with a colon", {"--branch": "a:b"}, 'which holds ":"'),
-        ("ref git allows but Authress user IDs do not", {"--branch": "fix#1"}, 'holds "#", which Authress user IDs'),
+        ("project without a group", {"project": "authress-configuration"}, "pass --project GROUP/PROJECT"),
+        ("project with a space", {"project": "my org/x"}, "pass --project GROUP/PROJECT"),
+        ("ref with a space", {"branch": "my branch"}, 'which holds " "; GitLab refuses such a name'),
+        ("ref with ..", {"branch": "a..b"}, 'holds "..", "@{" or "//"'),
+        ("ref ending in .lock", {"branch": "main.lock"}, 'ends with ".lock"'),
+        ("ref with a colon", {"branch": "a:b"}, 'which holds ":"'),
+        ("ref git allows but Authress user IDs do not", {"branch": "fix#1"}, 'holds "#", which Authress user IDs'),
         (
             "audience that is not an Authress API URL",
-            {"--audience": "https://api.authress.io"},
+            {"audience": "https://api.authress.io"},
             "not an Authress account API URL",
         ),
-        ("http issuer", {"--issuer": "http://gitlab.example.com"}, "not an https URL"),
-        ("role ID with a space", {"--role": "ro terraform"}, "Authress role IDs are 1 to 64"),
-        ("resource URI with a space", {"--resource": "/a b"}, "not an Authress resource URI"),
-        ("api url over http", {"--api-url": "http://127.0.0.1:1"}, "pass the https base URL"),
+        ("http issuer", {"issuer": "http://gitlab.example.com"}, "not an https URL"),
+        ("role ID with a space", {"role": "ro terraform"}, "Authress role IDs are 1 to 64"),
+        ("resource URI with a space", {"resource": "/a b"}, "not an Authress resource URI"),
+        ("api url over http", {"api_url": "http://127.0.0.1:1"}, "pass the https base URL"),
         (
             "provider-shaped audience that names no API URL",
-            {"--audience": "https://acc-1a2b3c.api.authress.test", "--api-url": None},
+            {"audience": "https://acc-1a2b3c.api.authress.test", "api_url": None},
             "names no Authress API URL; pass --api-url",
         ),
     ],
 )
 def test_invalid_inputs_are_refused_before_any_request(
-    case: str,
-    change: dict[str, str | None],
-    fragment: str,
-    helper: Helper,
-    issuer: LocalIssuer,
-    empty: AuthressStandIn,
-    admin: ServiceClientKey,
+    case: str, change: dict[str, Flag], fragment: str, admin_setup: AdminSetup, empty: AuthressStandIn
 ) -> None:
-    flags = {
-        "--project": "my-org/authress-configuration",
-        "--branch": "main",
-        "--audience": AUDIENCE,
-        "--issuer": issuer.url,
-        "--api-url": empty.url,
-        "--role": "ro_terraform",
-        **change,
-    }
-    args = ["setup", *[part for k, v in flags.items() if v is not None for part in (k, v)], "--apply"]
-    helper.run(args, env={"AUTHRESS_KEY": admin.value}).refused(fragment, code=2)
+    admin_setup("--apply", **change).refused(fragment, code=2)
     assert empty.requests == [], f"{case}: a request was made"
 
 
 def test_a_gitlab_id_token_is_refused_as_the_admin_credential_with_why(
-    helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, token: str
+    admin_setup: AdminSetup, empty: AuthressStandIn, token: str
 ) -> None:
-    setup(helper, issuer, empty, token, "--apply").refused(
+    admin_setup("--apply", key=token).refused(
         "holds a JWT (a GitLab ID token?), not an admin key",
         "cannot make them",
         "export AUTHRESS_KEY with the access key of an Authress service client",
@@ -250,37 +191,25 @@ def test_a_gitlab_id_token_is_refused_as_the_admin_credential_with_why(
     ],
 )
 def test_a_missing_or_malformed_key_or_a_missing_role_is_refused(
-    key: str | None,
-    roles: tuple[str, ...],
-    fragment: str,
-    helper: Helper,
-    issuer: LocalIssuer,
-    empty: AuthressStandIn,
-    admin: ServiceClientKey,
+    key: str | None, roles: tuple[str, ...], fragment: str, admin_setup: AdminSetup, empty: AuthressStandIn
 ) -> None:
-    setup(helper, issuer, empty, admin.value if key is None else key, "--plan", roles=roles).refused(fragment, code=2)
+    admin_setup("--plan", key=key, role=roles).refused(fragment, code=2)
     assert empty.requests == []
 
 
-def test_a_custom_domain_given_as_api_url_may_be_the_audience(
-    helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, admin: ServiceClientKey
-) -> None:
-    args = ["setup", "--plan", "--project", "my-org/x", "--branch", "main", "--issuer", issuer.url]
-    args += ["--audience", empty.url, "--api-url", empty.url, "--role", "ro_terraform"]
-    run = helper.run(args, env={"AUTHRESS_KEY": admin.value})
-    MINTED.update(empty.tokens_seen())
+def test_a_custom_domain_given_as_api_url_may_be_the_audience(admin_setup: AdminSetup, empty: AuthressStandIn) -> None:
+    run = admin_setup("--plan", audience=empty.url)
     assert run.returncode == 0, run.stderr
     assert f'audience "{empty.url}"' in run.stdout.splitlines()[0]
 
 
 def test_admin_flags_without_plan_or_apply_are_refused(helper: Helper) -> None:
-    args = ["setup", "--project", "my-org/x", "--branch", "main", "--audience", AUDIENCE, "--role", "ro_terraform"]
-    helper.run(args).refused("--role takes effect only with --plan or --apply", code=2)
+    helper.run(guide(role="ro_terraform")).refused("--role takes effect only with --plan or --apply", code=2)
 
 
-def test_a_key_of_another_account_is_refused(helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn) -> None:
+def test_a_key_of_another_account_is_refused(admin_setup: AdminSetup, empty: AuthressStandIn) -> None:
     other = ServiceClientKey.generate(account_id="acc-other")
-    setup(helper, issuer, empty, other.value, "--plan").refused(
+    admin_setup("--plan", key=other.value).refused(
         'is for account "acc-other", but the audience names account "acc-1a2b3c"', code=2
     )
     assert empty.requests == []
@@ -293,7 +222,7 @@ def test_an_admin_key_authress_does_not_know_gets_401_explained(
     helper: Helper, issuer: LocalIssuer, authress: AuthressStandIn
 ) -> None:
     unknown = ServiceClientKey.generate(client_id="sc_gone")
-    setup(helper, issuer, authress, unknown.value, "--plan").refused(
+    AdminSetup(helper, issuer, authress, unknown.value)("--plan").refused(
         f'Authress answered 401 to GET "{authress.url}/v1/identities": the admin key is not valid for this account',
         'service client "sc_gone"',
     )
@@ -306,7 +235,8 @@ def test_a_write_refused_after_another_succeeded_says_what_was_made(
     authress.add_client(admin.client_id, admin.key_id, admin.public)
     add_role(authress, "ro_terraform")
     authress.grant(admin.client_id, ["authress:identities:*", "authress:records:read", "authress:roles:read"])
-    setup(helper, issuer, authress, admin.value, "--apply").refused(
+    admin_setup = AdminSetup(helper, issuer, authress, admin.value)
+    admin_setup("--apply").refused(
         f'Authress answered 403 to POST "{authress.url}/v1/records"',
         'service client "sc_admin" (key from $AUTHRESS_KEY) lacks the permission to create access records',
         "(createRecord)",
@@ -314,26 +244,26 @@ def test_a_write_refused_after_another_succeeded_says_what_was_made(
         f'Already made before this failure: + create trusted identity issuer "{issuer.url}" audience "{AUDIENCE}"',
     )
     authress.grant(admin.client_id)
-    run = setup(helper, issuer, authress, admin.value, "--apply")
+    run = admin_setup("--apply")
     assert [line[:11] for line in run.stdout.splitlines()] == ["= unchanged", "+ create ac", "Applied: 1 "]
 
 
 @pytest.mark.parametrize(("status", "fragment"), [(409, "answered 409 to POST"), (503, "HTTP 503 after 1 attempt(s)")])
 def test_a_conflict_or_server_error_names_the_url_and_no_secret(
-    status: int, fragment: str, helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, admin: ServiceClientKey
+    status: int, fragment: str, admin_setup: AdminSetup, empty: AuthressStandIn, admin: ServiceClientKey
 ) -> None:
     empty.script("POST", "/v1/identities", Reply(status))
-    run = setup(helper, issuer, empty, admin.value, "--apply")
+    run = admin_setup("--apply")
     run.refused(fragment, f'"{empty.url}/v1/identities"')
     assert admin.value.split(".")[-1] not in run.stderr
     assert [r.method for r in empty.writes()] == ["POST"], "a POST was retried or setup went on"
 
 
 def test_the_stand_in_enforces_what_setup_stored(
-    helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, admin: ServiceClientKey, signing_key: SigningKey
+    admin_setup: AdminSetup, helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, signing_key: SigningKey
 ) -> None:
     """Another branch's token is trusted (same issuer and audience) but has no record: Authress says 404."""
-    assert setup(helper, issuer, empty, admin.value, "--apply").returncode == 0
+    assert admin_setup("--apply").returncode == 0
     other = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE, ref="feature/x"))
     run = helper.external({**checked(issuer, empty), "ref": "feature/x"}, other)
     run.refused("answered 404", "project_path:my-org/authress-configuration:ref_type:branch:ref:feature/x")
@@ -341,38 +271,35 @@ def test_the_stand_in_enforces_what_setup_stored(
 
 
 def test_an_update_is_retried_after_a_server_error_as_replacing_twice_is_harmless(
-    helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, admin: ServiceClientKey
+    admin_setup: AdminSetup, empty: AuthressStandIn
 ) -> None:
-    assert setup(helper, issuer, empty, admin.value, "--apply").returncode == 0
+    assert admin_setup("--apply").returncode == 0
     empty.requests.clear()
     empty.script("PUT", f"/v1/records/{RECORD}", Reply(503))
-    run = setup(helper, issuer, empty, admin.value, "--apply", roles=("ro_audit",))
+    run = admin_setup("--apply", role="ro_audit")
     assert run.returncode == 0, run.stderr
     assert [(r.method, r.status) for r in empty.writes()] == [("PUT", 503), ("PUT", 202)]
     assert empty.access_records[RECORD]["statements"][0]["roles"] == ["ro_audit"]
 
 
 def test_an_api_whose_certificate_does_not_verify_is_refused_without_retrying(
-    helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, admin: ServiceClientKey
+    admin_setup: AdminSetup, empty: AuthressStandIn
 ) -> None:
     """With only certifi's public CAs, the stand-in's test certificate does not verify: nothing reaches it."""
     import certifi
 
-    args = ["setup", "--plan", "--project", "my-org/x", "--branch", "main", "--audience", AUDIENCE]
-    args += ["--issuer", issuer.url, "--api-url", empty.url, "--role", "ro_terraform"]
-    run = helper.run(args, env={"AUTHRESS_KEY": admin.value, "SSL_CERT_FILE": certifi.where()})
+    run = admin_setup("--plan", env={"SSL_CERT_FILE": certifi.where()})
     run.refused('the TLS certificate of "127.0.0.1" did not verify', "check --api-url")
     assert empty.requests == []
 
 
 @pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM])
 def test_apply_interrupted_between_writes_says_what_it_had_made(
-    helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, admin: ServiceClientKey, sent: signal.Signals
+    sent: signal.Signals, helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, admin: ServiceClientKey
 ) -> None:
     """The trusted identity is made, the record's request is in flight (it may land): the one line says so."""
     empty.script("POST", "/v1/records", Reply(hang=30))
-    args = ["setup", "--apply", "--project", "my-org/authress-configuration", "--branch", "main"]
-    args += ["--audience", AUDIENCE, "--issuer", issuer.url, "--api-url", empty.url, "--role", "ro_terraform"]
+    args = guide("--apply", issuer=issuer.url, api_url=empty.url, role="ro_terraform")
     child = helper.start(args, env={"AUTHRESS_KEY": admin.value})
     deadline = time.monotonic() + 30
     while ("POST", "/v1/records") not in [(r.method, r.path) for r in empty.writes()] and child.poll() is None:

@@ -12,11 +12,11 @@ import pytest
 
 from scripts import five_steps
 from scripts.query_table import table
-from tests.conftest import Helper
+from tests.docs.test_gitlab_example import PIPELINE, check_gitlab_ci, expand, fill_in, load
 from tests.fixtures import ci_inputs
-from tests.test_gitlab_example import PIPELINE, check_gitlab_ci, expand, fill_in, load
+from tests.fixtures.helper import Helper
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REPOSITORY = "https://gitlab.com/authress-gitlab-token/authress-gitlab-token"  # the canonical one
 # A Markdown link's target: inline `[text](target)` or a reference definition `[name]: target`.
 LINK = re.compile(r"\]\(([^)\s]+)[^)]*\)|^\s*\[[^\]]+\]:\s*(\S+)", re.M)

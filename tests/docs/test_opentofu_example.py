@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from authress_gitlab_token import __version__
-from tests.test_gitlab_example import FILLED_IN, check_gitlab_ci, fill_in, load
+from tests.docs.test_gitlab_example import FILLED_IN, check_gitlab_ci, fill_in, load
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "opentofu-component"
 PIPELINE = EXAMPLE / ".gitlab-ci.yml"
 

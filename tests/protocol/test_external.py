@@ -8,6 +8,7 @@ import sys
 import time
 
 import jwt
+import pytest
 
 from tests.fixtures.helper import AUDIENCE, PROJECT, Helper, query
 from tests.fixtures.issuer import LocalIssuer
@@ -147,80 +148,7 @@ def test_environment_output_is_the_claim_when_the_job_has_one(
     assert helper.external(query(issuer), token).result["environment"] == "staging"
 
 
-# --- refusals: one line on stderr, the fix in it, never the token -------------------------------
-
-
-def test_token_for_another_branch_is_refused(helper: Helper, issuer: LocalIssuer, signing_key: SigningKey) -> None:
-    token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE, ref="feature/x"))
-    helper.external(query(issuer, ref="main"), token).refused('claim "ref" is "feature/x", expected "main"')
-
-
-def test_token_for_another_project_is_refused(helper: Helper, issuer: LocalIssuer, signing_key: SigningKey) -> None:
-    token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE, project_path="evil/authress-configuration"))
-    helper.external(query(issuer, project_path="my-org/*"), token).refused(
-        'claim "project_path" is "evil/authress-configuration", expected "my-org/*"'
-    )
-
-
-def test_glob_must_match_the_whole_claim(helper: Helper, issuer: LocalIssuer, signing_key: SigningKey) -> None:
-    token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE, ref="main-hotfix"))
-    helper.external(query(issuer, ref="main"), token).refused('"main-hotfix"')
-
-
-def test_bound_claim_the_token_lacks_is_refused(helper: Helper, issuer: LocalIssuer, token: str) -> None:
-    helper.external(query(issuer, environment="production"), token).refused(
-        'token has no claim "environment", expected "production"'
-    )
-
-
-def test_bound_claims_list_where_none_matches_is_refused(helper: Helper, issuer: LocalIssuer, token: str) -> None:
-    bound = json.dumps({"pipeline_source": ["web", "schedule"]})
-    helper.external(query(issuer, bound_claims=bound), token).refused(
-        'claim "pipeline_source" is "push", expected "web" or "schedule"'
-    )
-
-
-def test_wrong_audience_is_refused_with_expected_and_got(
-    helper: Helper, issuer: LocalIssuer, signing_key: SigningKey
-) -> None:
-    token = mint(signing_key, gitlab_claims(issuer.url, "https://api.authress.io"))
-    helper.external(query(issuer), token).refused(
-        'claim "aud" is "https://api.authress.io", expected "https://acc-1a2b3c.api.authress.io"'
-    )
-
-
-def test_token_from_another_issuer_is_refused(helper: Helper, issuer: LocalIssuer, signing_key: SigningKey) -> None:
-    token = mint(signing_key, gitlab_claims("https://gitlab.example.com", AUDIENCE))
-    helper.external(query(issuer), token).refused(
-        f'claim "iss" is "https://gitlab.example.com", expected "{issuer.url}"'
-    )
-
-
-def test_expired_token_is_refused(helper: Helper, issuer: LocalIssuer, signing_key: SigningKey) -> None:
-    token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE, now=int(time.time()) - 900))
-    helper.external(query(issuer), token).refused("token expired at", "leeway 60 s")
-
-
-def test_token_expiring_sooner_than_min_validity_is_refused(
-    helper: Helper, issuer: LocalIssuer, signing_key: SigningKey
-) -> None:
-    token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE, lifetime=120))
-    helper.external(query(issuer, min_validity_seconds="600"), token).refused(
-        "less than min_validity_seconds 600", "job's `timeout:`"
-    )
-
-
-def test_bad_signature_is_refused(helper: Helper, issuer: LocalIssuer, token: str) -> None:
-    header, payload, signature = token.split(".")
-    tampered = f"{header}.{payload}.{signature[:-6]}{'AAAAAA' if signature[-6:] != 'AAAAAA' else 'BBBBBB'}"
-    helper.external(query(issuer), tampered).refused("signature does not verify")
-
-
-def test_token_signed_by_a_key_the_issuer_does_not_publish_is_refused(
-    helper: Helper, issuer: LocalIssuer, other_key: SigningKey
-) -> None:
-    token = mint(other_key, gitlab_claims(issuer.url, AUDIENCE))
-    helper.external(query(issuer), token).refused(f'token kid "{other_key.kid}" is not among the keys')
+# --- no token: the line says where to put it -------------------------------------------------------
 
 
 def test_missing_token_outside_gitlab_says_which_variable(helper: Helper, issuer: LocalIssuer) -> None:
@@ -233,37 +161,71 @@ def test_missing_token_in_a_gitlab_job_says_to_add_id_tokens(helper: Helper, iss
     )
 
 
-def test_variable_holding_something_else_than_a_jwt_is_refused(helper: Helper, issuer: LocalIssuer) -> None:
-    helper.external(query(issuer), "glpat-abcdefghijklmnopqrstuvwxyz").refused("holds neither a JWT")
+# --- the audience: what the Authress provider will make of it --------------------------------------
 
 
-# --- the query ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("audience", ["https://api.authress.io", "https://gitlab.com", "acc-1a2b3c.api.authress.io"])
+def test_an_audience_the_provider_refuses_is_a_warning_not_a_failure(
+    helper: Helper, issuer: LocalIssuer, signing_key: SigningKey, audience: str
+) -> None:
+    token = mint(signing_key, gitlab_claims(issuer.url, audience))
+    run = helper.external({"audience": audience, "issuer": issuer.url, "project_path": PROJECT}, token)
+    assert run.returncode == 0
+    assert run.result["audience"] == audience
+    lines = run.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("authress-gitlab-token: warning: ")
+    assert f'audience "{audience}" is not an Authress account API URL' in lines[0]
 
 
-def test_unknown_query_key_is_refused_by_name(helper: Helper, issuer: LocalIssuer, token: str) -> None:
-    helper.external(query(issuer, access_token="x"), token).refused('unknown query key "access_token"', code=2)
+def test_an_account_api_audience_passes_silently(helper: Helper, issuer: LocalIssuer, token: str) -> None:
+    run = helper.external({"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT}, token)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == ""
+    assert run.result["api_url"] == AUDIENCE
 
 
-def test_missing_audience_is_refused(helper: Helper, issuer: LocalIssuer, token: str) -> None:
-    helper.external({"issuer": issuer.url}, token).refused('query key "audience" is required', code=2)
-
-
-def test_non_string_query_value_is_refused(helper: Helper, token: str) -> None:
-    run = helper.run(["external"], b'{"audience":"x","leeway_seconds":60}', {"AUTHRESS_KEY": token})
-    run.refused('query key "leeway_seconds" must be a string', code=2)
-
-
-def test_http_issuer_is_refused(helper: Helper, token: str) -> None:
-    helper.external({"audience": AUDIENCE, "issuer": "http://gitlab.example.com"}, token).refused(
-        "is not an https URL", code=2
+@pytest.mark.parametrize(
+    ("audience", "api_url"),
+    [
+        ("https://acc-1a2b3c.api-eu-west.authress.io", None),
+        ("https://auth.example.com", "https://auth.example.com"),
+    ],
+    ids=["regional", "custom domain"],
+)
+def test_a_regional_or_custom_domain_audience_warns_that_only_provider_2_0_39_takes_it(
+    helper: Helper, issuer: LocalIssuer, signing_key: SigningKey, audience: str, api_url: str | None
+) -> None:
+    """The newest authress/authress provider takes its API URL from `aud` and accepts only
+    https://ACCOUNT.api.authress.TLD; 2.0.39 takes `custom_domain` and any audience Authress trusts."""
+    token = mint(signing_key, gitlab_claims(issuer.url, audience))
+    run = helper.external(
+        {"audience": audience, "issuer": issuer.url, "project_path": PROJECT, "api_url": api_url}, token
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.result["api_url"] == (api_url or audience)
+    assert run.stderr == (
+        f'authress-gitlab-token: warning: the token\'s aud "{audience}" works with authress/authress 2.0.39 '
+        "(custom_domain) only: the newest provider takes its API URL from aud and refuses any but "
+        "https://ACCOUNT.api.authress.io (no api-REGION, custom domain or service-client token); "
+        'keep version = "2.0.39" for this token\n'
     )
 
 
-def test_http_ci_server_url_is_refused_naming_the_variable(helper: Helper, token: str) -> None:
-    helper.external({"audience": AUDIENCE}, token, env={"CI_SERVER_URL": "http://gitlab.local"}).refused(
-        'CI_SERVER_URL is "http://gitlab.local"', 'query key "issuer"', code=2
-    )
+def test_an_audience_that_is_no_url_beside_an_api_url_only_warns(
+    helper: Helper, issuer: LocalIssuer, signing_key: SigningKey
+) -> None:
+    token = mint(signing_key, gitlab_claims(issuer.url, "https://["))
+    run = helper.external(query(issuer, audience="https://[", api_url="https://auth.example.com"), token)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.startswith('authress-gitlab-token: warning: audience "https://[" is not')
+    assert run.stderr.count("\n") == 1
 
 
-def test_leeway_above_the_cap_is_refused(helper: Helper, issuer: LocalIssuer, token: str) -> None:
-    helper.external(query(issuer, leeway_seconds="900"), token).refused("more than 300", code=2)
+def test_an_audience_with_a_trailing_newline_names_no_account_and_is_warned_about(
+    helper: Helper, issuer: LocalIssuer, signing_key: SigningKey
+) -> None:
+    audience = AUDIENCE + "\n"
+    run = helper.external(query(issuer, audience=audience), mint(signing_key, gitlab_claims(issuer.url, audience)))
+    assert run.returncode == 0, run.stderr
+    assert (run.result["account_id"], run.result["api_url"]) == ("", "")
+    assert run.stderr.startswith('authress-gitlab-token: warning: audience "https://acc-1a2b3c.api.authress.io\\n"')

@@ -37,8 +37,9 @@ FLOORED = ("httpx", "httpcore", "pyjwt", "jsonschema", "cryptography")
 # check, the one deadline against hostile servers),
 # PyJWT and cryptography (RS256, Ed25519 service-client keys, the test CA), jsonschema (the query).
 CORE_TESTS = (
-    "test_external test_attacks test_settings test_keys test_service_client test_authress_check test_hostile".split()
-)
+    "protocol/test_external refusals/test_token refusals/test_claims protocol/test_settings faults/test_keys "
+    "protocol/test_service_client faults/test_authress_check faults/test_hostile_servers"
+).split()
 
 
 @dataclass(frozen=True)

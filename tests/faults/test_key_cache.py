@@ -1,6 +1,7 @@
-"""The key cache against a checkout or an environment that plants keys: a relative cache path, a FIFO, a
-max_age from the far future. Each test plants the attacker's key where the old code would read it and
-runs the helper as Terraform does with a token the attacker signed; it must be refused."""
+"""The key cache, with the helper run as Terraform runs it: against a checkout or an environment that
+plants keys (a relative cache path, a FIFO, a max_age from the far future, a file others can write),
+damaged, serving stale keys while the issuer is down, and shared by parallel runs. Where a test plants
+the attacker's key, a token the attacker signed must be refused."""
 
 from __future__ import annotations
 
@@ -12,16 +13,31 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from authress_gitlab_token.keycache import KeyCache
+from authress_gitlab_token.keyfetch import fetch_bound
 from tests.fixtures.ca import LocalCA
-from tests.fixtures.helper import AUDIENCE, BIN_DIR, PROGRAM, PROJECT, RUNS, Helper, Run
-from tests.fixtures.issuer import JWKS_PATH, LocalIssuer
+from tests.fixtures.helper import (
+    AUDIENCE,
+    BIN_DIR,
+    HTTP_TIMEOUT,
+    PROGRAM,
+    PROJECT,
+    RUNS,
+    STARTUP,
+    Helper,
+    Run,
+    age_cache,
+    cache_file,
+    query,
+    timed,
+)
+from tests.fixtures.issuer import DISCOVERY_PATH, JWKS_PATH, LocalIssuer, Reply, running_issuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
-from tests.test_commands import doctor
 
 STRANGER_UID = 54_321  # no passwd entry: a CI container's arbitrary uid
 
@@ -138,23 +154,11 @@ def test_without_home_and_without_a_passwd_entry_planted_keys_are_never_read(
     assert issuer.hits(JWKS_PATH) == 2
 
 
-def test_doctor_says_there_is_no_disk_cache(helper: Helper, issuer: LocalIssuer, token: str) -> None:
-    args = ("--audience", AUDIENCE, "--issuer", issuer.url, "--check", "none")
-    env = {"AUTHRESS_GITLAB_TOKEN_CACHE_DIR": "", "XDG_CACHE_HOME": "relative/cache"}
-    report = doctor(helper, token, *args, env=env)
-    step = next(s for s in report["steps"] if s["name"] == "key cache")
-    assert step["status"] == "warn"
-    assert step["detail"].startswith('no disk cache: XDG_CACHE_HOME gives the relative path "relative/cache/')
-    assert report["fix"].startswith("set XDG_CACHE_HOME or AUTHRESS_GITLAB_TOKEN_CACHE_DIR to an absolute path")
-    step = next(s for s in doctor(helper, token, *args)["steps"] if s["name"] == "key cache")
-    assert (step["status"], step["detail"]) == ("pass", f'keys cached in "{helper.cache_dir}"')
-
-
 @pytest.mark.parametrize("which", ["cache", "lock"])
 def test_a_fifo_at_the_cache_path_does_not_hang_the_run(
     helper: Helper, issuer: LocalIssuer, token: str, which: str
 ) -> None:
-    path = KeyCache(helper.cache_dir, issuer.url).path
+    path = cache_file(helper, issuer.url)
     path.parent.mkdir(mode=0o700, parents=True)
     os.mkfifo(path if which == "cache" else path.with_suffix(".lock"), 0o600)
     run = helper.run(
@@ -173,7 +177,7 @@ def test_a_cached_max_age_is_clamped_on_load(
     """A cache file, ours in every other way, that claims ten years of freshness for a key the issuer has
     since dropped: past the README's 24 hours the issuer is asked again, and the dropped key refused."""
     assert helper.external({"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT}, token).returncode == 0
-    path = KeyCache(helper.cache_dir, issuer.url).path
+    path = cache_file(helper, issuer.url)
     data = json.loads(path.read_text())
     data.update(jwks={"keys": [other_key.public_jwk()]}, fetched_at=time.time() - 25 * 3600, max_age=10 * 365 * 86400)
     path.write_text(json.dumps(data))
@@ -183,3 +187,74 @@ def test_a_cached_max_age_is_clamped_on_load(
         f'token kid "{other_key.kid}" is not among the keys'
     )
     assert issuer.hits(JWKS_PATH) == 2
+
+
+# --- the cache damaged, planted or shared ---------------------------------------------------------------
+
+
+def test_stale_keys_are_served_while_the_issuer_is_down(helper: Helper, ca: LocalCA, signing_key: SigningKey) -> None:
+    with running_issuer(ca, [signing_key]) as gone:
+        token = mint(signing_key, gitlab_claims(gone.url, AUDIENCE))
+        assert helper.external(query(gone.url), token).returncode == 0
+    path = cache_file(helper, gone.url)
+    age_cache(path, 86400 + 60)  # past the JWKS's max-age (one day), within the stale bound
+    run, elapsed = timed(helper.external, query(gone.url), token)
+    assert run.returncode == 0, run.stderr
+    assert elapsed < fetch_bound(HTTP_TIMEOUT) + STARTUP
+
+    age_cache(path, 86400)  # past max-age + the one-day stale bound
+    run, elapsed = timed(helper.external, query(gone.url), token)
+    run.refused("could not fetch", "connection failed")
+    assert elapsed < fetch_bound(HTTP_TIMEOUT) + STARTUP
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"\x00garbage", b'{"version": 1, "jwks": ', b"[" * 200_000, b""],
+    ids=["binary", "truncated", "deeply-nested", "empty"],
+)
+def test_corrupt_cache_file_is_ignored_and_replaced(
+    helper: Helper, issuer: LocalIssuer, token: str, content: bytes
+) -> None:
+    path = cache_file(helper, issuer.url)
+    path.parent.mkdir(mode=0o700, parents=True)
+    path.write_bytes(content)
+    os.chmod(path, 0o600)
+    run = helper.external(query(issuer.url), token)
+    assert run.returncode == 0, run.stderr
+    assert issuer.hits(JWKS_PATH) == 1
+    assert KeyCache(helper.cache_dir, issuer.url).load() is not None
+
+
+def test_cache_file_writable_by_others_is_not_trusted(
+    helper: Helper, issuer: LocalIssuer, signing_key: SigningKey, other_key: SigningKey, token: str
+) -> None:
+    """Someone who can write the cache plants their own key in it: only a private file is trusted."""
+    assert helper.external(query(issuer.url), token).returncode == 0
+    path = cache_file(helper, issuer.url)
+    planted = json.loads(path.read_text())
+    planted["jwks"] = {"keys": [other_key.public_jwk()]}
+    path.write_text(json.dumps(planted))
+    forged = mint(other_key, gitlab_claims(issuer.url, AUDIENCE))
+
+    os.chmod(path, 0o666)
+    helper.external(query(issuer.url), forged).refused(f'token kid "{other_key.kid}" is not among the keys')
+    assert issuer.hits(JWKS_PATH) == 2  # the planted file was ignored and the issuer asked again
+
+    # The control: the same keys in a file only we can write are ours, and trusted as such.
+    path.write_text(json.dumps(planted))
+    os.chmod(path, 0o600)
+    assert helper.external(query(issuer.url), forged).returncode == 0
+
+
+def test_twenty_parallel_cold_runs_share_one_fetch(helper: Helper, issuer: LocalIssuer, token: str) -> None:
+    """Parallel data sources and jobs on one runner: one process fetches while the others wait for it."""
+    issuer.script(JWKS_PATH, Reply(hang=1.0))  # a slow first fetch, so the others pile up behind it
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        runs = list(pool.map(lambda _: helper.external(query(issuer.url), token), range(20)))
+    elapsed = time.monotonic() - started
+    assert [r.returncode for r in runs] == [0] * 20, [r.stderr for r in runs if r.returncode]
+    assert (issuer.hits(DISCOVERY_PATH), issuer.hits(JWKS_PATH)) == (1, 1), "one fetch for 20 runs"
+    # Mostly the cost of starting 20 Pythons on 2 cores; a retry storm or serial refetches would exceed it.
+    assert elapsed < fetch_bound(HTTP_TIMEOUT) + 20 * 2.5

@@ -17,7 +17,7 @@ from tests.fixtures.helper import AUDIENCE, PROJECT, Helper
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
-COMPONENT = Path(__file__).resolve().parents[1] / "templates" / "authress-token.yml"
+COMPONENT = Path(__file__).resolve().parents[2] / "templates" / "authress-token.yml"
 # project_path globs of the GROUP/PROJECT shape the component takes: (glob, binds a project?)
 PROJECT_GLOBS = [
     ("my-org/authress-configuration", True),
@@ -34,6 +34,9 @@ PROJECT_GLOBS = [
     ("my-*/*", False),
 ]
 UNBOUND = [
+    {},
+    {"ref": "main"},
+    {"bound_claims": json.dumps({"pipeline_source": "push"})},
     {"project_path": "*"},
     {"project_path": "?*"},
     *({"project_path": glob} for glob, binds in PROJECT_GLOBS if not binds),
@@ -52,6 +55,7 @@ BOUND = [
     {"project_path": "my-org/*"},
     {"namespace_path": "my-org"},
     {"subject": "project_path:my-org/*:ref_type:branch:ref:main"},
+    {"subject": "project_path:my-org/*"},
     {"bound_claims": json.dumps({"project_path": [PROJECT, "my-org/other"]})},
     {"bound_claims": json.dumps({"project_id": "20"})},
 ]
@@ -80,9 +84,17 @@ def test_a_query_whose_project_glob_can_match_another_owners_project_is_refused(
     """The token comes from a project an attacker made in a group of their own."""
     attack = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE, project_path="evil/authress-configuration"))
     helper.external({"audience": AUDIENCE, "issuer": issuer.url, **extra}, attack).refused(
-        "the query binds no project", "top-level group in full", code=2
+        "the query binds no project", "top-level group in full", '"allow_any_project" to "true"', code=2
     )
     assert issuer.requests == []
+
+
+def test_allow_any_project_true_is_the_one_way_to_bind_none(helper: Helper, issuer: LocalIssuer, token: str) -> None:
+    """Any project on the instance can ask GitLab for a token with our audience: only a "true" allows it."""
+    unbound = {"audience": AUDIENCE, "issuer": issuer.url}
+    helper.external({**unbound, "allow_any_project": "false"}, token).refused("binds no project", code=2)
+    run = helper.external({**unbound, "allow_any_project": "true"}, token)
+    assert run.returncode == 0, run.stderr
 
 
 @pytest.mark.parametrize("extra", BOUND, ids=lambda e: json.dumps(e))

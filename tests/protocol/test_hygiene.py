@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,21 @@ import pytest
 from authress_gitlab_token import verify
 from authress_gitlab_token.errors import VerificationFailed
 from tests.fixtures.ca import LocalCA
-from tests.fixtures.helper import AUDIENCE, PROJECT, InProcess, Run, leaked_runs, leaks, safe
+from tests.fixtures.helper import (
+    AUDIENCE,
+    PROJECT,
+    Helper,
+    InProcess,
+    Run,
+    argv,
+    leaked_runs,
+    leaks,
+    query,
+    safe,
+    spoilt_pieces,
+)
 from tests.fixtures.issuer import LocalIssuer
-from tests.fixtures.tokens import SigningKey, forge, gitlab_claims, mint
+from tests.fixtures.tokens import SigningKey, forge, gitlab_claims, mint, tampered
 
 
 def test_leak_check_flags_a_token_anywhere_but_the_access_token_of_a_success(token: str) -> None:
@@ -95,12 +108,6 @@ def test_a_message_that_held_the_token_is_redacted_before_it_is_printed(
     assert not leaks(run.stdout + run.stderr)
 
 
-def spoilt_pieces(token: str, spoilt: str) -> set[str]:
-    """Every long run of either token's characters, as printed raw or JSON-escaped."""
-    runs = {p for t in (token, spoilt) for part in t.split(".") for p in (part, *part.split()) if len(p) >= 16}
-    return runs | {json.dumps(p)[1:-1] for p in runs}
-
-
 def test_messages_about_a_spoilt_token_never_hold_it(token: str, signing_key: SigningKey) -> None:
     """The messages themselves, before any redaction: a bad signature, and a stray character."""
     from authress_gitlab_token.errors import HelperError
@@ -138,3 +145,30 @@ def test_an_internal_error_carrying_the_token_prints_only_its_type(
     stdin = json.dumps({"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT}).encode()
     run = in_process.run(["external"], stdin, {**cold_run_env, "AUTHRESS_KEY": token})
     run.refused("internal error (RuntimeError)")
+
+
+def stray(token: str) -> str:
+    """`token` with a tab inside its signature."""
+    header, payload, signature = token.split(".")
+    return f"{header}.{payload}.{signature[:10]}\t{signature[10:]}"
+
+
+@pytest.mark.parametrize(
+    ("spoil", "refusal"),
+    [(tampered, "signature does not verify"), (stray, "whitespace at position")],
+    ids=["bad-signature", "stray-character"],
+)
+def test_no_command_prints_a_spoilt_token(
+    helper: Helper, issuer: LocalIssuer, token: str, spoil: Callable[[str], str], refusal: str
+) -> None:
+    """The leak scan knows only the tokens minted: a spoilt one is looked for here, raw and escaped."""
+    bad = spoil(token)
+    doctor = argv("doctor", **query(issuer, check="none"))
+    runs = [helper.external(query(issuer), bad)]
+    runs += [helper.run(args, env={"AUTHRESS_KEY": bad}) for args in (argv("env", **query(issuer)), doctor)]
+    runs.append(helper.run([*doctor, "--json"], env={"AUTHRESS_KEY": bad}))
+    pieces = spoilt_pieces(token, bad)
+    for run in runs:
+        assert run.returncode == 1
+        assert not any(piece in run.stdout + run.stderr for piece in pieces), run.args
+        assert refusal in run.stdout + run.stderr, run.args

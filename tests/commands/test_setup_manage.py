@@ -5,20 +5,19 @@ roles, records widened in the portal, and Authress's length limits."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import partial
 
 import pytest
 
-from authress_gitlab_token import __version__
 from authress_gitlab_token.bootstrap import record_id
 from authress_gitlab_token.setup_guide import build
 from authress_gitlab_token.setup_plan import NAME_MAX, record_name
 from tests.fixtures.authress import AuthressStandIn
 from tests.fixtures.authress_admin import put_record
-from tests.fixtures.helper import ACCOUNT_ID, AUDIENCE, Helper, Run
+from tests.fixtures.helper import ACCOUNT_ID, AUDIENCE, AdminSetup, Helper, Run
 from tests.fixtures.issuer import LocalIssuer
-from tests.fixtures.service_clients import ServiceClientKey
-from tests.fixtures.tokens import MINTED, SigningKey, gitlab_claims, mint
-from tests.test_setup_apply import admin, empty  # noqa: F401 -- the same account fixtures
+from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
 PROJECTS = ("my-org/infra-a", "my-org/infra-b")
 BRANCHES = ("main", "release+2026")  # git and Authress (2024) allow "+"
@@ -29,25 +28,13 @@ def sub(project: str, ref: str, ref_type: str = "branch") -> str:
 
 
 SUBS = [sub(p, b) for p in PROJECTS for b in BRANCHES]
+Setup = Callable[..., Run]
 
 
-def setup(
-    helper: Helper,
-    issuer: LocalIssuer,
-    authress: AuthressStandIn,
-    key: ServiceClientKey,
-    *args: str,
-    projects: tuple[str, ...] = PROJECTS,
-    branches: tuple[str, ...] = BRANCHES,
-    roles: tuple[str, ...] = ("ro_terraform",),
-) -> Run:
-    flags = ["setup", *args, "--audience", AUDIENCE, "--issuer", issuer.url, "--api-url", authress.url]
-    flags += [part for p in projects for part in ("--project", p)]
-    flags += [part for b in branches for part in ("--branch", b)]
-    flags += [part for r in roles for part in ("--role", r)]
-    run = helper.run(flags, env={"AUTHRESS_KEY": key.value})
-    MINTED.update(authress.tokens_seen())  # the admin's minted token is a secret too
-    return run
+@pytest.fixture
+def setup_many(admin_setup: AdminSetup) -> Setup:
+    """`setup` for every project and branch of PROJECTS x BRANCHES, unless a test names others."""
+    return partial(admin_setup, project=PROJECTS, branch=BRANCHES)
 
 
 def portal_record(user_id: str, record_id: str = "rec_portal") -> dict[str, object]:
@@ -57,13 +44,9 @@ def portal_record(user_id: str, record_id: str = "rec_portal") -> dict[str, obje
 
 
 def test_one_apply_grants_every_project_and_branch_and_the_exit_code_says_whether_changes_are_pending(
-    helper: Helper,
-    issuer: LocalIssuer,
-    empty: AuthressStandIn,  # noqa: F811
-    admin: ServiceClientKey,  # noqa: F811
-    signing_key: SigningKey,
+    setup_many: Setup, helper: Helper, issuer: LocalIssuer, empty: AuthressStandIn, signing_key: SigningKey
 ) -> None:
-    plan = setup(helper, issuer, empty, admin, "--plan", "--detailed-exitcode")
+    plan = setup_many("--plan", "--detailed-exitcode")
     assert plan.returncode == 2, plan.stderr
     lines = plan.stdout.splitlines()
     assert lines[0] == f'+ create trusted identity issuer "{issuer.url}" audience "{AUDIENCE}"'
@@ -73,7 +56,7 @@ def test_one_apply_grants_every_project_and_branch_and_the_exit_code_says_whethe
     assert lines[5:] == ["Plan: 5 change(s); run with --apply to make them."]
     assert empty.writes() == []
 
-    apply = setup(helper, issuer, empty, admin, "--apply")
+    apply = setup_many("--apply")
     assert apply.returncode == 0, apply.stderr
     assert apply.stdout.splitlines()[-1] == "Applied: 5 change(s)."
     assert [r.path for r in empty.writes()] == ["/v1/identities"] + ["/v1/records"] * 4
@@ -84,37 +67,27 @@ def test_one_apply_grants_every_project_and_branch_and_the_exit_code_says_whethe
     assert helper.external({**query, "check": "authress", "api_url": empty.url}, token).returncode == 0
 
     empty.requests.clear()
-    again = setup(helper, issuer, empty, admin, "--plan", "--detailed-exitcode")
+    again = setup_many("--plan", "--detailed-exitcode")
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines()[-1] == "Nothing to change."
     assert [line[:11] for line in again.stdout.splitlines()[:-1]] == ["= unchanged"] * 5
     assert empty.writes() == []
-    assert setup(helper, issuer, empty, admin, "--plan").returncode == 0
+    assert setup_many("--plan").returncode == 0
 
 
-def test_a_refusal_under_detailed_exitcode_is_1_never_2(
-    helper: Helper,
-    issuer: LocalIssuer,
-    empty: AuthressStandIn,  # noqa: F811
-    admin: ServiceClientKey,  # noqa: F811
-) -> None:
+def test_a_refusal_under_detailed_exitcode_is_1_never_2(setup_many: Setup) -> None:
     """2 means "changes pending" to a pipeline gate, so a refused input must not exit 2 there."""
-    setup(helper, issuer, empty, admin, "--plan", "--detailed-exitcode", projects=("no-group",)).refused(
-        "pass --project GROUP/PROJECT", code=1
-    )
+    setup_many("--plan", "--detailed-exitcode", project=("no-group",)).refused("pass --project GROUP/PROJECT", code=1)
 
 
 def test_list_shows_what_setup_made_and_no_hand_made_record(
-    helper: Helper,
-    issuer: LocalIssuer,
-    empty: AuthressStandIn,  # noqa: F811
-    admin: ServiceClientKey,  # noqa: F811
+    setup_many: Setup, issuer: LocalIssuer, empty: AuthressStandIn
 ) -> None:
-    assert setup(helper, issuer, empty, admin, "--apply").returncode == 0
+    assert setup_many("--apply").returncode == 0
     put_record(empty, portal_record(SUBS[0]))
     empty.requests.clear()
 
-    text = setup(helper, issuer, empty, admin, "--list", projects=(), branches=(), roles=())
+    text = setup_many("--list", project=(), branch=(), role=())
     assert text.returncode == 0, text.stderr
     lines = text.stdout.splitlines()
     assert lines[0] == f'trusted identity issuer "{issuer.url}" audience "{AUDIENCE}" userIdExpression "{{sub}}"'
@@ -124,9 +97,7 @@ def test_list_shows_what_setup_made_and_no_hand_made_record(
     assert lines[5:] == ["4 access record(s) made by this tool."]
     assert "rec_portal" not in text.stdout
 
-    listed = json.loads(
-        setup(helper, issuer, empty, admin, "--list", "--json", projects=(), branches=(), roles=()).stdout
-    )
+    listed = json.loads(setup_many("--list", "--json", project=(), branch=(), role=()).stdout)
     assert listed["trusted_identities"] == [{"issuer": issuer.url, "audience": AUDIENCE, "user_id_expression": "{sub}"}]
     assert {r["record_id"]: r["users"] for r in listed["access_records"]} == {record_id(s): [s] for s in SUBS}
     assert listed["complete"] is True
@@ -134,16 +105,13 @@ def test_list_shows_what_setup_made_and_no_hand_made_record(
 
 
 def test_destroy_removes_exactly_the_named_pipeline_and_never_a_hand_made_record_for_it(
-    helper: Helper,
-    issuer: LocalIssuer,
-    empty: AuthressStandIn,  # noqa: F811
-    admin: ServiceClientKey,  # noqa: F811
+    setup_many: Setup, empty: AuthressStandIn
 ) -> None:
-    assert setup(helper, issuer, empty, admin, "--apply").returncode == 0
+    assert setup_many("--apply").returncode == 0
     hand_made = put_record(empty, portal_record(SUBS[0]))
-    one = {"projects": PROJECTS[:1], "branches": BRANCHES[:1], "roles": ()}
+    one = {"project": PROJECTS[:1], "branch": BRANCHES[:1], "role": ()}
 
-    plan = setup(helper, issuer, empty, admin, "--plan", "--destroy", "--detailed-exitcode", **one)  # type: ignore[arg-type]
+    plan = setup_many("--plan", "--destroy", "--detailed-exitcode", **one)  # type: ignore[arg-type]
     assert plan.returncode == 2, plan.stderr
     assert plan.stdout.splitlines() == [
         f'- delete access record "{record_id(SUBS[0])}" user "{SUBS[0]}" '
@@ -151,7 +119,7 @@ def test_destroy_removes_exactly_the_named_pipeline_and_never_a_hand_made_record
         "Plan: 1 change(s); run with --apply to make them.",
     ]
     empty.requests.clear()
-    apply = setup(helper, issuer, empty, admin, "--apply", "--destroy", **one)  # type: ignore[arg-type]
+    apply = setup_many("--apply", "--destroy", **one)  # type: ignore[arg-type]
     assert apply.returncode == 0, apply.stderr
     assert [(r.method, r.path) for r in empty.writes()] == [("DELETE", f"/v1/records/{record_id(SUBS[0])}")]
     statuses = {
@@ -164,7 +132,7 @@ def test_destroy_removes_exactly_the_named_pipeline_and_never_a_hand_made_record
     assert empty.access_records["rec_portal"] == hand_made, "a hand-made record was changed"
     assert len(empty.identities) == 1, "the trusted identity was removed without being asked"
 
-    again = setup(helper, issuer, empty, admin, "--apply", "--destroy", **one)  # type: ignore[arg-type]
+    again = setup_many("--apply", "--destroy", **one)  # type: ignore[arg-type]
     assert again.stdout.splitlines() == [
         f'= absent access record "{record_id(SUBS[0])}" user "{SUBS[0]}"',
         "Nothing to change.",
@@ -172,72 +140,58 @@ def test_destroy_removes_exactly_the_named_pipeline_and_never_a_hand_made_record
 
 
 def test_a_record_under_the_tools_id_without_its_marker_is_left_alone(
-    helper: Helper,
-    issuer: LocalIssuer,
-    empty: AuthressStandIn,  # noqa: F811
-    admin: ServiceClientKey,  # noqa: F811
+    setup_many: Setup, empty: AuthressStandIn
 ) -> None:
     put_record(empty, portal_record(SUBS[0], record_id=record_id(SUBS[0])))
-    one = {"projects": PROJECTS[:1], "branches": BRANCHES[:1], "roles": ()}
-    run = setup(helper, issuer, empty, admin, "--apply", "--destroy", **one)  # type: ignore[arg-type]
+    one = {"project": PROJECTS[:1], "branch": BRANCHES[:1], "role": ()}
+    run = setup_many("--apply", "--destroy", **one)  # type: ignore[arg-type]
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines()[0].startswith(f'! access record "{record_id(SUBS[0])}"')
     assert "not its marker" in run.stdout and empty.writes() == []
 
 
 def test_destroying_the_trusted_identity_is_refused_with_the_portal_step(
-    helper: Helper,
-    issuer: LocalIssuer,
-    empty: AuthressStandIn,  # noqa: F811
-    admin: ServiceClientKey,  # noqa: F811
+    setup_many: Setup, empty: AuthressStandIn
 ) -> None:
-    run = setup(helper, issuer, empty, admin, "--apply", "--destroy", "--destroy-trusted-identity", roles=())
+    run = setup_many("--apply", "--destroy", "--destroy-trusted-identity", role=())
     run.refused("no call that removes a trusted identity", "Connections -> OIDC trusted identities", code=2)
     assert empty.requests == []
 
 
 def test_a_missing_role_is_named_and_apply_grants_it_only_when_allowed(
-    helper: Helper,
-    issuer: LocalIssuer,
-    empty: AuthressStandIn,  # noqa: F811
-    admin: ServiceClientKey,  # noqa: F811
+    setup_many: Setup, empty: AuthressStandIn
 ) -> None:
     roles = ("ro_terraform", "ro_deployer")
-    plan = setup(helper, issuer, empty, admin, "--plan", roles=roles)
+    plan = setup_many("--plan", role=roles)
     assert plan.returncode == 0, plan.stderr
     assert f'! role "ro_deployer" does not exist in account "{ACCOUNT_ID}"' in plan.stdout.splitlines()
     assert '! role "ro_terraform"' not in plan.stdout
 
-    setup(helper, issuer, empty, admin, "--apply", roles=roles).refused(
+    setup_many("--apply", role=roles).refused(
         f'role "ro_deployer" does not exist in account "{ACCOUNT_ID}"', "--allow-missing-roles"
     )
     assert empty.writes() == []
 
-    allowed = setup(helper, issuer, empty, admin, "--apply", "--allow-missing-roles", roles=roles)
+    allowed = setup_many("--apply", "--allow-missing-roles", role=roles)
     assert allowed.returncode == 0, allowed.stderr
     assert len(empty.writes()) == 5
 
 
-def test_a_record_widened_in_the_portal_is_shown_and_put_back(
-    helper: Helper,
-    issuer: LocalIssuer,
-    empty: AuthressStandIn,  # noqa: F811
-    admin: ServiceClientKey,  # noqa: F811
-) -> None:
-    one = {"projects": PROJECTS[:1], "branches": BRANCHES[:1]}
-    assert setup(helper, issuer, empty, admin, "--apply", **one).returncode == 0  # type: ignore[arg-type]
+def test_a_record_widened_in_the_portal_is_shown_and_put_back(setup_many: Setup, empty: AuthressStandIn) -> None:
+    one = {"project": PROJECTS[:1], "branch": BRANCHES[:1]}
+    assert setup_many("--apply", **one).returncode == 0  # type: ignore[arg-type]
     stored = empty.access_records[record_id(SUBS[0])]
     stored["admins"] = [{"userId": "user|mallory"}]
     stored["groups"] = [{"groupId": "grp_everyone"}]
     stored["statements"][0]["groups"] = [{"groupId": "grp_contractors"}]
 
-    plan = setup(helper, issuer, empty, admin, "--plan", "--detailed-exitcode", **one)  # type: ignore[arg-type]
+    plan = setup_many("--plan", "--detailed-exitcode", **one)  # type: ignore[arg-type]
     assert plan.returncode == 2
     assert plan.stdout.splitlines()[1].endswith(
         f'(was: users ["{SUBS[0]}"], admins ["user|mallory"], groups ["grp_everyone"], '
         'roles ["ro_terraform"] on ["*"] groups ["grp_contractors"])'
     )
-    assert setup(helper, issuer, empty, admin, "--apply", **one).returncode == 0  # type: ignore[arg-type]
+    assert setup_many("--apply", **one).returncode == 0  # type: ignore[arg-type]
     put_back = empty.access_records[record_id(SUBS[0])]
     assert put_back["admins"] == [] and put_back["groups"] == []
     assert put_back["statements"] == [{"roles": ["ro_terraform"], "resources": [{"resourceUri": "*"}]}]
@@ -253,28 +207,18 @@ def test_the_record_name_keeps_within_128_characters_and_whole_when_it_fits() ->
     assert record_name(longer).endswith("... (managed by authress-gitlab-token)")
 
 
-def test_a_long_project_path_and_branch_apply_within_authress_limits(
-    helper: Helper,
-    issuer: LocalIssuer,
-    empty: AuthressStandIn,  # noqa: F811
-    admin: ServiceClientKey,  # noqa: F811
-) -> None:
+def test_a_long_project_path_and_branch_apply_within_authress_limits(setup_many: Setup, empty: AuthressStandIn) -> None:
     project, branch = "my-org/" + "platform-" * 7 + "infra", "feature/" + "x" * 11  # user ID of 128
     assert len(sub(project, branch)) == 128
-    run = setup(helper, issuer, empty, admin, "--apply", projects=(project,), branches=(branch,))
+    run = setup_many("--apply", project=(project,), branch=(branch,))
     assert run.returncode == 0, run.stderr
     assert run.stderr == ""
     assert [u["userId"] for r in empty.access_records.values() for u in r["users"]] == [sub(project, branch)]
 
 
-def test_a_body_authress_refuses_names_the_field_not_the_api_url(
-    helper: Helper,
-    issuer: LocalIssuer,
-    empty: AuthressStandIn,  # noqa: F811
-    admin: ServiceClientKey,  # noqa: F811
-) -> None:
+def test_a_body_authress_refuses_names_the_field_not_the_api_url(setup_many: Setup) -> None:
     project = "my-org/" + "platform-" * 7 + "infra"
-    run = setup(helper, issuer, empty, admin, "--apply", projects=(project,), branches=("feature/" + "x" * 12,))
+    run = setup_many("--apply", project=(project,), branch=("feature/" + "x" * 12,))
     assert run.returncode == 1 and run.stdout == ""
     warning, error = run.stderr.splitlines()
     assert "is 129 characters, over the 128 Authress accepts" in warning and "sub claim" in warning
@@ -284,57 +228,16 @@ def test_a_body_authress_refuses_names_the_field_not_the_api_url(
 
 
 def test_an_identity_that_maps_user_ids_otherwise_is_flagged(
-    helper: Helper,
-    issuer: LocalIssuer,
-    empty: AuthressStandIn,  # noqa: F811
-    admin: ServiceClientKey,  # noqa: F811
+    setup_many: Setup, issuer: LocalIssuer, empty: AuthressStandIn
 ) -> None:
     empty.trust(issuer.url, AUDIENCE, user_id_expression="{project_id}")
-    plan = setup(helper, issuer, empty, admin, "--plan")
+    plan = setup_many("--plan")
     first = plan.stdout.splitlines()[0]
     assert first.startswith(f'! trusted identity issuer "{issuer.url}"')
     assert 'userIdExpression is "{project_id}", not "{sub}"' in first
 
 
-@pytest.mark.parametrize("env", [{}, {"CI_SERVER_URL": "https://gitlab.example.com"}], ids=["flag", "CI_SERVER_URL"])
-def test_setup_for_a_self_managed_issuer_never_mentions_gitlab_com(helper: Helper, env: dict[str, str]) -> None:
-    args = ["setup", "--project", "my-org/infra", "--branch", "main", "--audience", AUDIENCE]
-    args += [] if env else ["--issuer", "https://gitlab.example.com"]
-    for extra in ([], ["--json"]):
-        run = helper.run([*args, *extra], env=env)
-        assert run.returncode == 0, run.stderr
-        assert "gitlab.com" not in run.stdout
-        assert f"git+https://gitlab.example.com/YOUR_GROUP/authress-gitlab-token.git@{__version__}" in run.stdout
-        if not extra:  # the placeholder is explained where it stands: the include and the module
-            assert run.stdout.count("# YOUR_GROUP: the group of your mirror of authress-gitlab-token") == 2
-
-    repo = "https://gitlab.example.com/platform/tools/authress-gitlab-token.git"
-    run = helper.run([*args, "--helper-repository", repo], env=env)
-    assert run.returncode == 0, run.stderr
-    assert "YOUR_GROUP" not in run.stdout and "gitlab.com" not in run.stdout
-    assert f'pip install "authress-gitlab-token @ git+{repo}@{__version__}"' in run.stdout
-    assert f"component: $CI_SERVER_FQDN/platform/tools/authress-gitlab-token/authress-token@{__version__}" in run.stdout
-    assert f'"git::{repo}//terraform?ref={__version__}"' in run.stdout
-
-
-def test_setup_for_gitlab_com_names_the_canonical_repository(helper: Helper) -> None:
-    """No placeholder where the helper's home is known: install, include and module source name it."""
-    canonical = "https://gitlab.com/authress-gitlab-token/authress-gitlab-token"
-    run = helper.run(["setup", "--project", "my-org/infra", "--branch", "main", "--audience", AUDIENCE])
-    assert run.returncode == 0, run.stderr
-    assert "YOUR_GROUP" not in run.stdout
-    assert f'pip install "authress-gitlab-token @ git+{canonical}.git@{__version__}"' in run.stdout
-    component = f"$CI_SERVER_FQDN/authress-gitlab-token/authress-gitlab-token/authress-token@{__version__}"
-    assert f"component: {component}\n" in run.stdout
-    assert f'"git::{canonical}.git//terraform?ref={__version__}"' in run.stdout
-
-
-def test_list_reads_every_page_of_records(
-    helper: Helper,
-    issuer: LocalIssuer,
-    empty: AuthressStandIn,  # noqa: F811
-    admin: ServiceClientKey,  # noqa: F811
-) -> None:
+def test_list_reads_every_page_of_records(setup_many: Setup, empty: AuthressStandIn) -> None:
     """getRecords gives at most 20 a page: the listing follows the cursor."""
     subs = [sub(f"my-org/p{i}", "main") for i in range(23)]
     for s in subs:
@@ -348,7 +251,7 @@ def test_list_reads_every_page_of_records(
                 "tags": {"managed-by": "authress-gitlab-token"},
             },
         )
-    run = setup(helper, issuer, empty, admin, "--list", "--json", projects=(), branches=(), roles=())
+    run = setup_many("--list", "--json", project=(), branch=(), role=())
     listed = json.loads(run.stdout)
     assert sorted(u for r in listed["access_records"] for u in r["users"]) == sorted(subs)
     assert [r.path for r in empty.requests if r.path == "/v1/records"] == ["/v1/records"] * 2
