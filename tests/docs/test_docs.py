@@ -14,7 +14,7 @@ from scripts import five_steps
 from scripts.query_table import table
 from tests.docs.test_gitlab_example import PIPELINE, check_gitlab_ci, expand, fill_in, load
 from tests.fixtures import ci_inputs
-from tests.fixtures.helper import Helper
+from tests.fixtures.helper import Helper, argv
 
 ROOT = Path(__file__).resolve().parents[2]
 REPOSITORY = "https://gitlab.com/authress-gitlab-token/authress-gitlab-token"  # the canonical one
@@ -109,8 +109,7 @@ def test_the_readmes_hold_the_five_steps_setup_prints() -> None:
 
 def test_setup_prints_the_readmes_five_steps_word_for_word(helper: Helper) -> None:
     values = five_steps.PLACEHOLDERS
-    args = ["--project", values["project"], "--branch", values["branch"], "--audience", values["audience"]]
-    run = helper.run(["setup", *args])
+    run = helper.run(argv("setup", project=values["project"], branch=values["branch"], audience=values["audience"]))
     assert (run.returncode, run.stderr) == (0, "")
     assert run.stdout == five_steps.section(readme())
     assert run.stdout.startswith("1. **Trust GitLab in Authress.**") and "\n5. **Push" in run.stdout

@@ -10,8 +10,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = ROOT / "terraform"
 SCHEMA = ROOT / "helper" / "authress_gitlab_token" / "query.schema.json"
-# Query keys another branch adds (issue 4); the module already passes them through.
-LATER_QUERY_KEYS = {"check", "api_url"}
 
 
 def declared(kind: str, file: str) -> set[str]:
@@ -36,5 +34,5 @@ def test_the_outputs_table_lists_every_output() -> None:
 def test_the_variables_mirror_the_helpers_query() -> None:
     query_keys = set(json.loads(SCHEMA.read_text(encoding="utf-8"))["properties"])
     passed = set(re.findall(r"^    ([a-z_]+) += ", (MODULE / "main.tf").read_text(encoding="utf-8"), re.M))
-    assert passed == query_keys | LATER_QUERY_KEYS
+    assert passed == query_keys
     assert declared("variable", "variables.tf") == passed | {"program"}

@@ -17,7 +17,7 @@ from ruamel.yaml import YAML
 from authress_gitlab_token import __version__
 from authress_gitlab_token.setup_guide import install_command
 from tests.docs.test_gitlab_example import check_gitlab_ci
-from tests.fixtures.helper import AUDIENCE, Helper
+from tests.fixtures.helper import Helper, guide
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = ROOT / ".gitlab-ci.yml"
@@ -102,7 +102,7 @@ def test_every_install_in_the_documents_pins_this_version() -> None:
     installing = {
         str(p.relative_to(ROOT)) for p in docs if any(map(REQUIREMENT.search, PIP_LINE.findall(p.read_text())))
     }
-    # examples/gitlab installs through the component (tests/test_gitlab_example.py checks its line).
+    # examples/gitlab installs through the component (docs/test_gitlab_example.py checks its line).
     assert {"README.md", "terraform/README.md"} <= installing
 
 
@@ -134,7 +134,7 @@ def test_the_pin_check_accepts_both_pinned_routes() -> None:
 
 
 def test_setup_prints_the_install_of_the_version_it_is(helper: Helper) -> None:
-    run = helper.run(["setup", "--project", "my-org/infra", "--branch", "main", "--audience", AUDIENCE])
+    run = helper.run(guide(project="my-org/infra"))
     assert run.returncode == 0, run.stderr
     assert f"       {install_command()}\n" in run.stdout
     assert unpinned_installs(run.stdout, __version__) == []

@@ -7,7 +7,8 @@ import json
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -131,40 +132,45 @@ def test_keys_dated_in_the_future_are_not_trusted_as_fresh(cache: KeyCache) -> N
     assert fetch.calls == 1
 
 
-def test_a_run_waiting_for_a_parallel_fetch_uses_its_keys(cache: KeyCache) -> None:
-    """The other run stores keys fetched after this run started waiting: they are fresh, not a reason to fetch."""
-    fetch = Issuer(Clock(), "a")
+@contextmanager
+def another_run_fetching(cache: KeyCache, then: Callable[[], None] = lambda: None) -> Iterator[threading.Event]:
+    """Another run holding the fetch lock until the event given is set; then it does `then` (the lock still
+    held, as a fetch ends by storing its keys) and lets go."""
     holding, release = threading.Event(), threading.Event()
 
     def other_run() -> None:
-        with cache.fetch_lock(time.monotonic() + 5):
+        with cache.fetch_lock(time.monotonic() + 10):
             holding.set()
-            release.wait(5)
-            time.sleep(0.05)  # keys fetched strictly after the waiter read its clock
-            cache.store(keyset("a", fetched_at=time.time()))
+            release.wait(10)
+            then()
 
     thread = threading.Thread(target=other_run)
     thread.start()
-    holding.wait(5)
-    threading.Timer(0.1, release.set).start()
-    assert IssuerKeys(ISSUER, cache, fetch).jwk("a")["kid"] == "a"
-    thread.join(5)
+    try:
+        assert holding.wait(5), "the other run never took the lock"
+        yield release
+    finally:
+        release.set()
+        thread.join(5)
+
+
+def test_a_run_waiting_for_a_parallel_fetch_uses_its_keys(cache: KeyCache) -> None:
+    """The other run stores keys fetched after this run started waiting: they are fresh, not a reason to fetch."""
+    fetch = Issuer(Clock(), "a")
+
+    def store_fresh_keys() -> None:
+        time.sleep(0.05)  # keys fetched strictly after the waiter read its clock
+        cache.store(keyset("a", fetched_at=time.time()))
+
+    with another_run_fetching(cache, then=store_fresh_keys) as release:
+        threading.Timer(0.1, release.set).start()
+        assert IssuerKeys(ISSUER, cache, fetch).jwk("a")["kid"] == "a"
     assert fetch.calls == 0
 
 
 def test_waiting_for_a_stuck_parallel_fetch_ends_by_the_deadline(cache: KeyCache) -> None:
     fetch = Issuer(Clock(), "a")
-    holding, release = threading.Event(), threading.Event()
-
-    def stuck_run() -> None:
-        with cache.fetch_lock(time.monotonic() + 10):
-            holding.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=stuck_run)
-    thread.start()
-    try:
-        holding.wait(5)
+    with another_run_fetching(cache):
         keys = IssuerKeys(ISSUER, cache, fetch)
         keys.bound = 0.3
         started = time.monotonic()
@@ -174,9 +180,6 @@ def test_waiting_for_a_stuck_parallel_fetch_ends_by_the_deadline(cache: KeyCache
         cache.store(keyset("a", fetched_at=time.time() - 7200, age=3600))  # stale, within the grace
         assert keys.jwk("a")["kid"] == "a"
         assert fetch.calls == 0
-    finally:
-        release.set()
-        thread.join(5)
 
 
 def test_the_fetch_is_given_the_lookups_deadline() -> None:

@@ -1,6 +1,7 @@
-"""What network.session relies on inside httpx and httpcore, checked in-process: the deadline is enforced
-by swapping each connection pool's network backend, through private attributes that a new httpx or
-httpcore could move. When they do, this fails loudly instead of the deadline silently going away."""
+"""What network.session relies on inside httpx and httpcore, and what each operation may spend, checked
+in-process: the deadline is enforced by swapping each connection pool's network backend, through private
+attributes that a new httpx or httpcore could move. When they do, this fails loudly instead of the
+deadline silently going away."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from authress_gitlab_token import network, sockets
+from authress_gitlab_token import admin_api, authress, network, sockets
+from authress_gitlab_token.budget import Budget
 
 
 def test_every_pool_of_a_session_uses_the_deadline_backend(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,3 +35,10 @@ def test_pools_refuses_a_client_whose_pools_it_cannot_find() -> None:
     moved = SimpleNamespace(_transport=object(), _mounts={})
     with pytest.raises(RuntimeError, match="the deadline cannot be enforced"):
         network.pools(moved)
+
+
+@pytest.mark.parametrize(("timeout", "bound"), [(0.5, 4.5), (2.0, 9.0), (5.0, 18.0), (60.0, 183.0)])
+def test_the_authress_check_and_each_admin_call_are_bounded_as_the_readme_states(timeout: float, bound: float) -> None:
+    """Within 3 x (timeout + 1 s): the bound the hostile-server and deadline tests hold each run to."""
+    assert Budget(authress.ATTEMPTS, timeout).seconds == bound
+    assert Budget(admin_api.ATTEMPTS, timeout).seconds == bound

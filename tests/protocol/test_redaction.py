@@ -14,7 +14,7 @@ from authress_gitlab_token import verify
 from authress_gitlab_token.errors import VerificationFailed, fit
 from authress_gitlab_token.redaction import secrets_in
 from tests.fixtures.ca import LocalCA
-from tests.fixtures.helper import AUDIENCE, PROJECT, Helper, InProcess
+from tests.fixtures.helper import AUDIENCE, PROJECT, Helper, InProcess, argv, guide, query
 from tests.fixtures.issuer import JWKS_PATH, LocalIssuer, Reply
 from tests.fixtures.tokens import MINTED, SigningKey, gitlab_claims, mint
 
@@ -45,13 +45,10 @@ def gitlab_job(issuer: LocalIssuer, audience: str, token: str) -> dict[str, str]
     }
 
 
-def component_flags(issuer: LocalIssuer, audience: str) -> list[str]:
-    """The flags the component's before_script passes."""
-    return [
-        *("--audience", audience, "--issuer", issuer.url, "--token-env", "GITLAB_OIDC_TOKEN"),
-        *("--project-path", PROJECT, "--ref", "main", "--ref-type", "branch", "--ref-protected", "true"),
-        *("--check", "none"),
-    ]
+def component_command(command: str, issuer: LocalIssuer, audience: str) -> list[str]:
+    """`command` with the flags the component's before_script passes."""
+    flags = query(issuer, audience=audience, token_env="GITLAB_OIDC_TOKEN", ref="main", ref_type="branch")
+    return argv(command, **flags, ref_protected="true", check="none")
 
 
 @pytest.mark.parametrize("audience", [REGIONAL, "https://acc-7f3a9c2e1b4d.api.authress.io"])
@@ -62,10 +59,9 @@ def test_in_a_component_job_the_one_line_shows_the_expected_audience(
     token = mint(signing_key, gitlab_claims(issuer.url, "https://gitlab.com"))
     job = gitlab_job(issuer, audience, token)
     expected = f'claim "aud" is "https://gitlab.com", expected "{audience}"'
-    helper.run(["env", *component_flags(issuer, audience)], env=job).refused(expected)
-    query = {"audience": audience, "issuer": issuer.url, "project_path": PROJECT, "token_env": "GITLAB_OIDC_TOKEN"}
-    helper.external(query, env=job).refused(expected)
-    doctor = helper.run(["doctor", *component_flags(issuer, audience)], env=job)
+    helper.run(component_command("env", issuer, audience), env=job).refused(expected)
+    helper.external(query(issuer, audience=audience, token_env="GITLAB_OIDC_TOKEN"), env=job).refused(expected)
+    doctor = helper.run(component_command("doctor", issuer, audience), env=job)
     failed = [line for line in doctor.stdout.splitlines() if line.lstrip().startswith("[fail]")]
     assert doctor.returncode == 1 and len(failed) == 1 and expected in failed[0], doctor.stdout
     assert "[redacted]" not in doctor.stdout and issuer.url in doctor.stdout and PROJECT in doctor.stdout
@@ -81,7 +77,7 @@ def test_only_secrets_are_chosen_from_a_gitlab_job(issuer: LocalIssuer, token: s
 
 
 @pytest.mark.parametrize(
-    ("query", "env", "shown"),
+    ("given", "env", "shown"),
     [
         ({"issuer": "https://alice:correct-horse-battery@gitlab.example.com"}, {}, "https://[redacted]@gitlab"),
         ({}, {"CI_SERVER_URL": f"https://gitlab-ci-token:{JOB_TOKEN}@gitlab.example.com"}, "CI_SERVER_URL is"),
@@ -89,27 +85,25 @@ def test_only_secrets_are_chosen_from_a_gitlab_job(issuer: LocalIssuer, token: s
     ],
 )
 def test_credentials_in_a_url_are_never_echoed(
-    helper: Helper, token: str, query: dict[str, str], env: dict[str, str], shown: str
+    helper: Helper, token: str, given: dict[str, str], env: dict[str, str], shown: str
 ) -> None:
-    run = helper.external({"audience": AUDIENCE, "project_path": PROJECT, **query}, token, env=env)
+    run = helper.external({"audience": AUDIENCE, "project_path": PROJECT, **given}, token, env=env)
     run.refused(shown, code=2)
     assert not any(secret in run.stderr for secret in ("alice", "correct-horse", JOB_TOKEN, "gitlab-ci-token"))
 
 
 def test_setup_never_echoes_credentials_in_a_url(helper: Helper) -> None:
-    run = helper.run(
-        ["setup", "--project", PROJECT, "--branch", "main", "--audience", AUDIENCE, "--issuer", "https://a:b@x.io"]
-    )
+    run = helper.run(guide(issuer="https://a:b@x.io"))
     run.refused('--issuer is "https://[redacted]@x.io"', code=2)
 
 
 def test_a_variable_the_user_marks_is_redacted_and_unmarked_it_is_shown(helper: Helper, token: str) -> None:
     """The HTTP timeout's message echoes its value: the simplest variable to see the marking work on."""
     env = {"AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT": "not-seconds-but-a-secret"}
-    query = {"audience": AUDIENCE, "project_path": PROJECT}
-    helper.external(query, token, env=env).refused('HTTP_TIMEOUT is "not-seconds-but-a-secret"', code=2)
+    given = {"audience": AUDIENCE, "project_path": PROJECT}
+    helper.external(given, token, env=env).refused('HTTP_TIMEOUT is "not-seconds-but-a-secret"', code=2)
     marked = {**env, "AUTHRESS_GITLAB_TOKEN_SECRET_VARIABLES": "AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT"}
-    run = helper.external(query, token, env=marked)
+    run = helper.external(given, token, env=marked)
     run.refused('HTTP_TIMEOUT is "[redacted]"', code=2)
     assert "not-seconds" not in run.stderr
 
@@ -141,12 +135,12 @@ def test_the_token_is_redacted_from_the_variable_token_env_names(
     monkeypatch.setattr(verify, "verify", careless)
     monkeypatch.setenv("SSL_CERT_FILE", str(ca.ca_path))  # httpx reads it from the process environment
     token = unshaped_token(signing_key)
-    query = {"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT, "token_env": "GITLAB_OIDC_TOKEN"}
+    given = query(issuer, token_env="GITLAB_OIDC_TOKEN")
     environ = {"GITLAB_OIDC_TOKEN": token, "AUTHRESS_GITLAB_TOKEN_CACHE_DIR": str(tmp_path / "cache")}
     if command == "external":
-        run = in_process.run(["external"], json.dumps(query).encode(), environ)
+        run = in_process.run(["external"], json.dumps(given).encode(), environ)
     else:
-        run = in_process.run([command, *(f"--{k.replace('_', '-')}={v}" for k, v in query.items())], b"", environ)
+        run = in_process.run(argv(command, **given), b"", environ)
     assert run.returncode == 1 and "refused [redacted]" in run.stdout + run.stderr
     assert token.split(".")[0] not in run.stdout + run.stderr
 
@@ -154,12 +148,12 @@ def test_the_token_is_redacted_from_the_variable_token_env_names(
 def test_setup_escapes_a_branch_name_that_would_reorder_the_terminal(helper: Helper) -> None:
     """git allows U+202E (right-to-left override) in a branch name; the user ID to copy must not hide it."""
     env = {"CI_PROJECT_PATH": PROJECT, "CI_COMMIT_REF_NAME": "main\u202egnp.exe"}
-    run = helper.run(["setup", "--audience", AUDIENCE], env=env)
+    run = helper.run(argv("setup", audience=AUDIENCE), env=env)
     assert run.returncode == 0, run.stderr
     assert "\u202e" not in run.stdout and "main\\u202egnp.exe" in run.stdout
     assert (
         "\u202e"
-        in json.loads(helper.run(["setup", "--audience", AUDIENCE, "--json"], env=env).stdout)["access_record_user_id"]
+        in json.loads(helper.run(argv("setup", "--json", audience=AUDIENCE), env=env).stdout)["access_record_user_id"]
     )
 
 
@@ -169,8 +163,7 @@ def test_an_unknown_kid_lists_the_first_few_of_the_issuers_keys(
     keys = [{**signing_key.public_jwk(), "kid": f"{i:043d}"} for i in range(400)]
     issuer.script(JWKS_PATH, Reply(body=json.dumps({"keys": keys}).encode()))
     token = mint(other_key, gitlab_claims(issuer.url, AUDIENCE))
-    query = {"audience": AUDIENCE, "issuer": issuer.url, "project_path": PROJECT}
-    helper.external(query, token).refused(f'(known: "{0:043d}", "{1:043d}" and 398 more, fetched ')
+    helper.external(query(issuer), token).refused(f'(known: "{0:043d}", "{1:043d}" and 398 more, fetched ')
 
 
 def test_a_long_message_is_cut_to_one_short_line_keeping_the_values_to_copy() -> None:

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.fixtures.authress import AuthressStandIn
-from tests.fixtures.helper import ACCOUNT_ID, AUDIENCE, Helper
+from tests.fixtures.helper import ACCOUNT_ID, AUDIENCE, Helper, argv
 from tests.fixtures.service_clients import ServiceClientKey
 from tests.fixtures.tokens import MINTED
 
@@ -151,9 +151,7 @@ def test_doctor_explains_a_service_client_key_without_showing_it(
 ) -> None:
     authress.add_client(key.client_id, key.key_id, key.public)
     authress.grant(key.client_id)
-    run = helper.run(
-        ["doctor", "--allow-any-project", "true", "--api-url", authress.url], env={"AUTHRESS_KEY": key.value}
-    )
+    run = helper.run(argv("doctor", allow_any_project="true", api_url=authress.url), env={"AUTHRESS_KEY": key.value})
     assert run.returncode == 0, run.stdout
     assert "holds an Authress service-client key (never shown)" in run.stdout
     assert f"client_id   {key.client_id}" in run.stdout
@@ -162,7 +160,7 @@ def test_doctor_explains_a_service_client_key_without_showing_it(
 
 
 def test_env_exports_the_minted_token(helper: Helper, key: ServiceClientKey) -> None:
-    run = helper.run(["env", "--audience", AUDIENCE, "--allow-any-project", "true"], env={"AUTHRESS_KEY": key.value})
+    run = helper.run(argv("env", audience=AUDIENCE, allow_any_project="true"), env={"AUTHRESS_KEY": key.value})
     assert run.returncode == 0, run.stderr
     token = run.stdout.strip().removeprefix("export AUTHRESS_KEY=")
     MINTED.add(token)

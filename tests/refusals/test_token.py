@@ -1,6 +1,7 @@
 """The token itself, each attack on the verifier through the real helper as Terraform runs it: the
 header (algorithm, key selection, extensions), the signature, the keys that may verify it, and the
-token's form in its variable. Claims are refused in test_claims.py, the query in protocol/test_query.py.
+token's form in its variable. Claims are refused in test_claims.py, the query in
+protocol/test_query.py.
 
 Every test asserts exit != 0, the message that names the check, nothing on stdout and no token on
 stderr (`Run.refused`).
