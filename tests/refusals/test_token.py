@@ -38,7 +38,7 @@ def claims(issuer: LocalIssuer) -> dict[str, Any]:
     return gitlab_claims(issuer.url, AUDIENCE)
 
 
-# --- the header: algorithm, key selection, extensions -------------------------------------------------
+# --- the header and the signature: algorithm, key selection, extensions ------------------------------
 
 
 @pytest.mark.parametrize("alg", ["none", "None", "NONE"])
