@@ -36,7 +36,7 @@ e2e-tools:
 test: lint e2e-tools
 	$(BIN)/python -m pytest
 
-# The sdist and the wheel (built from the sdist), as the release pipeline publishes them; tests/test_dist.py
+# The sdist and the wheel (built from the sdist), as the release pipeline publishes them; tests/docs/test_dist.py
 # builds with this target too, into a directory of its own.
 DIST ?= dist
 

@@ -1,6 +1,6 @@
 """What a hostile server can make one run of the helper spend: peak RSS and wall time, with the outcome.
 
-Prints figures and asserts nothing (tests/test_hostile.py asserts the outcomes). Each case is one fresh
+Prints figures and asserts nothing (tests/faults/test_hostile_servers.py asserts the outcomes). Each case is one fresh
 process started as Terraform starts it, through bench/spawn.py so the peak RSS is the helper's own,
 against servers on 127.0.0.1 over real TLS: compression bombs and large bodies from the issuer and from
 the Authress API, and servers that trickle their headers or body one byte at a time, each byte well

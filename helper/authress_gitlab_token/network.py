@@ -113,8 +113,8 @@ def session(timeout: float, ca_file: str | None = None) -> Iterator[httpx.Client
 def pools(client: httpx.Client) -> list[Any]:
     """The connection pools of `client` (one per proxy route). httpx offers no hook for its socket
     operations, so network.session swaps each pool's network backend: private attributes, checked to
-    exist with httpx 0.27.0 to 0.29.0 and httpcore 1.0.0 to 1.0.9 (tests/test_network.py fails loudly
-    when they move; tests/test_dist.py runs it at the floors too)."""
+    exist with httpx 0.27.0 to 0.29.0 and httpcore 1.0.0 to 1.0.9 (tests/faults/test_network.py fails loudly
+    when they move; tests/docs/test_dist.py runs it at the floors too)."""
     found = [getattr(t, "_pool", None) for t in [client._transport, *client._mounts.values()] if t is not None]
     if not found or not all(hasattr(p, "_network_backend") for p in found):
         raise RuntimeError("httpx no longer exposes its connection pools: the deadline cannot be enforced")

@@ -178,7 +178,7 @@ def _interleaved(addresses: list[Address]) -> list[Address]:
 def backend(inner: Any) -> Any:
     """An httpcore network backend whose every wait ends by the deadline; `inner` serves Unix sockets."""
     import httpcore
-    from httpcore._backends.sync import SyncStream  # checked by tests/test_network.py on every upgrade
+    from httpcore._backends.sync import SyncStream  # checked by tests/faults/test_network.py on every upgrade
 
     class Stream(httpcore.NetworkStream):
         def __init__(self, stream: Any) -> None:

@@ -23,7 +23,7 @@ from tests.fixtures.authress import AuthressStandIn
 from tests.fixtures.authress_roles import add_role_routes
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.connect_proxy import ConnectProxy, running_proxy
-from tests.fixtures.helper import BIN_DIR, leaks, safe
+from tests.fixtures.helper import BIN_DIR, SUB, leaks, safe
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
@@ -40,7 +40,6 @@ ACCOUNT_ID = "acc-1a2b3c"
 # client (authress/authress 2.0.39, hashicorp/http) honours HTTPS_PROXY for it.
 API_HOST = f"{ACCOUNT_ID}.api.authress.test"
 AUDIENCE = f"https://{API_HOST}"
-SUB = "project_path:my-org/authress-configuration:ref_type:branch:ref:main"
 
 
 def cache_dir() -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.ca import LocalCA
-from tests.fixtures.helper import leaks, safe
+from tests.fixtures.helper import SUB, leaks, safe
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
@@ -23,7 +23,6 @@ from .conftest import (
     EXTERNAL_VERSIONS,
     NOT_SET_UP,
     REFUSED_TOKENS,
-    SUB,
     Pipeline,
     Terraform,
     Toolchain,

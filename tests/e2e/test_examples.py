@@ -23,15 +23,15 @@ from typing import Any
 import pytest
 
 from authress_gitlab_token import __version__
+from tests.docs.test_gitlab_example import FILLED_IN, check_gitlab_ci, load
 from tests.fixtures.authress import AuthressStandIn
 from tests.fixtures.authress_roles import add_role_routes
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.connect_proxy import ConnectProxy, running_proxy
 from tests.fixtures.gitlab_server import GitLabStandIn
-from tests.fixtures.helper import leaks, safe
+from tests.fixtures.helper import SUB, leaks, safe
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
-from tests.test_gitlab_example import FILLED_IN, check_gitlab_ci, load
 
 from .conftest import ROOT, TIMEOUT, Terraform, Toolchain
 from .gitlab_ci_local import Engine, JobRun, engine, job_environment, publish, release, without_images
@@ -42,8 +42,7 @@ ACCOUNT_ID = FILLED_IN["ACCOUNT_ID"]
 HELPER_URL = "https://gitlab.com/authress-gitlab-token/authress-gitlab-token.git"
 API_HOST = f"{ACCOUNT_ID}.api.authress.io"  # reached only through the CONNECT proxy on 127.0.0.1
 AUDIENCE = f"https://{API_HOST}"
-PROJECT = FILLED_IN["GROUP/PROJECT"]
-SUB = f"project_path:{PROJECT}:ref_type:branch:ref:main"
+PROJECT = FILLED_IN["GROUP/PROJECT"]  # SUB is its main branch's user ID
 NOT_HERE = re.compile(r"python3 -m venv|pip install")  # installing the helper: its own tests cover it
 
 

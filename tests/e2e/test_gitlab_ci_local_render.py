@@ -2,7 +2,7 @@
 the same inputs gives, in a real GitLab CI engine (`--preview`: includes, inputs and `extends`
 resolved), the job ci_inputs gives, and the engine refuses what ci_inputs refuses. ci_inputs keeps
 the refusals gitlab-ci-local does not make (an unknown input name, a bad default on an unused input,
-`regex` on a number input): tests/test_gitlab_component.py."""
+`regex` on a number input): tests/docs/test_gitlab_component.py."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from tests.test_gitlab_component import ACCEPTED, COMPONENT, REFUSED, REQUIRED, job_of, render
+from tests.docs.test_gitlab_component import ACCEPTED, COMPONENT, REFUSED, REQUIRED, job_of, render
 
 from .gitlab_ci_local import Engine, engine, git
 

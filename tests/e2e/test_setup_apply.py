@@ -15,12 +15,12 @@ from tests.fixtures.authress_admin import add_role
 from tests.fixtures.authress_roles import add_role_routes
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.connect_proxy import ConnectProxy, running_proxy
-from tests.fixtures.helper import Helper, Run, leaks
+from tests.fixtures.helper import SUB, Helper, Run, leaks
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.service_clients import ServiceClientKey
 from tests.fixtures.tokens import MINTED, SigningKey, gitlab_claims, mint
 
-from .conftest import ACCOUNT_ID, API_HOST, AUDIENCE, CLIS, SUB, Terraform, Toolchain, init, routed, variables
+from .conftest import ACCOUNT_ID, API_HOST, AUDIENCE, CLIS, Terraform, Toolchain, init, routed, variables
 
 pytestmark = pytest.mark.e2e
 RECORD = record_id(SUB)
