@@ -10,7 +10,8 @@ as medians over cold `external` runs against a local issuer (the run the stress 
   ours       when the process catches SIGTERM (only the helper's handlers do that)
   end        when the run has exited
 
-Prints figures and asserts nothing. `--program` measures another build (e.g. a wrapper pip made).
+Prints figures and asserts nothing. `--program` (repeatable) measures other builds, such as a wrapper
+pip made, their runs interleaved round by round so that load from elsewhere hits them alike.
 """
 
 from __future__ import annotations
@@ -75,9 +76,10 @@ def one_run(argv: list[str], stdin: bytes, env: dict[str, str]) -> tuple[float, 
 def main() -> int:
     options = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     options.add_argument("--runs", type=int, default=100)
-    options.add_argument("--program", default=shutil.which(PROGRAM, path=str(Path(sys.executable).parent)))
+    options.add_argument("--program", action="append", help="the program to run (default: the installed one)")
     args = options.parse_args()
-    if not args.program:
+    programs = args.program or [shutil.which(PROGRAM, path=str(Path(sys.executable).parent))]
+    if not all(programs):
         print(f"{PROGRAM} is not installed beside {sys.executable}", file=sys.stderr)
         return 1
     with tempfile.TemporaryDirectory(prefix="authress-window-") as tmp_name:
@@ -95,18 +97,21 @@ def main() -> int:
                 "SSL_CERT_FILE": str(ca.ca_path),
                 "AUTHRESS_KEY": token,
             }
-            samples = [
-                one_run([args.program, "external"], stdin, {**env, "AUTHRESS_GITLAB_TOKEN_CACHE_DIR": f"{tmp}/c{i}"})
-                for i in range(args.runs)
-            ]
+            samples: dict[str, list[tuple[float, float, float]]] = {p: [] for p in programs}
+            for i in range(args.runs):
+                for n, program in enumerate(programs):
+                    cache = {"AUTHRESS_GITLAB_TOKEN_CACHE_DIR": f"{tmp}/c{i}-{n}"}
+                    samples[program].append(one_run([program, "external"], stdin, {**env, **cache}))
         finally:
             issuer.stop()
-    python, ours, end = (statistics.median(s[i] for s in samples) * 1000 for i in range(3))
-    print(f"{args.program}: {args.runs} cold runs, medians")
-    print(f"  {python:7.2f} ms  until Python's SIGINT handler (before it: both signals end the run silently)")
-    print(f"  {ours:7.2f} ms  until the helper's handlers (from Python's: SIGINT raises KeyboardInterrupt)")
-    print(f"  {end:7.2f} ms  the whole run")
-    print(f"  {ours / end:7.1%}     of the run open to Python's defaults, {(ours - python) / end:.1%} to its SIGINT")
+    for program, runs in samples.items():
+        python, ours, end = (statistics.median(s[i] for s in runs) * 1000 for i in range(3))
+        print(f"{program}: {args.runs} cold runs, medians")
+        print(f"  {python:7.2f} ms  until Python's SIGINT handler (before it: both signals end the run silently)")
+        print(f"  {ours:7.2f} ms  until the helper's handlers (from Python's: SIGINT raises KeyboardInterrupt)")
+        print(f"  {end:7.2f} ms  the whole run")
+        share, sigint = ours / end, (ours - python) / end
+        print(f"  {share:7.1%}     of the run open to Python's defaults, {sigint:.1%} to its SIGINT")
     return 0
 
 
