@@ -34,6 +34,7 @@ class Mutant:
     old: str  # exactly once in the file
     new: str
     why: str
+    tests: tuple[str, ...] = ()  # test files to run first, beside those that mention the module
 
 
 M = Mutant
@@ -134,6 +135,7 @@ MUTANTS = [
         "return left if timeout is None else min(timeout, left)",
         "return left if timeout is None else timeout",
         "socket wait not cut",
+        ("test_deadline.py",),
     ),
     M("network.py", "url, min(timeout, remaining), headers", "url, timeout, headers", "attempt not cut to deadline"),
     M("network.py", 'attempts = 1 if method == "POST" else attempts', "attempts = attempts", "POST retried"),
@@ -147,6 +149,7 @@ MUTANTS = [
         "str(max(0, int(self.expires_at - self.at)))",
         "str(int(self.expires_at - self.at))",
         "negative expires_in",
+        ("test_lifetime.py", "test_attacks.py"),
     ),
     M("setup_plan.py", "head if len(head) <= room else", "head if len(head) < room else", "record name off by one"),
     M("bootstrap.py", "if named and named != key.account_id:", "if False:", "admin key of another account"),
@@ -166,10 +169,12 @@ def locate(mutant: Mutant) -> Path:
     raise SystemExit(f"{mutant.file}: no file under helper/ holds {mutant.old!r} exactly once")
 
 
-def test_files(module: str, only_near: bool) -> list[str]:
-    """Every non-e2e test file, those that mention the module first (`only_near`: only those)."""
+def test_files(mutant: Mutant, module: str, only_near: bool) -> list[str]:
+    """Every non-e2e test file, the mutant's own and those that mention the module first (`only_near`:
+    only those)."""
     files = sorted(p for p in (ROOT / "tests").glob("test_*.py"))
-    near = [p for p in files if re.search(rf"\b{re.escape(module)}\b", p.read_text())]
+    named = [p for p in files if p.name in mutant.tests]
+    near = named + [p for p in files if p not in named and re.search(rf"\b{re.escape(module)}\b", p.read_text())]
     return [str(p.relative_to(ROOT)) for p in near + ([] if only_near else [p for p in files if p not in near])]
 
 
@@ -186,12 +191,19 @@ def run(mutant: Mutant, verbose: bool, near: bool) -> tuple[bool, float, str]:
         env.setdefault("INTERRUPT_STRESS_RUNS", "30")
         command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", "not e2e and not dist"]
         done = subprocess.run(
-            command + test_files(path.stem, near), cwd=ROOT, env=env, capture_output=True, text=True, check=False
+            command + test_files(mutant, path.stem, near),
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
     finally:
         path.write_text(text)
         os.utime(path, ns=(times.st_atime_ns, times.st_mtime_ns))
-    failed = next((line for line in done.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))), "")
+    lines = done.stdout.splitlines()
+    failed = next((line for line in lines if line.startswith(("FAILED", "ERROR"))), "")
+    failed += "".join(f"\n       {line[:200]}" for line in [next((x for x in lines if x.startswith("E ")), "")] if line)
     if verbose and done.returncode not in (0, 1):
         failed += f" (pytest exit {done.returncode}: {done.stdout[-300:]})"
     return done.returncode != 0, time.monotonic() - started, failed
