@@ -248,7 +248,7 @@ exec(code, {"__name__": "__main__"})
 
 
 def test_the_console_script_installs_both_handlers_before_it_reads_any_file() -> None:
-    """A signal in the time pip's generated wrapper spent importing (the package, `re` with pip <= 24)
+    """A signal in the time pip's generated wrapper spent importing (the package, `re` with pip 24.0 and older)
     got Python's default; the launcher's first statements install the handlers from built-in modules."""
     program = shutil.which(PROGRAM, path=str(BIN_DIR))
     assert program, f"{PROGRAM} is not installed in {BIN_DIR}"
