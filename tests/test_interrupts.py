@@ -258,14 +258,20 @@ def test_the_console_script_installs_both_handlers_before_it_reads_any_file() ->
     assert (done.returncode, done.stdout, done.stderr) == (0, f"{PROGRAM} {__version__}\n", "")
 
 
-def test_a_sigint_python_swallowed_while_holding_the_import_lock_ends_the_run_as_interrupted() -> None:
-    """Python's own handler can raise the KeyboardInterrupt in an import lock's weakref callback right
-    after the callback took the global import lock: Python reports it ("Exception ignored") and goes on
-    with the lock held, which would hang the early key fetch's imports. The launcher finds it held."""
+@pytest.mark.parametrize(
+    "left_by_python",
+    ["import _imp; _imp.acquire_lock()", "sys.last_type = KeyboardInterrupt"],
+    ids=["import lock held", "reported while checking the script's path"],
+)
+def test_a_sigint_python_reported_and_went_on_from_ends_the_run_as_interrupted(left_by_python: str) -> None:
+    """Python's own handler can raise the KeyboardInterrupt where Python reports it and goes on: in an
+    import lock's weakref callback right after the callback took the global import lock ("Exception
+    ignored"; the lock held would hang the early key fetch's imports), or while it checks whether the
+    script's path is an import path entry (sys.last_type set). The launcher finds either."""
     program = shutil.which(PROGRAM, path=str(BIN_DIR))
     assert program, f"{PROGRAM} is not installed in {BIN_DIR}"
-    held = WATCH.replace("_signal.signal = install", "import _imp; _imp.acquire_lock()")
-    done = subprocess.run([sys.executable, "-c", held, program], capture_output=True, text=True, timeout=60)
+    left = WATCH.replace("_signal.signal = install", left_by_python)
+    done = subprocess.run([sys.executable, "-c", left, program], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout, done.stderr) == (130, "", LINE)
 
 
