@@ -162,8 +162,20 @@ MUTANTS = [
         ("test_deadline.py",),
     ),
     M("network.py", "url, min(timeout, remaining), headers", "url, timeout, headers", "attempt not cut to deadline"),
-    M("network.py", 'attempts = 1 if method == "POST" else attempts', "attempts = attempts", "POST retried"),
-    M("network.py", "if len(body) > MAX_BODY_BYTES:", "if len(body) > MAX_BODY_BYTES * 64:", "body cap lifted"),
+    M(
+        "network.py",
+        'attempts = 1 if method == "POST" else attempts',
+        "attempts = attempts",
+        "POST retried",
+        ("test_setup_apply.py",),
+    ),
+    M(
+        "network.py",
+        "if len(body) > MAX_BODY_BYTES:",
+        "if len(body) > MAX_BODY_BYTES * 64:",
+        "body cap lifted",
+        ("test_hostile.py",),
+    ),
     # resource_uri.py, setup
     M("resource_uri.py", "if len(uri) > MAX_LENGTH:", "if len(uri) > MAX_LENGTH * 2:", "resource length"),
     M("resource_uri.py", "return groups <= MAX_GROUPS", "return True", "resource group count"),
