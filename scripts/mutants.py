@@ -151,7 +151,12 @@ MUTANTS = [
     # redaction.py, errors.py: what output may hold
     M("redaction.py", "*GITLAB_SECRETS, *_named, *marked}", "*GITLAB_SECRETS, *marked}", "token_env not redacted"),
     M("redaction.py", "if len(v) >= MIN_SECRET_LENGTH]", "if len(v) >= 40]", "short secrets kept"),
-    M("redaction.py", "found.extend(match[1] for match in _URL_PASSWORD.finditer(value))", "pass", "URL passwords"),
+    M(
+        "redaction.py",
+        "found.extend(match[1] for match in _URL_PASSWORD.finditer(value))",
+        "pass",
+        "URL passwords (a second layer: every message quotes URLs with their user info hidden)",
+    ),
     M("errors.py", 'text = _USER_INFO.sub("://[redacted]@", text)', "pass", "user info echoed"),
     # sockets.py, network.py: one deadline, bounded bodies
     M(
@@ -161,7 +166,12 @@ MUTANTS = [
         "socket wait not cut",
         ("test_deadline.py",),
     ),
-    M("network.py", "url, min(timeout, remaining), headers", "url, timeout, headers", "attempt not cut to deadline"),
+    M(
+        "network.py",
+        "url, min(timeout, remaining), headers",
+        "url, timeout, headers",
+        "attempt not cut to deadline (equivalent while sockets.py cuts every wait to it)",
+    ),
     M(
         "network.py",
         'attempts = 1 if method == "POST" else attempts',
