@@ -218,7 +218,7 @@ def locate(mutant: Mutant) -> Path:
 def test_files(mutant: Mutant, module: str, only_near: bool) -> list[str]:
     """Every non-e2e test file, the mutant's own and those that mention the module first (`only_near`:
     only those)."""
-    files = sorted(p for p in (ROOT / "tests").glob("test_*.py"))
+    files = sorted(p for p in (ROOT / "tests").rglob("test_*.py") if "e2e" not in p.relative_to(ROOT).parts)
     named = [p for p in files if p.name in mutant.tests]
     near = named + [p for p in files if p not in named and re.search(rf"\b{re.escape(module)}\b", p.read_text())]
     return [str(p.relative_to(ROOT)) for p in near + ([] if only_near else [p for p in files if p not in near])]
