@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-tools test lint bench hostile dist e2e-tools
+.PHONY: demo demo-tools test lint bench hostile dist e2e-tools mutants
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,3 +63,8 @@ bench: $(BENCH_VENV)/.installed $(BIN)/.installed
 # What a hostile server (compression bombs, trickled headers or body) makes one run spend: peak RSS and time.
 hostile: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python bench/hostile.py $(HOSTILE_ARGS)
+
+# Plausible one-line bugs in the security logic, each against the non-e2e suite (docs/testing.md); it
+# changes files in place and restores them, so run it in a clone you are not editing.
+mutants: $(BIN)/.installed
+	$(BIN)/python scripts/mutants.py $(MUTANTS_ARGS)

@@ -10,7 +10,7 @@ import pytest
 
 from tests.fixtures.authress import AuthressStandIn
 from tests.fixtures.ca import LocalCA
-from tests.fixtures.helper import ACCOUNT_ID, AUDIENCE, RUNS, Helper, InProcess, leaked_runs
+from tests.fixtures.helper import ACCOUNT_ID, AUDIENCE, RUNS, Helper, InProcess, cut_runs, leaked_runs
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
@@ -22,6 +22,15 @@ def no_token_leaks() -> Iterator[None]:
     leaked = leaked_runs(RUNS)
     if leaked:
         raise AssertionError(f"{len(leaked)} helper run(s) printed a token: {leaked[:5]}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_message_cut() -> Iterator[None]:
+    """Suite-wide: no failure the tests provoke was cut in the middle to fit one line (the fix could go)."""
+    yield
+    cut = cut_runs(RUNS)
+    if cut:
+        raise AssertionError(f"{len(cut)} helper run(s) printed a message cut in the middle: {cut[:3]}")
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,10 @@ handlers first, then the command. Every run ends here, one of two ways:
   the command's status. A signal from then on changes nothing, unless the writing is stuck (a reader
   that stopped reading): then it still interrupts.
 
-Until `main` has installed the handlers, a signal gets Python's default (README, Exit status), so this
-module imports only what the interpreter has loaded already: `signal` would import enum first.
+The console script (helper/bin/authress-gitlab-token) installs a first pair of handlers before it reads
+any file, this module included; `main`'s replace them. Before the script runs (interpreter start-up,
+`site`), a signal gets Python's default (README, Exit status). This module imports only what the
+interpreter has loaded already: `signal` would import enum first.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ _temporary_lock = _thread.RLock()
 
 
 def main() -> NoReturn:
-    """Run the command of sys.argv and exit; installed as the console script."""
+    """Run the command of sys.argv and exit; what the console script and `python -m` run."""
     _signal.signal(_signal.SIGINT, _interrupted)
     _signal.signal(_signal.SIGTERM, _interrupted)
     real_out, real_err = sys.stdout, sys.stderr

@@ -9,7 +9,11 @@ import time
 
 import pytest
 
-from authress_gitlab_token.setup.account import record_id
+from authress_gitlab_token.errors import fit
+from authress_gitlab_token.output import MAX_LINE
+from authress_gitlab_token.setup import admin_api
+from authress_gitlab_token.setup.account import PartiallyApplied, _made, record_id
+from authress_gitlab_token.setup.plan import Change
 from tests.fixtures.authress import AuthressStandIn, Reply
 from tests.fixtures.authress_admin import add_role
 from tests.fixtures.helper import ACCOUNT_ID, AUDIENCE, SUB, AdminSetup, Flag, Helper, guide, query
@@ -223,7 +227,7 @@ def test_an_admin_key_authress_does_not_know_gets_401_explained(
 ) -> None:
     unknown = ServiceClientKey.generate(client_id="sc_gone")
     AdminSetup(helper, issuer, authress, unknown.value)("--plan").refused(
-        f'Authress answered 401 to GET "{authress.url}/v1/identities": the admin key is not valid for this account',
+        f'Authress answered 401 to getAccountIdentities at "{authress.url}": the admin key is not valid; check that',
         'service client "sc_gone"',
     )
 
@@ -231,21 +235,36 @@ def test_an_admin_key_authress_does_not_know_gets_401_explained(
 def test_a_write_refused_after_another_succeeded_says_what_was_made(
     helper: Helper, issuer: LocalIssuer, authress: AuthressStandIn, admin: ServiceClientKey
 ) -> None:
-    """403 names the permission; the identity linked before it is reported, and a rerun finishes the job."""
+    """403 names the operation refused; the identity linked before it is counted, and a rerun finishes the job."""
     authress.add_client(admin.client_id, admin.key_id, admin.public)
     add_role(authress, "ro_terraform")
     authress.grant(admin.client_id, ["authress:identities:*", "authress:records:read", "authress:roles:read"])
     admin_setup = AdminSetup(helper, issuer, authress, admin.value)
     admin_setup("--apply").refused(
-        f'Authress answered 403 to POST "{authress.url}/v1/records"',
-        'service client "sc_admin" (key from $AUTHRESS_KEY) lacks the permission to create access records',
-        "(createRecord)",
-        " ... ",  # the fix in the middle is cut: with what was made, the line would pass 400 characters
-        f'Already made before this failure: + create trusted identity issuer "{issuer.url}" audience "{AUDIENCE}"',
+        'Authress answered 403: service client "sc_admin" (key from $AUTHRESS_KEY) may not call createRecord at '
+        f'"{authress.url}"; setup --apply had first created 1 trusted identity; grant the service client admin '
+        "permissions (Authress -> Access records), then run `setup --plan`"
     )
     authress.grant(admin.client_id)
     run = admin_setup("--apply")
     assert [line[:11] for line in run.stdout.splitlines()] == ["= unchanged", "+ create ac", "Applied: 1 "]
+
+
+@pytest.mark.parametrize("status", [401, 403, 409, 412, 500])
+def test_a_refused_write_after_other_changes_is_one_whole_line_with_long_values(status: int) -> None:
+    """A custom-domain API URL, a long client ID and key variable, a write refused after the identity and
+    five records (or five deletes): the line says what was made and ends with the step to take, nothing
+    cut from its middle (errors.fit may shorten a quoted value, never the words)."""
+    who = f'service client "sc_{"x" * 22}" (key from $AUTHRESS_ADMIN_KEY)'
+    api = admin_api.AdminApi(None, f"https://{'a' * 24}.example.com", "", who, 2.0)
+    applied = [Change("create", "trusted_identity")] + [Change("create", "access_record")] * 3
+    applied += [Change("update", "access_record")] * 2
+    for op in (admin_api.CREATE_RECORD, admin_api.UPDATE_RECORD, admin_api.DELETE_RECORD):  # the identity is first
+        refused = api._refused(op, f"{api.api_url}{op.path.format(recordId=record_id(SUB))}", status)
+        for made in (applied, [Change("delete", "access_record")] * 5):
+            line = fit(str(PartiallyApplied(f"{refused.problem}; {_made(made)}", refused.fix)), MAX_LINE - 24)
+            assert " ... " not in line and line.endswith(refused.fix), line
+    assert "; setup --apply had first deleted 5 access records; " in line
 
 
 @pytest.mark.parametrize(

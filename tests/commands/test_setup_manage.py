@@ -224,7 +224,7 @@ def test_a_body_authress_refuses_names_the_field_not_the_api_url(setup_many: Set
     assert "is 129 characters, over the 128 Authress accepts" in warning and "sub claim" in warning
     assert "answered 400 to POST" in error and "User.userId is 129 characters, over 128" in error
     assert "--api-url" not in error
-    assert "Already made before this failure: + create trusted identity" in error
+    assert "; setup --apply had first created 1 trusted identity; User.userId is 129 characters" in error
 
 
 def test_an_identity_that_maps_user_ids_otherwise_is_flagged(

@@ -114,9 +114,11 @@ def test_the_wheel_holds_the_schema_the_type_marker_and_the_license_and_nothing_
         schema = json.loads(whl.read("authress_gitlab_token/query.schema.json"))
     assert {"authress_gitlab_token/query.schema.json", "authress_gitlab_token/py.typed"} <= names
     assert "audience" in schema["properties"]
-    info = f"authress_gitlab_token-{__version__}.dist-info"
-    assert {f"{info}/licenses/LICENSE", f"{info}/entry_points.txt"} <= names
-    assert {n.split("/")[0] for n in names} == {"authress_gitlab_token", info}, "tests or scripts leaked in"
+    info, data = (f"authress_gitlab_token-{__version__}.{part}" for part in ("dist-info", "data"))
+    assert f"{info}/licenses/LICENSE" in names
+    assert {n.split("/")[0] for n in names} == {"authress_gitlab_token", info, data}, "tests or scripts leaked in"
+    # The console script is our launcher (helper/bin), which pip installs with its `#!python` rewritten.
+    assert {n for n in names if n.startswith(data)} == {f"{data}/scripts/{NAME}"}
     package = ROOT / "helper"
     modules = {p.relative_to(package).as_posix() for p in (package / "authress_gitlab_token").rglob("*.py")}
     assert modules - names == set(), "a module (of keys/, setup/, doctor/?) is missing from the wheel"

@@ -2,13 +2,14 @@
 them: every run is either done (exit 0, the whole result, nothing on stderr) or interrupted (exit 130 or
 143, the one line, nothing on stdout), never a traceback, and no temporary file stays in the key cache.
 
-A signal that arrives before the entry point has installed its handlers (interpreter start-up, `site`,
-the console script's first import) gets Python's default, which no code of ours can change: SIGTERM
-and an early SIGINT end the process by the signal, silently; a SIGINT once Python's own handler is in
-place raises KeyboardInterrupt, which Python reports (inside `site`, as a fatal error, exit 1; inside
-an import lock's callback, as "Exception ignored", and the run goes on to complete). The test
-tells those runs apart by what the process catches when the signal is sent (SigCgt in /proc/PID/status:
-Python never catches SIGTERM, the entry point does), holds them to what Python does, and counts them.
+The console script installs its handlers before it reads any file. A signal that arrives before that
+(interpreter start-up and `site`, what runs before any code of ours) gets Python's default: SIGTERM and
+an early SIGINT end the process by the signal, silently; a SIGINT once Python's own handler is in place
+raises KeyboardInterrupt, which Python reports (inside `site` as a fatal error, exit 1; at the script's
+first line as a traceback, then the process ends by the signal; inside an import lock's callback as
+"Exception ignored", and the run goes on to complete). The test tells those runs apart by what the
+process catches when the signal is sent (SigCgt in /proc/PID/status: Python never catches SIGTERM, the
+launcher does), allows them only Python's own endings with no frame of our package, and counts them.
 
 INTERRUPT_STRESS_RUNS sets the number of runs (default 200); the figures print with `pytest -s`."""
 
@@ -20,6 +21,8 @@ import os
 import random
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,8 +31,9 @@ from pathlib import Path
 
 import pytest
 
+from authress_gitlab_token import __version__
 from tests.fixtures.ca import LocalCA
-from tests.fixtures.helper import AUDIENCE, PROJECT, Helper, Run, leaks, safe
+from tests.fixtures.helper import AUDIENCE, BIN_DIR, PROGRAM, PROJECT, Helper, Run, leaks, safe
 from tests.fixtures.issuer import LocalIssuer, running_issuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
@@ -52,21 +56,22 @@ class Shot:
 @dataclass(frozen=True)
 class Outcome:
     shot: Shot
-    ours: bool  # the entry point's handlers were installed when the first signal was sent
+    ours: bool  # the launcher's handlers were installed when the first signal was sent
+    pythons: bool  # Python's SIGINT handler was (the interpreter had got that far)
     run: Run
     temporary: tuple[str, ...]  # .jwks-*.tmp left in the run's cache directory
     cached: bool  # the run had written the keys to its cache
 
 
-def handlers_installed(pid: int) -> bool:
-    """Whether the process catches SIGTERM, which only the entry point makes it do. Read before the
-    signal is sent, True stays true: the handlers are installed once and never removed."""
+def handlers_installed(pid: int) -> tuple[bool, bool]:
+    """Whether the process catches SIGTERM, which only our handlers make it do, and SIGINT (Python's own
+    handler or ours). Read before the signal is sent, True stays true: handlers are never removed."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
-        return False  # already gone
+        return True, True  # already gone: whatever was sent came after the end
     caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
-    return bool(caught >> (signal.SIGTERM - 1) & 1)
+    return bool(caught >> (signal.SIGTERM - 1) & 1), bool(caught >> (signal.SIGINT - 1) & 1)
 
 
 @dataclass
@@ -86,7 +91,7 @@ class Stage:
         env = {"AUTHRESS_KEY": self.tokens[shot.mode], "AUTHRESS_GITLAB_TOKEN_CACHE_DIR": str(cache)}
         child = self.helper.start(["external"], self.queries[shot.mode], env)
         time.sleep(shot.delay)
-        ours = handlers_installed(child.pid)
+        ours, pythons = handlers_installed(child.pid)
         for i, sig in enumerate(shot.signals):
             if i:
                 time.sleep(random.uniform(0, 0.003))
@@ -94,7 +99,7 @@ class Stage:
         run = self.helper.finish(child, ["external"])
         temporary = tuple(p.name for p in cache.glob(".jwks-*.tmp")) if cache.exists() else ()
         cached = cache.exists() and any(cache.glob("jwks-*.json"))
-        return Outcome(shot, ours, run, temporary, cached)
+        return Outcome(shot, ours, pythons, run, temporary, cached)
 
 
 @pytest.fixture
@@ -126,48 +131,53 @@ def problem(outcome: Outcome, token: str) -> str | None:
             done = run.result["access_token"] == token
         except (ValueError, KeyError, AssertionError):
             done = False
-        # Before the handlers, Python's own default handler may raise the KeyboardInterrupt inside an
-        # import lock's weakref callback, which Python reports as "Exception ignored" and goes on: the
-        # signal is lost, the run completes. Nothing of ours has run yet (README, Errors).
-        if done and run.stderr and not outcome.ours and swallowed_by_python(run.stderr):
-            return None
-        return None if done and run.stderr == "" else "exit 0 without the whole result, or with something on stderr"
-    if run.returncode in [128 + s for s in sent]:
-        return None if run.stdout == "" and run.stderr == LINE else "interrupted, but not with the one line alone"
-    if outcome.ours:
-        return f"exit {run.returncode} though the handlers were installed"
-    # Before the handlers, Python's default: the signal ends the process, or a SIGINT raises a
-    # KeyboardInterrupt that Python reports (exit 1 while it starts, else ended by the signal).
+        return None if done and (run.stderr == "" or before_ours(outcome)) else "exit 0 without the whole result"
     if run.stdout:
-        return "a result from a run ended by Python's default"
-    reported = signal.SIGINT in sent and "KeyboardInterrupt" in run.stderr
-    if run.stderr and not reported:
-        return f"exit {run.returncode} before the handlers, with more than Python's report on stderr"
-    ended = [-s for s in sent] + ([1] if reported else [])  # by a signal sent, or Python's exit 1
-    return None if run.returncode in ended else f"exit {run.returncode} before the handlers"
+        return "a result from a run that did not succeed"
+    if run.returncode in [128 + s for s in sent] and run.stderr == LINE:
+        return None
+    if outcome.ours:
+        return f"exit {run.returncode} though the handlers were installed, or not with the one line alone"
+    return None if before_ours(outcome) else f"exit {run.returncode} before the handlers, not as Python ends"
 
 
-def swallowed_by_python(stderr: str) -> bool:
-    """Python's report of a KeyboardInterrupt raised in an import lock's callback, and nothing else."""
-    lines = stderr.splitlines()
-    return (
-        bool(lines)
-        and lines[0].startswith("Exception ignored in: <function _get_module_lock.<locals>.cb")
-        and lines[-1].strip() == "KeyboardInterrupt:"
-        and "authress-gitlab-token:" not in stderr
-    )
+def before_ours(outcome: Outcome) -> str | None:
+    """How Python ended (or went on with) a run whose first signal was sent before our handlers were
+    installed, or None when the ending is not one of Python's own: silent death by a signal sent, or a
+    report of a SIGINT's KeyboardInterrupt (a fatal error in site, exit 1; a traceback, then death by a
+    signal; "Exception ignored" or "Failed checking if argv[0] ...", and the run went on, exit 0 or, with
+    the import lock left held, the launcher's one line, exit 130). None with any frame of our package:
+    that would be a signal meeting our code unhandled."""
+    run, sent = outcome.run, outcome.shot.signals
+    if outcome.ours or "authress_gitlab_token" in run.stderr:
+        return None
+    ours = run.returncode == 128 + signal.SIGINT and run.stderr.endswith(LINE)  # the lock found held
+    report = run.stderr.removesuffix(LINE) if ours else run.stderr
+    lines = report.splitlines()
+    if "authress-gitlab-token:" in report or (not lines and ours):
+        return None
+    if not lines:
+        return "ended by the signal, silently" if run.returncode in [-s for s in sent] else None
+    if signal.SIGINT not in sent or lines[-1].strip() not in INTERRUPTS:
+        return None
+    how = {0: "went on", 1: "exit 1", 128 + signal.SIGINT: "the launcher's line"}
+    how |= {-s: f"ended by {signal.Signals(s).name}" for s in sent}
+    if run.returncode not in how or (run.returncode == 128 + signal.SIGINT) != ours:
+        return None
+    return f"Python's report ({lines[0][:48]}...), {how[run.returncode]}"
+
+
+INTERRUPTS = ("KeyboardInterrupt", "KeyboardInterrupt:")
 
 
 def category(outcome: Outcome) -> str:
+    python = before_ours(outcome)
+    if python:
+        return f"exit {outcome.run.returncode}, before the handlers: {python}"
     code = outcome.run.returncode
-    if code == 0 and not outcome.ours and swallowed_by_python(outcome.run.stderr):
-        return "exit 0, before the handlers, the SIGINT swallowed by Python's import lock"
     if code in (0, 130, 143):
         return f"exit {code}" + ("" if outcome.ours or code == 0 else " (handlers installed while it was sent)")
-    if outcome.ours:
-        return f"exit {code} with the handlers installed"
-    reported = "KeyboardInterrupt" in outcome.run.stderr
-    return f"exit {code}, before the handlers" + (", with Python's report" if reported else "")
+    return f"exit {code}, wrong"
 
 
 def test_every_run_signalled_at_a_random_moment_is_done_or_interrupted_with_one_line(stage: Stage) -> None:
@@ -204,6 +214,9 @@ def test_every_run_signalled_at_a_random_moment_is_done_or_interrupted_with_one_
     print(f"\n{RUNS} runs in {took:.1f} s, {PARALLEL} at a time (so many unsignalled: {seconds} s), seed {seed}:")
     for name, count in sorted(counts.items()):
         print(f"  {count:5d}  {name}")
+    early = [o for o in outcomes if not o.ours]
+    print(f"  {len(early):5d}  sent before the handlers ({len(early) / RUNS:.1%}), of them")
+    print(f"  {sum(not o.pythons for o in early):5d}    before Python's own SIGINT handler")
     late = sum(o.cached and o.run.returncode != 0 and o.shot.mode != "warm" for o in outcomes)
     print(f"  {late:5d}  cold runs interrupted after writing the key cache")
     print(f"  {sum(len(o.shot.signals) == 2 for o in outcomes):5d}  sent a second signal")
@@ -211,6 +224,55 @@ def test_every_run_signalled_at_a_random_moment_is_done_or_interrupted_with_one_
     # The mix the test exists for: most signals meet the handlers, and some runs finish first.
     assert sum(o.ours for o in outcomes) > RUNS // 2, counts
     assert counts["exit 0"] and counts["exit 130"] and counts["exit 143"], counts
+
+
+# Runs the installed console script as its interpreter would, recording each file opened and module
+# imported (audit events; a module already loaded raises none) until both handlers are installed.
+WATCH = """
+import os, sys, _signal
+path = sys.argv[1]
+sys.argv = [path, "--version"]
+with open(path) as script:
+    code = compile(script.read(), path, "exec")
+installed, signal = [], _signal.signal
+def install(signum, handler):
+    installed.append(signum)
+    return signal(signum, handler)
+def watch(event, args):
+    if event in ("open", "import") and len(set(installed) & {2, 15}) < 2:
+        os.write(2, f"{event} {args[0]!r} before the handlers\\n".encode())
+_signal.signal = install
+sys.addaudithook(watch)
+exec(code, {"__name__": "__main__"})
+"""
+
+
+def test_the_console_script_installs_both_handlers_before_it_reads_any_file() -> None:
+    """A signal in the time pip's generated wrapper spent importing (the package, `re` with pip 24.0 and older)
+    got Python's default; the launcher's first statements install the handlers from built-in modules."""
+    program = shutil.which(PROGRAM, path=str(BIN_DIR))
+    assert program, f"{PROGRAM} is not installed in {BIN_DIR}"
+    done = subprocess.run(
+        [sys.executable, "-c", WATCH, program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"{PROGRAM} {__version__}\n", "")
+
+
+@pytest.mark.parametrize(
+    "left_by_python",
+    ["import _imp; _imp.acquire_lock()", "sys.last_type = KeyboardInterrupt"],
+    ids=["import lock held", "reported while checking the script's path"],
+)
+def test_a_sigint_python_reported_and_went_on_from_ends_the_run_as_interrupted(left_by_python: str) -> None:
+    """Python's own handler can raise the KeyboardInterrupt where Python reports it and goes on: in an
+    import lock's weakref callback right after the callback took the global import lock ("Exception
+    ignored"; the lock held would hang the early key fetch's imports), or while it checks whether the
+    script's path is an import path entry (sys.last_type set). The launcher finds either."""
+    program = shutil.which(PROGRAM, path=str(BIN_DIR))
+    assert program, f"{PROGRAM} is not installed in {BIN_DIR}"
+    left = WATCH.replace("_signal.signal = install", left_by_python)
+    done = subprocess.run([sys.executable, "-c", left, program], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (130, "", LINE)
 
 
 def test_a_temporary_file_left_by_a_killed_run_is_removed_by_the_next_run_that_writes_the_cache(

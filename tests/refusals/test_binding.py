@@ -47,9 +47,12 @@ UNBOUND = [
     {"subject": "project_path:*"},
     {"subject": "project_path:*:ref_type:branch:ref:main"},
     {"subject": "*my-org/*"},
+    {"subject": "*project_path:my-org/authress-configuration:ref_type:branch:ref:main"},  # open before the prefix
+    {"subject": "project_path:my-org:ref_type:branch:ref:main"},  # no project path: no group named
     {"bound_claims": json.dumps({"project_path": [PROJECT, "*"]})},
     {"bound_claims": json.dumps({"sub": ["project_path:my-org/*", "project_path:*"]})},
     {"bound_claims": json.dumps({"project_id": "2*"})},
+    {"bound_claims": json.dumps({"project_id": "2?"})},
 ]
 BOUND = [
     {"project_path": "my-org/*"},

@@ -125,8 +125,9 @@ def test_token_expiring_sooner_than_min_validity_is_refused(
         ("exp", lambda now: 1e20),
         ("exp", lambda now: 10**30),
         ("nbf", lambda now: -1),
+        ("nbf", lambda now: True),  # Python's bool is an int: 1, a date in 1970 that PyJWT would take
     ],
-    ids=["exp-string", "nbf-string", "iat-string", "exp-1e20", "exp-huge-int", "nbf-negative"],
+    ids=["exp-string", "nbf-string", "iat-string", "exp-1e20", "exp-huge-int", "nbf-negative", "nbf-true"],
 )
 def test_a_time_claim_that_is_not_a_plain_date_is_refused_by_name(
     helper: Helper, issuer: LocalIssuer, signing_key: SigningKey, claim: str, value: Callable[[int], Any]

@@ -57,6 +57,12 @@ def test_a_resource_uri_near_miss_is_refused_at_once(helper: Helper, resource_ur
     bounded(helper, [*SETUP_BASE, f"--resource={resource_uri}"]).refused("--resource is", code=2)
 
 
+@pytest.mark.parametrize("uri", ["/x" * 13 + "/" + "a" * 129, "/x" * 14 + "/" + "a" * 129, "/x" * 14 + "/" + "a" * 128])
+def test_a_name_longer_than_128_characters_counts_as_two_parts_as_authress_reads_it(uri: str) -> None:
+    """Fifteen parts at most: a 129-character name is two of them, so after fourteen others it is one too many."""
+    assert resource_uri_valid(uri) == (PUBLISHED_RESOURCE.match(uri) is not None)
+
+
 @given(st.text("a*:/#", max_size=10))
 def test_the_resource_check_takes_exactly_what_authress_publishes(uri: str) -> None:
     """Short strings only: on a near miss the published regex takes exponential time."""

@@ -74,6 +74,16 @@ def test_token_without_a_kid_is_refused(
     helper.external(query(issuer), token).refused("token header has no kid")
 
 
+def test_an_empty_kid_is_refused_even_when_the_issuer_publishes_a_key_under_it(
+    helper: Helper, issuer: LocalIssuer, signing_key: SigningKey
+) -> None:
+    """A key set with `"kid": ""` (a misconfigured issuer) must not make an empty kid a key name."""
+    unnamed = SigningKey(signing_key.private, "")
+    issuer.reset(keys=[unnamed])
+    token = mint(unnamed, gitlab_claims(issuer.url, AUDIENCE))
+    helper.external(query(issuer), token).refused("token header has no kid; GitLab ID tokens name their key by kid")
+
+
 @pytest.mark.parametrize(
     "kid",
     ["../../../../etc/passwd", "' OR '1'='1' --", "/oauth/discovery/keys?kid=x", "kid\u0000\r\nX-Injected: 1"],

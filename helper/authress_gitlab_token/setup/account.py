@@ -146,13 +146,11 @@ def make(api: AdminApi, wanted: Mapping[str, Desired], changes: Sequence[Change]
                 api.create_record(desired.record())
             else:
                 api.update_record(desired.record_id, desired.record())
-        except BodyRefused as exc:
-            failed = AdminError(f"{exc}: {body_limits(wanted[change.fields['record_id']])}")
-            raise (failed if not made else PartiallyApplied(f"{failed}. {_made(made)}")) from None
         except HelperError as exc:
+            fix = body_limits(wanted[change.fields["record_id"]]) if isinstance(exc, BodyRefused) else exc.fix
             if not made:
-                raise
-            raise PartiallyApplied(f"{exc}. {_made(made)}") from None
+                raise AdminError(exc.problem, fix) if fix != exc.fix else exc from None
+            raise PartiallyApplied(f"{exc.problem}; {_made(made)}", fix) from None
         made.append(change)
     entry.say_if_interrupted(_interrupted(made, None))
 
@@ -160,14 +158,24 @@ def make(api: AdminApi, wanted: Mapping[str, Desired], changes: Sequence[Change]
 def _interrupted(made: Sequence[Change], doing: Change | None) -> str:
     """What an interrupt says: how many changes of each kind were made, and the write under way (which
     may be made too)."""
-    tally = Counter((c.action, c.kind.replace("_", " ")) for c in made)
-    done = ", ".join(f"{action}d {n} {kind}{'s' * (n > 1)}" for (action, kind), n in tally.items())
     doing_too = f"; {doing.action[:-1]}ing one more {doing.kind.replace('_', ' ')} was under way" if doing else ""
-    return f"setup --apply had {done or 'made no change'}{doing_too}; run it again to finish"
+    return f"setup --apply had {_tally(made) or 'made no change'}{doing_too}; run it again to finish"
 
 
 def _made(made: Sequence[Change]) -> str:
-    return "Already made before this failure: " + "; ".join(c.line() for c in made)
+    """What a failure after other writes adds: how many of each were made (`setup --plan` lists them)."""
+    return f"setup --apply had first {_tally(made)}"
+
+
+def _tally(made: Sequence[Change]) -> str:
+    """ "created 1 trusted identity and 2 access records, updated 1 access record": short, for one line."""
+    kinds: dict[str, Counter[str]] = {}
+    for change in made:
+        kinds.setdefault(change.action, Counter())[change.kind.replace("_", " ")] += 1
+    return ", ".join(
+        f"{action}d " + " and ".join(f"{n} {kind}{'s' * (n > 1)}" for kind, n in tally.items())
+        for action, tally in kinds.items()
+    )
 
 
 def body_limits(desired: Desired) -> str:

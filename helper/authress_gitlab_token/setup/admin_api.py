@@ -41,7 +41,7 @@ class BodyRefused(AdminError):
 class Operation:
     method: str
     path: str
-    operation_id: str  # the description's name for it, which the 403 message shows
+    operation_id: str  # the description's name for it, which the 401 and 403 messages show
     what: str  # "link a trusted identity": what the admin key must be allowed to do
     ok: tuple[int, ...]  # the answers that mean it was done (the description's, and what Authress sends)
     absent: tuple[int, ...] = ()  # the answers that mean there is no such thing
@@ -146,29 +146,28 @@ class AdminApi:
 
     def _refused(self, op: Operation, url: str, status: int) -> AdminError:
         where = f"Authress answered {status} to {op.method} {quoted(url)}"
-        if status == 401:
+        if status == 401:  # both about the account, not a record: the API URL, not the record's URL
             return AdminError(
-                f"{where}: the admin key is not valid for this account; check that {self.who} and its access "
-                "key exist in the account the API URL names (Authress -> Service clients), or create a new key"
+                f"Authress answered 401 to {op.operation_id} at {quoted(self.api_url)}: the admin key is not valid",
+                f"check that {self.who} has that key there (Authress -> Service clients), or create a new key",
             )
         if status == 403:
             return AdminError(
-                f"{where}: {self.who} lacks the permission to {op.what} ({op.operation_id}); trusted identities "
-                "and access records need the account's admin permissions: grant them to the service client "
-                "(Authress -> Access records) and run `setup --plan` again"
+                f"Authress answered 403: {self.who} may not call {op.operation_id} at {quoted(self.api_url)}",
+                "grant the service client admin permissions (Authress -> Access records), then run `setup --plan`",
             )
         if status == 400:
-            return BodyRefused(f"{where}: it refused the request body; check the values given to setup")
+            return BodyRefused(f"{where}: it refused the request body", "check the values given to setup")
         if status in (409, 412):
             return AdminError(
-                f"{where} (conflict): it changed while setup ran; run `setup --plan` again to see it as it is now"
+                f"{where} (conflict): it changed while setup ran", "run `setup --plan` again to see it as it is now"
             )
-        return AdminError(f"{where}, expected {'/'.join(map(str, op.ok))}; check that --api-url is the Authress API")
+        return AdminError(f"{where}, expected {'/'.join(map(str, op.ok))}", "check that --api-url is the Authress API")
 
     def _not_authress(self, op: Operation, how: str) -> AdminError:
         return AdminError(
-            f"{quoted(self.url(op))} answered {how}; check that --api-url is the Authress API "
-            "(no proxy or login page in between)"
+            f"{quoted(self.url(op))} answered {how}",
+            "check that --api-url is the Authress API (no proxy or login page in between)",
         )
 
 
