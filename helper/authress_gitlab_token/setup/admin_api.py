@@ -42,22 +42,19 @@ class Operation:
     method: str
     path: str
     operation_id: str  # the description's name for it, which the 401 and 403 messages show
-    what: str  # "link a trusted identity": what the admin key must be allowed to do
     ok: tuple[int, ...]  # the answers that mean it was done (the description's, and what Authress sends)
     absent: tuple[int, ...] = ()  # the answers that mean there is no such thing
 
 
-LIST_IDENTITIES = Operation("GET", "/v1/identities", "getAccountIdentities", "list the trusted identities", (200,))
-LINK_IDENTITY = Operation("POST", "/v1/identities", "delegateAuthentication", "link a trusted identity", (200, 201))
-GET_RECORD = Operation("GET", "/v1/records/{recordId}", "getRecord", "read access records", (200,), (404,))
-CREATE_RECORD = Operation("POST", "/v1/records", "createRecord", "create access records", (200, 201))
-UPDATE_RECORD = Operation("PUT", "/v1/records/{recordId}", "updateRecord", "update access records", (200, 202, 204))
+LIST_IDENTITIES = Operation("GET", "/v1/identities", "getAccountIdentities", (200,))
+LINK_IDENTITY = Operation("POST", "/v1/identities", "delegateAuthentication", (200, 201))
+GET_RECORD = Operation("GET", "/v1/records/{recordId}", "getRecord", (200,), (404,))
+CREATE_RECORD = Operation("POST", "/v1/records", "createRecord", (200, 201))
+UPDATE_RECORD = Operation("PUT", "/v1/records/{recordId}", "updateRecord", (200, 202, 204))
 # 404: already gone, which is what was wanted.
-DELETE_RECORD = Operation(
-    "DELETE", "/v1/records/{recordId}", "deleteRecord", "delete access records", (200, 202, 204), (404,)
-)
-LIST_RECORDS = Operation("GET", "/v1/records", "getRecords", "list access records", (200,))
-GET_ROLE = Operation("GET", "/v1/roles/{roleId}", "getRole", "read roles", (200,), (404,))
+DELETE_RECORD = Operation("DELETE", "/v1/records/{recordId}", "deleteRecord", (200, 202, 204), (404,))
+LIST_RECORDS = Operation("GET", "/v1/records", "getRecords", (200,))
+GET_ROLE = Operation("GET", "/v1/roles/{roleId}", "getRole", (200,), (404,))
 PAGES = 50  # getRecords gives at most 20 a page: 1000 records, then the listing says it stopped
 
 
@@ -165,10 +162,7 @@ class AdminApi:
         return AdminError(f"{where}, expected {'/'.join(map(str, op.ok))}", "check that --api-url is the Authress API")
 
     def _not_authress(self, op: Operation, how: str) -> AdminError:
-        return AdminError(
-            f"{quoted(self.url(op))} answered {how}",
-            "check that --api-url is the Authress API (no proxy or login page in between)",
-        )
+        return AdminError(f"{quoted(self.url(op))} answered {how}", WORDING.not_ours)
 
 
 @contextmanager
