@@ -1,9 +1,10 @@
-# The commands the README promises: `make demo`, `make test`, `make bench` and `make dist`. Each installs what it needs.
+# The commands the README promises: `make demo`, `make test`, `make check`, `make bench` and `make dist`. Each
+# installs what it needs.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-tools test lint bench hostile dist e2e-tools mutants
+.PHONY: demo demo-tools test check lint bench hostile dist e2e-tools mutants
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +36,11 @@ e2e-tools:
 
 test: lint e2e-tools
 	$(BIN)/python -m pytest
+
+# The fast loop to run after every change: lint, types and every test that is neither slow (stress loops,
+# real deadlines), nor builds the distributions, nor runs Terraform or a CI engine (docs/testing.md).
+check: lint
+	$(BIN)/python -m pytest -q -m "not slow and not dist and not e2e" $(CHECK_ARGS)
 
 # The sdist and the wheel (built from the sdist), as the release pipeline publishes them; tests/docs/test_dist.py
 # builds with this target too, into a directory of its own.

@@ -84,9 +84,18 @@ def token(issuer: LocalIssuer, signing_key: SigningKey) -> str:
 
 @pytest.fixture
 def helper(ca: LocalCA, tmp_path: Path) -> Helper:
+    """The helper run in process (tests/fixtures/helper.py)."""
     home = tmp_path / "home"
     home.mkdir()
     return Helper(ca, home)
+
+
+@pytest.fixture
+def process(ca: LocalCA, tmp_path: Path) -> Helper:
+    """The installed console script started as a process, for what only a process shows."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return Helper(ca, home, process=True)
 
 
 @pytest.fixture

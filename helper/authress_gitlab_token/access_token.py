@@ -72,4 +72,4 @@ def check(outcome: Outcome, settings: Settings) -> str:
 
     caller = authress.Caller(outcome.kind, outcome.user_id, outcome.issuer, outcome.audience)
     token, api_url, account_id = outcome.token, outcome.api_url, outcome.account_id
-    return authress.check(token, api_url, account_id, caller, settings.http_timeout, settings.ca_file)
+    return authress.check(token, api_url, account_id, caller, settings.http)

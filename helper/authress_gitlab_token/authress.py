@@ -11,6 +11,7 @@ from urllib.parse import quote, urlsplit
 
 from .calls import Budget, CallFailed, Wording, call_json
 from .errors import AuthressCheckFailed, QueryError, quoted
+from .settings import Http
 from .sources import SERVICE_CLIENT_KEY
 
 # https://ACCOUNT.api.authress.io or https://ACCOUNT.api-REGION.authress.io (a trailing slash tolerated).
@@ -97,7 +98,7 @@ class Caller:
     audience: str
 
 
-def check(token: str, api_url: str, account_id: str, caller: Caller, timeout: float, ca_file: str | None = None) -> str:
+def check(token: str, api_url: str, account_id: str, caller: Caller, http: Http) -> str:
     """GET /v1/accounts/{accountId} with the token as Bearer, as the provider does first. Returns what
     passed; raises AuthressCheckFailed with the one setup step to fix (never the token)."""
     if not api_url or not account_id:
@@ -106,7 +107,7 @@ def check(token: str, api_url: str, account_id: str, caller: Caller, timeout: fl
             'set the query key "api_url" to "https://ACCOUNT_ID.api.authress.io"',
         )
     url = f"{api_url}/v1/accounts/{quote(account_id, safe='')}"
-    status, body = _get(url, token, timeout, ca_file)
+    status, body = _get(url, token, http)
     where = f"Authress at {quoted(url)}"
     if status in OK:
         if not isinstance(body, Mapping) or body.get("accountId") != account_id:
@@ -147,15 +148,16 @@ def _untrusted(caller: Caller, account_id: str) -> tuple[str, str]:
     )
 
 
-def _get(url: str, token: str, timeout: float, ca_file: str | None) -> tuple[int, Any]:
+def _get(url: str, token: str, http: Http) -> tuple[int, Any]:
     """One GET (retried within its budget); the status and, for an accepted one, the JSON body if any."""
     from . import network
 
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     try:
         # No redirects (network.session): the Bearer token goes to the configured API URL and nowhere else.
-        with network.session(timeout, ca_file) as client:
-            answer = call_json(client, "GET", url, WORDING, Budget(ATTEMPTS, timeout), accepted=OK, headers=headers)
+        with network.session(http) as client:
+            budget = Budget(ATTEMPTS, http.timeout)
+            answer = call_json(client, "GET", url, WORDING, budget, accepted=OK, headers=headers)
     except CallFailed as exc:
         raise AuthressCheckFailed(exc.problem, exc.fix) from None
     return answer.status, answer.json

@@ -1,7 +1,9 @@
 """The one call shape of every caller (the key fetch, the Authress check, the admin API): what an
 operation may spend (Budget), and one JSON call that gives an Answer or CallFailed, whose problem names
-the URL and what happened and whose fix is the caller's (its Wording). httpx and network.py are
-imported only when a call is made: a warm run imports this module and never makes one."""
+the URL and what happened and whose fix is the caller's (its Wording). The call runs in a worker thread
+that the caller stops waiting for at the deadline: the one mechanism that bounds name resolution, dead
+addresses, TLS and a trickled body alike. httpx and network.py are imported only when a call is made:
+a warm run imports this module and never makes one."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import HelperError, quoted
 
 if TYPE_CHECKING:
-    import httpx
+    from .network import Session
 
 BACKOFF_ALLOWANCE = 1.0  # seconds per attempt for the pause before the next one (network.send's backoff)
 MAX_JSON_VALUES = 10_000  # discovery, a JWKS or an account hold a few hundred at most
@@ -66,7 +68,7 @@ class Answer:
 
 
 def call_json(
-    client: httpx.Client,
+    session: Session,
     method: str,
     url: str,
     wording: Wording,
@@ -81,11 +83,14 @@ def call_json(
     read as JSON when the status is `accepted`, any other status left for the caller to word. CallFailed
     when no answer came, or one too large or not JSON, or a refusal no retry can change."""
     from . import network
+    from .background import Background
 
     end = budget.deadline() if deadline is None else deadline
-    try:
-        response = network.send(
-            client,
+    progress = network.Progress()
+
+    def send() -> network.Response:
+        return network.send(
+            session,
             method,
             url,
             payload,
@@ -93,7 +98,14 @@ def call_json(
             deadline=end,
             attempts=budget.attempts,
             headers=headers,
+            progress=progress,
         )
+
+    def overdue() -> network.Unanswered:
+        return network.Unanswered(f"timed out {progress.phase or 'before an answer came'}", progress.attempts)
+
+    try:
+        response = Background(send, "authress-gitlab-token request").result(end, overdue, grace=0.0)
     except network.Unanswered as exc:
         how = f"{exc.reason} after {exc.attempts} attempt(s)" if exc.attempts else wording.late
         posted = wording.posted if method == "POST" and not exc.reason.startswith("HTTP 4") else ""

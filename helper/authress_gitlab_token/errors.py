@@ -104,7 +104,10 @@ def redact(text: str, secrets: list[str]) -> str:
     for secret in secrets:
         if secret:
             pieces.add(secret)
-            pieces.update(part for part in secret.split(".") if len(part) >= 16)
+            # A service-client key is CLIENT.KEY.ACCOUNT.PRIVATE: the IDs name things a message exists to
+            # show (an account in an audience), and only the private part is secret on its own.
+            parts = secret.split(".")
+            pieces.update(part for part in (parts[-1:] if len(parts) == 4 else parts) if len(part) >= 16)
     pieces |= {json.dumps(piece)[1:-1] for piece in pieces}
     for piece in sorted(pieces, key=len, reverse=True):
         text = text.replace(piece, "[redacted]")

@@ -1,19 +1,18 @@
 """HTTP for the places that talk to servers: the issuer's keys, the Authress check and `setup --apply`.
 
-What any server can make a run spend is bounded: one deadline covers name resolution, connect (every
-address of a host), TLS, headers and body (sockets.py: every socket wait ends by it, so a silent
-resolver, dead addresses or a trickle of bytes cannot outlast it); a body is
-decoded here, in slices of at most CHUNK bytes, and refused past MAX_BODY_BYTES raw or decoded; a
-single `gzip` is the only encoding accepted. Retries are bounded, with backoff and jitter, on
-connection errors, timeouts, 429 and 5xx (Retry-After honoured within the deadline); a certificate
-that does not verify is not retried. A write is retried only when repeating it is harmless (PUT
-replaces; a POST gets one attempt). No redirects. httpx is imported only here, and only when a
-request is made."""
+What any server can make a run spend is bounded: each socket wait by httpx's `timeout=`, and the whole
+call, name resolution and every address of a host included, by one deadline that calls.py enforces by
+waiting for the request's worker thread until then and no longer. A body is decoded here, in slices
+of at most CHUNK bytes, and refused past MAX_BODY_BYTES raw or decoded; a single `gzip` is the only
+encoding accepted. Retries are bounded, with backoff and jitter, on connection errors, timeouts, 429 and
+5xx (Retry-After honoured within the deadline); a certificate that does not verify is not retried. A
+write is retried only when repeating it is harmless (PUT replaces; a POST gets one attempt). No
+redirects. The client reads nothing from the environment (trust_env off): the CA and proxies come from
+the run's settings. httpx is imported only here, and only when a request is made."""
 
 from __future__ import annotations
 
 import math
-import os
 import random
 import ssl
 import time
@@ -24,8 +23,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from . import __version__, proxies, sockets
+from . import __version__, proxies
 from .errors import CertificatesMissing, ProxyUnusable, quoted
+from .proxies import Proxies, Proxy
+from .settings import Http
 
 if TYPE_CHECKING:
     import httpx
@@ -34,6 +35,14 @@ USER_AGENT = f"authress-gitlab-token/{__version__}"
 MAX_BODY_BYTES = 1024 * 1024  # discovery, JWKS and an account are a few KiB; refuse to keep more, decoded
 CHUNK = 64 * 1024  # the most one decompression step may produce
 CA_ADVICE = "if it uses a private CA, set SSL_CERT_FILE (or SSL_CERT_DIR) to a file holding that CA"
+# What a request was doing when the deadline came, from httpx's trace events (a public extension).
+PHASES = {
+    "connection.connect_tcp.started": "connecting to {host} (resolving its name or connecting)",
+    "connection.start_tls.started": "in the TLS handshake with {host}",
+    "http11.send_request_headers.started": "sending the request to {host}",
+    "http11.receive_response_headers.started": "waiting for {host} to answer",
+    "http11.receive_response_body.started": "reading the answer of {host}",
+}
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,26 @@ class Response:
     status: int
     headers: Mapping[str, str]
     body: bytes
+
+
+@dataclass
+class Progress:
+    """What a call's worker has done so far, for the caller that stops waiting at the deadline."""
+
+    attempts: int = 0
+    phase: str = ""
+    sent: bool = False  # this attempt sent a request (to a proxy, CONNECT): a TLS failure after is the host's
+
+    def trace(self, host: str) -> Any:
+        """httpx's trace callback for one attempt."""
+        self.sent = False
+
+        def event(name: str, info: Mapping[str, Any]) -> None:
+            if name in PHASES:
+                self.phase = PHASES[name].format(host=quoted(host))
+            self.sent = self.sent or name == "http11.send_request_headers.started"
+
+        return event
 
 
 class Unanswered(Exception):
@@ -79,46 +108,60 @@ class _Retry(Exception):
 
 
 @contextmanager
-def session(timeout: float, ca_file: str | None = None) -> Iterator[httpx.Client]:
-    """One connection pool for a run's requests (discovery and the JWKS go out at once, on two connections).
-    `ca_file`: SSL_CERT_FILE as the run's settings read it ("" unset); None: read it here."""
-    cafile = os.environ.get("SSL_CERT_FILE") if ca_file is None else ca_file
-    if cafile and not os.path.isfile(cafile):  # httpx would raise FileNotFoundError while making its context
-        raise CertificatesMissing(
-            f"SSL_CERT_FILE is {quoted(cafile)}, which is not a file",
-            "point it at the PEM file that holds "
-            "the CA of your GitLab instance (or of Authress's endpoint), or unset it to use the default CAs",
-        )
-    proxies.check(os.environ)
+def session(http: Http) -> Iterator[Session]:
+    """One connection pool for a run's requests (discovery and the JWKS go out at once, on two
+    connections), with the CA and proxies of `http` and nothing read from the environment."""
+    found = proxies.from_environ(dict(http.proxy_env))
     import httpx
 
     try:
+        verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=http.ca_file or None, capath=http.ca_dir or None)
+            if http.ca_file or http.ca_dir
+            else True
+        )
+    except (OSError, ssl.SSLError) as exc:
+        name, value = ("SSL_CERT_FILE", http.ca_file) if http.ca_file else ("SSL_CERT_DIR", http.ca_dir)
+        what = "is not a file" if isinstance(exc, FileNotFoundError | IsADirectoryError) else "holds no PEM CA"
+        raise CertificatesMissing(
+            f"{name} is {quoted(value)}, which {what}",
+            "point it at the PEM file that holds the CA of your GitLab instance (or of Authress's endpoint), "
+            "or unset it to use the default CAs",
+        ) from None
+    routes = {"https://": found.https, "http://": found.http}
+    try:
+        mounts: dict[str, httpx.BaseTransport | None] = {
+            scheme: httpx.HTTPTransport(verify=verify, proxy=httpx.Proxy(proxy.url))
+            for scheme, proxy in routes.items()
+            if proxy is not None
+        }
+        mounts.update(dict.fromkeys(found.direct))  # NO_PROXY: straight to the host
         client = httpx.Client(
-            timeout=httpx.Timeout(timeout),
+            timeout=httpx.Timeout(http.timeout),
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip"},
             follow_redirects=False,
+            verify=verify,
+            trust_env=False,
+            mounts=mounts,
         )
-    except (ValueError, ImportError):  # a proxy URL httpx refuses that proxies.check let through
-        names = " or ".join(filter(None, (proxies.variable(s, os.environ) for s in proxies.SCHEMES)))
+    except (ValueError, ImportError, httpx.InvalidURL):
         # Not httpx's message: it quotes the URL, and a proxy URL may hold a password.
-        raise ProxyUnusable(
-            f"{names or 'a proxy variable'} is not a proxy URL httpx can use", f"{proxies.FIX}"
-        ) from None
+        names = " or ".join(p.variable for p in routes.values() if p is not None) or "NO_PROXY"
+        raise ProxyUnusable(f"{names} is not a proxy setting httpx can use", proxies.FIX) from None
     with client:
-        for pool in pools(client):
-            pool._network_backend = sockets.backend(pool._network_backend)
-        yield client
+        yield Session(client, found)
 
 
-def pools(client: httpx.Client) -> list[Any]:
-    """The connection pools of `client` (one per proxy route). httpx offers no hook for its socket
-    operations, so network.session swaps each pool's network backend: private attributes, checked to
-    exist with httpx 0.27.0 to 0.29.0 and httpcore 1.0.0 to 1.0.9 (tests/faults/test_network.py fails loudly
-    when they move; tests/docs/test_dist.py runs it at the floors too)."""
-    found = [getattr(t, "_pool", None) for t in [client._transport, *client._mounts.values()] if t is not None]
-    if not found or not all(hasattr(p, "_network_backend") for p in found):
-        raise RuntimeError("httpx no longer exposes its connection pools: the deadline cannot be enforced")
-    return found
+@dataclass(frozen=True)
+class Session:
+    """An open client and the proxies it was made with (for messages about them)."""
+
+    client: httpx.Client
+    proxies: Proxies
+
+    def proxy_for(self, url: str) -> Proxy | None:
+        """The proxy a request to `url` goes through, unless NO_PROXY sends it straight there."""
+        return self.proxies.https if url.lower().startswith("https:") else self.proxies.http
 
 
 def retry_after(value: str | None) -> float:
@@ -131,7 +174,7 @@ def retry_after(value: str | None) -> float:
 
 
 def send(
-    client: httpx.Client,
+    session: Session,
     method: str,
     url: str,
     payload: Any,
@@ -140,34 +183,45 @@ def send(
     deadline: float,
     attempts: int,
     headers: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
 ) -> Response:
     """The first answer that is not 429 or 5xx; Unanswered when none came within `attempts` and
     `deadline` (time.monotonic()); Refused or TooLarge for what no retry can fix. `payload` is sent as
     JSON unless None. A POST gets one attempt whatever `attempts` says (a retried create could make
     two); GET and PUT, which replaces, are retried."""
     attempts = 1 if method == "POST" else attempts
-    last, made = "no time was left", 0
-    with sockets.deadline(deadline):
-        while made < attempts and (remaining := deadline - time.monotonic()) > 0:
-            made += 1
-            try:
-                return _once(client, method, url, min(timeout, remaining), headers or {}, payload)
-            except _Retry as exc:
-                last, wait = exc.args[0], retry_after(exc.args[1] if len(exc.args) > 1 else None)
-            pause = max(wait, 0.2 * 2 ** (made - 1) + random.uniform(0, 0.2))
-            if made == attempts or time.monotonic() + pause >= deadline:
-                break
-            time.sleep(pause)
-    raise Unanswered(last, made)
+    progress = progress or Progress()
+    last = "no time was left"
+    while progress.attempts < attempts and (remaining := deadline - time.monotonic()) > 0:
+        progress.attempts += 1
+        try:
+            return _once(session, method, url, min(timeout, remaining), headers or {}, payload, progress)
+        except _Retry as exc:
+            last, wait = exc.args[0], retry_after(exc.args[1] if len(exc.args) > 1 else None)
+        pause = max(wait, 0.2 * 2 ** (progress.attempts - 1) + random.uniform(0, 0.2))
+        if progress.attempts == attempts or time.monotonic() + pause >= deadline:
+            break
+        time.sleep(pause)
+    raise Unanswered(last, progress.attempts)
 
 
 def _once(
-    client: httpx.Client, method: str, url: str, timeout: float, headers: Mapping[str, str], payload: Any
+    session: Session,
+    method: str,
+    url: str,
+    timeout: float,
+    headers: Mapping[str, str],
+    payload: Any,
+    progress: Progress,
 ) -> Response:
     import httpx
 
+    extensions = {"trace": progress.trace(_host(url))}
+    proxy = session.proxy_for(url)
     try:
-        with client.stream(method, url, headers=headers, timeout=httpx.Timeout(timeout), json=payload) as response:
+        with session.client.stream(
+            method, url, headers=headers, timeout=httpx.Timeout(timeout), json=payload, extensions=extensions
+        ) as response:
             if response.status_code == 429 or response.status_code >= 500:
                 raise _Retry(f"HTTP {response.status_code}", response.headers.get("retry-after"))
             chunks = _decoded(response.iter_raw(), response.headers.get("content-encoding", ""), url)
@@ -177,22 +231,21 @@ def _once(
                 if len(body) > MAX_BODY_BYTES:
                     raise TooLarge(url)
             return Response(response.status_code, response.headers, bytes(body))
-    except httpx.TimeoutException as exc:
-        raise _Retry(sockets.why(exc, "timed out")) from None
+    except httpx.TimeoutException:
+        raise _Retry(f"timed out {progress.phase}".strip()) from None
     except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
         raise BadURL(url, _first_line(exc)) from None
     except httpx.ProxyError as exc:
-        parts = urlsplit(url)
-        reason, fix, retry = proxies.refusal(_first_line(exc), f"{parts.hostname}:{parts.port or 443}", os.environ)
+        reason, fix, retry = proxies.refusal(_first_line(exc), _host(url, port=True), proxy)
         raise (_Retry(reason) if retry else Refused(reason, fix)) from None
     except httpx.TransportError as exc:
         unverified = _certificate_error(exc)
         if unverified is not None:
-            host = urlsplit(url).hostname or url
-            raise Refused(
-                f"the TLS certificate of {quoted(host)} did not verify ({unverified})", f"{CA_ADVICE}"
-            ) from None
-        raise _Retry(sockets.why(exc, f"connection failed ({type(exc).__name__})")) from None
+            host = quoted(_host(url))
+            if proxy is not None and proxy.url.lower().startswith("https://") and not progress.sent:
+                host = f"the proxy in {proxy.variable}"  # an https proxy: TLS to it comes first
+            raise Refused(f"the TLS certificate of {host} did not verify ({unverified})", f"{CA_ADVICE}") from None
+        raise _Retry(f"connection failed ({_first_line(exc)})") from None
 
 
 def _decoded(raw: Iterable[bytes], encoding: str, url: str) -> Iterator[bytes]:
@@ -238,6 +291,15 @@ def _certificate_error(exc: BaseException) -> str | None:
             return _first_line(seen.verify_message or seen)
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def _host(url: str, port: bool = False) -> str:
+    """The host of `url` (with its port) for messages; the URL itself when it has none that parses."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.hostname}:{parts.port or 443}" if port else parts.hostname or url
+    except ValueError:
+        return url
 
 
 def _first_line(exc: BaseException | str) -> str:

@@ -1,42 +1,84 @@
-"""The proxy settings httpx takes from the environment (HTTPS_PROXY, ALL_PROXY, HTTP_PROXY; the lower-case
-name wins, as in urllib). One httpx cannot use would end every request in an internal error, so it is
-refused first with its variable named; a value is never echoed (a proxy URL may hold a password)."""
+"""The proxy settings of a run, read once from the environment (HTTPS_PROXY, ALL_PROXY, HTTP_PROXY,
+NO_PROXY; the lower-case name wins, and empty it means none, as in urllib and httpx) and handed to httpx
+as `mounts`. httpx's own reading (trust_env) is off: it fails on a bracketed IPv6 NO_PROXY entry
+(`[::1]`), common on corporate runners. A value is never echoed (a proxy URL may hold a password)."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from .errors import ProxyUnusable, quoted
 
-SCHEMES = ("https", "all", "http")  # the variables httpx reads; an https request goes through the first two
 EXAMPLE = "http://proxy.example:3128"
 FIX = f"set it to the http:// URL of a proxy that supports CONNECT (e.g. {quoted(EXAMPLE)}), or unset it"
 
 
+@dataclass(frozen=True)
+class Proxy:
+    variable: str  # where it came from, for messages
+    url: str
+
+
+@dataclass(frozen=True)
+class Proxies:
+    """The proxy of https requests, of http requests, and the hosts reached directly (NO_PROXY)."""
+
+    https: Proxy | None = None
+    http: Proxy | None = None
+    direct: tuple[str, ...] = ()  # httpx URL patterns of NO_PROXY's entries
+
+
 def variable(scheme: str, environ: Mapping[str, str]) -> str | None:
-    """The name of the variable httpx takes the `scheme` proxy from, or None when none is set."""
+    """The name of the variable the `scheme` proxy comes from, or None when none is set."""
     lower, upper = f"{scheme}_proxy", f"{scheme.upper()}_PROXY"
     if lower in environ:  # urllib's rule: the lower-case name wins, and empty it means no proxy
         return lower if environ[lower] else None
     return upper if environ.get(upper) else None
 
 
-def check(environ: Mapping[str, str]) -> None:
-    """ProxyUnusable for the first proxy variable httpx could not use."""
+def from_environ(environ: Mapping[str, str]) -> Proxies:
+    """The run's proxies; ProxyUnusable for a variable no request could go through."""
     name = variable("no", environ)
-    if name and "*" in (host.strip() for host in environ[name].split(",")):
-        return  # NO_PROXY=*: httpx uses no proxy at all
-    for scheme in SCHEMES:
-        name = variable(scheme, environ)
-        if name is not None:
-            problem = _problem(environ[name].strip())
-            if problem:
-                raise ProxyUnusable(f"{name} {problem}", f"{FIX}")
+    entries = [e.strip() for e in environ[name].split(",")] if name else []
+    if "*" in entries:
+        return Proxies()  # NO_PROXY=*: no proxy at all
+
+    def proxy(*schemes: str) -> Proxy | None:
+        for scheme in schemes:
+            found = variable(scheme, environ)
+            if found is not None:
+                url = environ[found].strip()
+                url = url if "://" in url else f"http://{url}"  # a bare host:port, as httpx reads it
+                problem = _problem(url)
+                if problem:
+                    raise ProxyUnusable(f"{found} {problem}", FIX)
+                return Proxy(found, url)
+        return None
+
+    return Proxies(proxy("https", "all"), proxy("http", "all"), tuple(filter(None, map(_pattern, entries))))
 
 
-def _problem(value: str) -> str | None:
-    url = value if "://" in value else f"http://{value}"  # what httpx does with a bare host:port
+def _pattern(entry: str) -> str:
+    """The httpx mount pattern of one NO_PROXY entry: an address, `localhost`, or a domain and its
+    subdomains; "" for an entry that names nothing."""
+    if not entry:
+        return ""
+    if "://" in entry:
+        return entry
+    host = entry[1:-1] if entry.startswith("[") and entry.endswith("]") else entry
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return "all://localhost" if host.lower() == "localhost" else f"all://*{host.lstrip('.')}"
+    return f"all://[{address}]" if address.version == 6 else f"all://{address}"
+
+
+def _problem(url: str) -> str | None:
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "is not a valid URL (whitespace or a control character in it)"
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 -- raises ValueError for a port that is not a number in range
@@ -47,19 +89,14 @@ def _problem(value: str) -> str | None:
         return f"names a {quoted(scheme[:20])} proxy, which this helper cannot use (httpx needs socksio for it)"
     if scheme not in ("http", "https"):
         return f"has the scheme {quoted(scheme[:20])}, which is not a proxy scheme httpx knows"
-    if not parts.hostname or any(c.isspace() or not c.isprintable() for c in value):
-        return "is not a valid URL (no host, or whitespace in it)"
+    if not parts.hostname:
+        return "is not a valid URL (no host)"
     return None
 
 
-def for_https(environ: Mapping[str, str]) -> str:
-    """The variable an https request's proxy came from, for messages."""
-    return variable("https", environ) or variable("all", environ) or "HTTPS_PROXY"
-
-
-def refusal(status_line: str, host: str, environ: Mapping[str, str]) -> tuple[str, str, bool]:
+def refusal(status_line: str, host: str, proxy: Proxy | None) -> tuple[str, str, bool]:
     """What a proxy's refusal of CONNECT means, what to do, and whether another attempt could help."""
-    name = for_https(environ)
+    name = proxy.variable if proxy else "HTTPS_PROXY"
     if status_line.startswith("407"):
         return (
             f"the proxy in {name} answered 407 (proxy authentication required) to CONNECT {quoted(host)}",

@@ -1,9 +1,11 @@
-"""The validated query and environment, as one frozen value the rest of the program reads."""
+"""The validated query and environment, as one frozen value the rest of the program reads. The
+environment is read here and in the command entry points only: everything below takes these values."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,9 @@ MAX_LEEWAY = 300
 MAX_MIN_VALIDITY = 86400
 MAX_GLOB_LENGTH = 1024  # longer than any claim GitLab sets; bench/globs.py times globs up to this
 HTTP_TIMEOUT_ENV = "AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT"
-CA_FILE_ENV = "SSL_CERT_FILE"
+CA_FILE_ENV, CA_DIR_ENV = "SSL_CERT_FILE", "SSL_CERT_DIR"
+PROXY_VARIABLES = ("https_proxy", "all_proxy", "http_proxy", "no_proxy")  # either case; proxies.py reads them
+CACHE_DIR_ENV = "AUTHRESS_GITLAB_TOKEN_CACHE_DIR"
 DEFAULT_HTTP_TIMEOUT, MIN_HTTP_TIMEOUT, MAX_HTTP_TIMEOUT = 5.0, 0.1, 60.0
 
 # Query keys that bind one claim each: query key -> claim name.
@@ -46,6 +50,29 @@ class BoundClaim:
 
 
 @dataclass(frozen=True)
+class Http:
+    """What every request of a run is made with, as the environment gave it (network.session)."""
+
+    timeout: float = DEFAULT_HTTP_TIMEOUT  # seconds, each socket wait
+    ca_file: str = ""  # SSL_CERT_FILE; "" (and no ca_dir): the default CAs
+    ca_dir: str = ""  # SSL_CERT_DIR
+    proxy_env: tuple[tuple[str, str], ...] = ()  # the proxy variables set, as (name, value)
+
+
+DEFAULT_HTTP = Http()
+
+
+def http_from(environ: Mapping[str, str]) -> Http:
+    """The run's Http; a timeout that is not a number of seconds is refused here, before any request."""
+    return Http(
+        timeout=http_timeout(environ),
+        ca_file=environ.get(CA_FILE_ENV, ""),
+        ca_dir=environ.get(CA_DIR_ENV, ""),
+        proxy_env=tuple((n, environ[n]) for v in PROXY_VARIABLES for n in (v, v.upper()) if n in environ),
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     audience: str
     issuer: str
@@ -55,18 +82,15 @@ class Settings:
     min_validity_seconds: int
     check: str = "none"  # "none" | "authress": the live check after verification
     api_url: str = ""  # the Authress API base URL when the query names one; "" = derived from the audience
-    http_timeout: float = DEFAULT_HTTP_TIMEOUT  # seconds, each socket wait
+    http: Http = DEFAULT_HTTP
     cache_dir: Path | None = None  # where the issuer's keys are cached; None: no disk cache
     cache_where: str = ""  # a line saying where that is, or why there is none (doctor shows it)
     cache_fix: str = ""  # what to do when there is none
-    ca_file: str = ""  # SSL_CERT_FILE; "": the default CAs
 
 
 def from_query(query: Mapping[str, str], environ: Mapping[str, str]) -> Settings:
     """Apply defaults and the checks a schema cannot express; `query` is already schema-valid. The
     environment is read here, once: everything below takes these values."""
-    from .keys.cache import locate
-
     issuer, issuer_source = issuer_of(query, environ)
     check_issuer(issuer, issuer_source)
 
@@ -81,7 +105,7 @@ def from_query(query: Mapping[str, str], environ: Mapping[str, str]) -> Settings
             'top-level group in full (no "*" or "?" in it), or set "allow_any_project" to "true" if any '
             "project may really use it",
         )
-    timeout = http_timeout(environ)  # refused here, before anything is fetched
+    http = http_from(environ)
     cache_dir, cache_where, cache_fix = locate(environ)
 
     leeway = int(query.get("leeway_seconds", DEFAULT_LEEWAY))
@@ -105,11 +129,10 @@ def from_query(query: Mapping[str, str], environ: Mapping[str, str]) -> Settings
         min_validity_seconds=min_validity,
         check=query.get("check", "none"),
         api_url=query.get("api_url", "").rstrip("/"),
-        http_timeout=timeout,
+        http=http,
         cache_dir=cache_dir,
         cache_where=cache_where,
         cache_fix=cache_fix,
-        ca_file=environ.get(CA_FILE_ENV, ""),
     )
 
 
@@ -230,3 +253,38 @@ def parse_bound_claims(text: str) -> list[BoundClaim]:
             )
         bound.append(BoundClaim(claim, tuple(globs), "bound_claims"))
     return bound
+
+
+def locate(environ: Mapping[str, str]) -> tuple[Path | None, str, str]:
+    """The cache directory, a line saying where it is, and ""; None, why, and what to do, when that is
+    not an absolute path. A relative one (HOME unset and a uid without a passwd entry, or a relative XDG_CACHE_HOME)
+    would be inside the checkout, where anyone who can push could plant keys."""
+    chosen, xdg = environ.get(CACHE_DIR_ENV), environ.get("XDG_CACHE_HOME")
+    if chosen:
+        where, source, fix = chosen, CACHE_DIR_ENV, CACHE_DIR_ENV
+    elif xdg:
+        where = os.path.join(xdg, "authress-gitlab-token")
+        source, fix = "XDG_CACHE_HOME", f"XDG_CACHE_HOME or {CACHE_DIR_ENV}"
+    else:
+        where = os.path.join(_home(environ), ".cache", "authress-gitlab-token")
+        source, fix = "the home directory", f"HOME or {CACHE_DIR_ENV}"
+    if not os.path.isabs(where):
+        return (
+            None,
+            f"no disk cache: {source} gives the relative path {quoted(where)}, where a checkout could plant keys",
+            f"set {fix} to an absolute path (until then keys are fetched on every run)",
+        )
+    return Path(where), f"keys cached in {quoted(where)}", ""
+
+
+def _home(environ: Mapping[str, str]) -> str:
+    """HOME, else the passwd entry's home directory, else "" (no home at all)."""
+    home = environ.get("HOME")
+    if home:
+        return home
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_dir
+    except KeyError:
+        return ""

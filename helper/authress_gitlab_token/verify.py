@@ -3,6 +3,7 @@ claims, each bound claim, lifetime). `verify` runs them to the first failure; do
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -119,7 +120,12 @@ def _header(token: str) -> dict[str, Any]:
             f"the token is not a well-formed JWT ({_reason(exc)})",
             "pass the job's ID token from `id_tokens:` unchanged",
         ) from None
-    except jwt.InvalidTokenError as exc:  # PyJWT >= 2.12 checks `crit` while reading the header
+    except jwt.InvalidTokenError as exc:  # PyJWT checks `crit` and the kid's type while reading the header
+        kid = _raw_header(token).get("kid", "")
+        if not isinstance(kid, str):
+            raise VerificationFailed(
+                f"token header kid is {quoted(kid, 60)}, not a string", "GitLab ID tokens name their key by kid"
+            ) from None
         raise VerificationFailed(
             f"token header is refused ({_reason(exc)})", "GitLab ID tokens carry no critical extensions"
         ) from None
@@ -138,6 +144,15 @@ def _header(token: str) -> dict[str, Any]:
     if not isinstance(kid, str) or not kid:
         raise VerificationFailed("token header has no kid", "GitLab ID tokens name their key by kid")
     return header
+
+
+def _raw_header(token: str) -> dict[str, Any]:
+    """The header PyJWT refused, as JSON, to say what in it was wrong ({} when it is not an object)."""
+    try:
+        value = json.loads(jwt.utils.base64url_decode(token.split(".", 1)[0]))
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _decode(token: str, key: Any, settings: Settings, now: float) -> dict[str, Any]:

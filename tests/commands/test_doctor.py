@@ -211,3 +211,17 @@ def test_user_email_is_hidden_unless_asked_for(helper: Helper, issuer: LocalIssu
     assert hidden.report["claims"]["user_email"] == "[hidden; --show-personal shows it]"
     shown = doctor(helper, token, "--show-personal", text=True, **flags)
     assert EMAIL in shown.text and shown.report["claims"]["user_email"] == EMAIL
+
+
+def test_the_json_report_stays_json_when_a_forged_claim_is_not_a_finite_number(
+    helper: Helper, issuer: LocalIssuer, other_key: SigningKey
+) -> None:
+    """Python's json writes and reads NaN and Infinity; no other JSON reader takes them."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    claims = {**gitlab_claims(issuer.url, AUDIENCE), "nbf": float("inf"), "x_nan": float("nan")}
+    diagnosis = doctor(helper, mint(other_key, claims), **local(issuer))
+    report = json.loads(diagnosis.run.stdout, parse_constant=refuse)
+    assert (report["claims"]["nbf"], report["claims"]["x_nan"]) == ("Infinity", "NaN")

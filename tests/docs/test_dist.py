@@ -32,10 +32,10 @@ from tests.fixtures.venvs import ROOT, Venv, clean_env
 pytestmark = pytest.mark.dist
 
 NAME = "authress-gitlab-token"
-FLOORED = ("httpx", "httpcore", "pyjwt", "jsonschema", "cryptography")
-# The tests that exercise each dependency through the real helper: httpx and httpcore (keys, the Authress
-# check, the one deadline against hostile servers, the private attributes network.session relies on),
-# PyJWT and cryptography (RS256, Ed25519 service-client keys, the test CA), jsonschema (the query).
+FLOORED = ("httpx", "pyjwt", "jsonschema", "cryptography")
+# The tests that exercise each dependency through the real helper: httpx (keys, the Authress check, the one
+# deadline against hostile servers, proxies and the CA from the run's settings), PyJWT and cryptography
+# (RS256, Ed25519 service-client keys, the test CA), jsonschema (the query).
 CORE_TESTS = (
     "protocol/test_external refusals/test_token refusals/test_claims protocol/test_settings faults/test_keys "
     "protocol/test_service_client faults/test_authress_check faults/test_hostile_servers faults/test_network"
@@ -112,13 +112,14 @@ def test_the_wheel_holds_the_schema_the_type_marker_and_the_license_and_nothing_
     with zipfile.ZipFile(dists.wheel) as whl:
         names = set(whl.namelist())
         schema = json.loads(whl.read("authress_gitlab_token/query.schema.json"))
+        entry_points = whl.read(f"authress_gitlab_token-{__version__}.dist-info/entry_points.txt").decode()
     assert {"authress_gitlab_token/query.schema.json", "authress_gitlab_token/py.typed"} <= names
     assert "audience" in schema["properties"]
-    info, data = (f"authress_gitlab_token-{__version__}.{part}" for part in ("dist-info", "data"))
+    info = f"authress_gitlab_token-{__version__}.dist-info"
     assert f"{info}/licenses/LICENSE" in names
-    assert {n.split("/")[0] for n in names} == {"authress_gitlab_token", info, data}, "tests or scripts leaked in"
-    # The console script is our launcher (helper/bin), which pip installs with its `#!python` rewritten.
-    assert {n for n in names if n.startswith(data)} == {f"{data}/scripts/{NAME}"}
+    assert {n.split("/")[0] for n in names} == {"authress_gitlab_token", info}, "tests or scripts leaked in"
+    # The console script is the packaging standard's: pip writes it from the entry point.
+    assert f"{NAME} = authress_gitlab_token.entry:main" in entry_points.splitlines()
     package = ROOT / "helper"
     modules = {p.relative_to(package).as_posix() for p in (package / "authress_gitlab_token").rglob("*.py")}
     assert modules - names == set(), "a module (of keys/, setup/, doctor/?) is missing from the wheel"

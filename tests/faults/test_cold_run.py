@@ -8,8 +8,8 @@ import time
 
 import pytest
 
+from authress_gitlab_token.background import GRACE, Background
 from authress_gitlab_token.errors import KeyFetchFailed
-from authress_gitlab_token.keys.background import GRACE, Background
 from tests.fixtures.helper import AUDIENCE, Helper, query
 from tests.fixtures.issuer import DISCOVERY_PATH, JWKS_PATH, LocalIssuer, Reply
 from tests.fixtures.service_clients import ServiceClientKey

@@ -113,7 +113,7 @@ def test_a_server_trickling_bytes_is_cut_at_the_stated_bound(
     with trickling_issuer(ca, part, 0.1) as server:
         token = mint(signing_key, gitlab_claims(server.url, AUDIENCE))
         run, elapsed = timed_external(helper, query(server.url), token, fetch_bound(TIMEOUT), SLOW)
-        run.refused(f'could not fetch "{server.url}{JWKS_PATH}": timed out after 1 attempt(s)')
+        run.refused(f'could not fetch "{server.url}{JWKS_PATH}": timed out', "after 1 attempt(s)")
         assert fetch_bound(TIMEOUT) - 0.5 <= elapsed < fetch_bound(TIMEOUT) + STARTUP
 
 
@@ -122,7 +122,7 @@ def test_authress_trickling_headers_is_cut_at_the_check_bound(
 ) -> None:
     with running_hostile(ca, lambda path: trickled_headers(0.1)) as api:
         run, elapsed = timed_external(helper, checked(issuer, api.url), token, CHECK_BOUND, SLOW)
-        run.refused(f'Authress at "{api.url}/v1/accounts/{ACCOUNT_ID}": timed out after 1 attempt(s)')
+        run.refused(f'Authress at "{api.url}/v1/accounts/{ACCOUNT_ID}": timed out', "after 1 attempt(s)")
         assert elapsed < CHECK_BOUND + STARTUP
 
 
@@ -136,7 +136,7 @@ def test_a_server_that_never_finishes_the_tls_handshake_is_cut_at_the_bound(
         url = f"https://127.0.0.1:{silent.getsockname()[1]}"
         token = mint(signing_key, gitlab_claims(url, AUDIENCE))
         run, elapsed = timed_external(helper, query(url), token, fetch_bound(TIMEOUT), SLOW)
-    run.refused("openid-configuration", "timed out after")
+    run.refused("openid-configuration", 'timed out in the TLS handshake with "127.0.0.1" after')
     assert elapsed < fetch_bound(TIMEOUT) + STARTUP
 
 

@@ -56,7 +56,7 @@ def test_issuer_hanging_every_time_fails_within_the_bound(helper: Helper, issuer
     issuer.script(DISCOVERY_PATH, *[Reply(hang=3.0)] * 4)
     env = {"AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT": "0.5"}
     run, elapsed = timed(helper.external, query(issuer.url), token, env=env)
-    run.refused('openid-configuration": timed out after 4 attempt(s)')
+    run.refused('openid-configuration": timed out waiting for "127.0.0.1" to answer after 4 attempt(s)')
     assert elapsed < fetch_bound(0.5) + STARTUP
 
 

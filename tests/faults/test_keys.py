@@ -28,6 +28,7 @@ from authress_gitlab_token.keys.fetch import MAX_FETCH_SECONDS, fetch_bound
 from authress_gitlab_token.keys.lookup import UNKNOWN_KID_COOLDOWN, IssuerKeys
 from authress_gitlab_token.keys.policy import valid_keys
 from authress_gitlab_token.network import retry_after
+from authress_gitlab_token.settings import Http
 
 ISSUER = "https://gitlab.example.com"
 T0 = 1_800_000_000.0
@@ -184,7 +185,7 @@ def test_waiting_for_a_stuck_parallel_fetch_ends_by_the_deadline(cache: KeyCache
 
 def test_the_fetch_is_given_the_lookups_deadline() -> None:
     fetch = Issuer(Clock(), "a")
-    keys = IssuerKeys(ISSUER, None, fetch, timeout=2.0)
+    keys = IssuerKeys(ISSUER, None, fetch, http=Http(timeout=2.0))
     before = time.monotonic()
     keys.jwk("a")
     assert before + fetch_bound(2.0) - 1 <= fetch.deadlines[0] <= time.monotonic() + fetch_bound(2.0)

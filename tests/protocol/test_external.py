@@ -14,6 +14,13 @@ from tests.fixtures.helper import AUDIENCE, PROJECT, Helper, query
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
+
+@pytest.fixture
+def helper(process: Helper) -> Helper:
+    """These tests are about the process: every run here starts the installed console script."""
+    return process
+
+
 OUTPUT_KEYS = {
     "access_token",
     "token_type",

@@ -55,9 +55,12 @@ def test_assertion_messages_mask_tokens(token: str) -> None:
 
 
 @pytest.fixture
-def cold_run_env(ca: LocalCA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    monkeypatch.setenv("SSL_CERT_FILE", str(ca.ca_path))  # httpx reads it from the process environment
-    return {"AUTHRESS_GITLAB_TOKEN_CACHE_DIR": str(tmp_path / "cache"), "AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT": "2"}
+def cold_run_env(ca: LocalCA, tmp_path: Path) -> dict[str, str]:
+    return {
+        "SSL_CERT_FILE": str(ca.ca_path),
+        "AUTHRESS_GITLAB_TOKEN_CACHE_DIR": str(tmp_path / "cache"),
+        "AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT": "2",
+    }
 
 
 def test_no_log_record_at_any_level_holds_the_token(

@@ -2,16 +2,15 @@
 them: every run is either done (exit 0, the whole result, nothing on stderr) or interrupted (exit 130 or
 143, the one line, nothing on stdout), never a traceback, and no temporary file stays in the key cache.
 
-The console script installs its handlers before it reads any file. A signal that arrives before that
-(interpreter start-up and `site`, what runs before any code of ours) gets Python's default: SIGTERM and
-an early SIGINT end the process by the signal, silently; a SIGINT once Python's own handler is in place
-raises KeyboardInterrupt, which Python reports (inside `site` as a fatal error, exit 1; at the script's
-first line as a traceback, then the process ends by the signal; inside an import lock's callback as
-"Exception ignored", and the run goes on to complete). The test tells those runs apart by what the
-process catches when the signal is sent (SigCgt in /proc/PID/status: Python never catches SIGTERM, the
-launcher does), allows them only Python's own endings with no frame of our package, and counts them.
+The console script is the packaging standard's (`[project.scripts]`): `entry.main` installs the handlers
+as its first act. A signal that arrives before that (interpreter start-up, `site`, the wrapper's imports
+of our package) gets Python's default: SIGTERM and an early SIGINT end the process by the signal,
+silently; a SIGINT once Python's own handler is in place raises KeyboardInterrupt, which Python reports
+(a traceback, or "Exception ignored" and the run goes on). The test tells those runs apart by what the
+process catches when the signal is sent (SigCgt in /proc/PID/status: Python never catches SIGTERM, our
+handler does), allows them Python's own endings (never a token, never a partial result), and counts them.
 
-INTERRUPT_STRESS_RUNS sets the number of runs (default 200); the figures print with `pytest -s`."""
+INTERRUPT_STRESS_RUNS sets the number of runs (default 100); the figures print with `pytest -s`."""
 
 from __future__ import annotations
 
@@ -37,7 +36,14 @@ from tests.fixtures.helper import AUDIENCE, BIN_DIR, PROGRAM, PROJECT, Helper, R
 from tests.fixtures.issuer import LocalIssuer, running_issuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
-RUNS = int(os.environ.get("INTERRUPT_STRESS_RUNS", "200"))
+
+@pytest.fixture
+def helper(process: Helper) -> Helper:
+    """These tests are about the process: every run here starts the installed console script."""
+    return process
+
+
+RUNS = int(os.environ.get("INTERRUPT_STRESS_RUNS", "100"))
 PARALLEL = 4  # processes at once: load on 2 cores moves the moments a signal lands, as a busy runner does
 LINE = "authress-gitlab-token: interrupted\n"
 MODES = ("slow issuer", "cold", "warm")
@@ -143,28 +149,18 @@ def problem(outcome: Outcome, token: str) -> str | None:
 
 def before_ours(outcome: Outcome) -> str | None:
     """How Python ended (or went on with) a run whose first signal was sent before our handlers were
-    installed, or None when the ending is not one of Python's own: silent death by a signal sent, or a
-    report of a SIGINT's KeyboardInterrupt (a fatal error in site, exit 1; a traceback, then death by a
-    signal; "Exception ignored" or "Failed checking if argv[0] ...", and the run went on, exit 0 or, with
-    the import lock left held, the launcher's one line, exit 130). None with any frame of our package:
-    that would be a signal meeting our code unhandled."""
+    installed, or None when the handlers were installed. Python's own endings: silent death by a signal
+    sent, or a report of a SIGINT's KeyboardInterrupt (a traceback, which may show the console script
+    importing our package; or "Exception ignored", and the run went on)."""
     run, sent = outcome.run, outcome.shot.signals
-    if outcome.ours or "authress_gitlab_token" in run.stderr:
+    if outcome.ours:
         return None
-    ours = run.returncode == 128 + signal.SIGINT and run.stderr.endswith(LINE)  # the lock found held
-    report = run.stderr.removesuffix(LINE) if ours else run.stderr
-    lines = report.splitlines()
-    if "authress-gitlab-token:" in report or (not lines and ours):
-        return None
-    if not lines:
-        return "ended by the signal, silently" if run.returncode in [-s for s in sent] else None
-    if signal.SIGINT not in sent or lines[-1].strip() not in INTERRUPTS:
-        return None
-    how = {0: "went on", 1: "exit 1", 128 + signal.SIGINT: "the launcher's line"}
-    how |= {-s: f"ended by {signal.Signals(s).name}" for s in sent}
-    if run.returncode not in how or (run.returncode == 128 + signal.SIGINT) != ours:
-        return None
-    return f"Python's report ({lines[0][:48]}...), {how[run.returncode]}"
+    if not run.stderr.strip():
+        return "ended by the signal, silently" if run.returncode in [-s for s in sent] else "went on"
+    last = run.stderr.splitlines()[-1].strip()
+    if signal.SIGINT in sent and (last in INTERRUPTS or "KeyboardInterrupt" in run.stderr):
+        return f"Python's report of a KeyboardInterrupt, exit {run.returncode}"
+    return "went on" if run.returncode in (0, 1, 130, 143) else None
 
 
 INTERRUPTS = ("KeyboardInterrupt", "KeyboardInterrupt:")
@@ -226,53 +222,94 @@ def test_every_run_signalled_at_a_random_moment_is_done_or_interrupted_with_one_
     assert counts["exit 0"] and counts["exit 130"] and counts["exit 143"], counts
 
 
-# Runs the installed console script as its interpreter would, recording each file opened and module
-# imported (audit events; a module already loaded raises none) until both handlers are installed.
+# The entry point as the console script calls it, recording each file opened and module imported (audit
+# events; a module already loaded raises none) from the moment `main` runs until both handlers are installed.
 WATCH = """
-import os, sys, _signal
-path = sys.argv[1]
-sys.argv = [path, "--version"]
-with open(path) as script:
-    code = compile(script.read(), path, "exec")
-installed, signal = [], _signal.signal
+import os, signal, sys
+from authress_gitlab_token import entry
+installed, real = [], signal.signal
 def install(signum, handler):
     installed.append(signum)
-    return signal(signum, handler)
+    return real(signum, handler)
 def watch(event, args):
     if event in ("open", "import") and len(set(installed) & {2, 15}) < 2:
         os.write(2, f"{event} {args[0]!r} before the handlers\\n".encode())
-_signal.signal = install
+signal.signal = install
+sys.argv = ["authress-gitlab-token", "--version"]
 sys.addaudithook(watch)
-exec(code, {"__name__": "__main__"})
+entry.main()
 """
 
 
-def test_the_console_script_installs_both_handlers_before_it_reads_any_file() -> None:
-    """A signal in the time pip's generated wrapper spent importing (the package, `re` with pip 24.0 and older)
-    got Python's default; the launcher's first statements install the handlers from built-in modules."""
-    program = shutil.which(PROGRAM, path=str(BIN_DIR))
-    assert program, f"{PROGRAM} is not installed in {BIN_DIR}"
-    done = subprocess.run(
-        [sys.executable, "-c", WATCH, program], capture_output=True, text=True, timeout=60, check=False
-    )
+def test_the_console_script_is_the_standard_entry_point_whose_first_act_is_to_install_the_handlers() -> None:
+    from importlib.metadata import entry_points
+
+    (script,) = entry_points(group="console_scripts", name=PROGRAM)
+    assert script.value == "authress_gitlab_token.entry:main"
+    assert shutil.which(PROGRAM, path=str(BIN_DIR)), f"{PROGRAM} is not installed in {BIN_DIR}"
+    done = subprocess.run([sys.executable, "-c", WATCH], capture_output=True, text=True, timeout=60, check=False)
     assert (done.returncode, done.stdout, done.stderr) == (0, f"{PROGRAM} {__version__}\n", "")
 
 
-@pytest.mark.parametrize(
-    "left_by_python",
-    ["import _imp; _imp.acquire_lock()", "sys.last_type = KeyboardInterrupt"],
-    ids=["import lock held", "reported while checking the script's path"],
-)
-def test_a_sigint_python_reported_and_went_on_from_ends_the_run_as_interrupted(left_by_python: str) -> None:
-    """Python's own handler can raise the KeyboardInterrupt where Python reports it and goes on: in an
-    import lock's weakref callback right after the callback took the global import lock ("Exception
-    ignored"; the lock held would hang the early key fetch's imports), or while it checks whether the
-    script's path is an import path entry (sys.last_type set). The launcher finds either."""
+def big_output(helper: Helper) -> list[str]:
+    """`setup` guides for 40 projects: about 140 KB on stdout, more than a pipe holds, with no request."""
+    projects = [a for i in range(40) for a in ("--project", f"my-org/p{i}")]
+    return ["setup", *projects, "--branch", "main", "--audience", AUDIENCE, "--issuer", "https://gitlab.com"]
+
+
+def writing(pid: int, seconds: float = 30.0) -> bool:
+    """Whether the process comes to wait in write(2) on its stdout pipe (the reader is not reading)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            if Path(f"/proc/{pid}/syscall").read_text().split()[0] == "1":
+                return True
+        except (OSError, IndexError):
+            return False
+        time.sleep(0.01)
+    return False
+
+
+def test_a_signal_while_the_finished_output_is_written_does_not_cut_it_off(helper: Helper) -> None:
+    """The run is done and its output is being written to a reader that is slow to read: a signal then
+    changes nothing, and the reader gets the whole output (exit 0)."""
+    args = big_output(helper)
+    whole = helper.run(args)
+    assert whole.returncode == 0 and len(whole.stdout) > 100_000
+    child = helper.start(args)
+    assert writing(child.pid), "the run never waited on its stdout"
+    child.send_signal(signal.SIGTERM)
+    run = helper.finish(child, args)
+    assert (run.returncode, run.stderr) == (0, "")
+    assert run.stdout == whole.stdout
+
+
+def test_a_write_stuck_on_a_reader_that_stopped_reading_can_still_be_interrupted(helper: Helper) -> None:
+    """Past STUCK seconds of a write that does not move, a signal ends the run as interrupted; what was
+    written by then stays written (less than the whole output), and the exit status says it is not all."""
+    from authress_gitlab_token.entry import STUCK
+
+    args = big_output(helper)
+    child = helper.start(args)
+    assert writing(child.pid), "the run never waited on its stdout"
+    time.sleep(STUCK + 0.5)
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(timeout=30) == 128 + signal.SIGTERM
+    run = helper.finish(child, args)
+    assert run.stderr == LINE
+    assert len(run.stdout) < 140_000
+
+
+def test_a_full_disk_on_stdout_is_one_line_not_an_internal_error(helper: Helper) -> None:
     program = shutil.which(PROGRAM, path=str(BIN_DIR))
-    assert program, f"{PROGRAM} is not installed in {BIN_DIR}"
-    left = WATCH.replace("_signal.signal = install", left_by_python)
-    done = subprocess.run([sys.executable, "-c", left, program], capture_output=True, text=True, timeout=60)
-    assert (done.returncode, done.stdout, done.stderr) == (130, "", LINE)
+    assert program
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([program, "--version"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr == (
+        "authress-gitlab-token: stdout could not be written (No space left on device); give the command a "
+        "writable stdout\n"
+    )
 
 
 def test_a_temporary_file_left_by_a_killed_run_is_removed_by_the_next_run_that_writes_the_cache(

@@ -5,6 +5,8 @@ variable the user marks. Messages escape control characters and cut what a serve
 from __future__ import annotations
 
 import base64
+import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -175,3 +177,36 @@ def test_a_long_message_is_cut_to_one_short_line_keeping_the_values_to_copy() ->
     cut = fit(wordy, 376)
     assert len(cut) == 376 and cut.startswith("wrong wrong") and cut.endswith("do this ") and " ... " in cut
     assert fit("short; fine", 376) == "short; fine"
+
+
+def test_the_ids_in_an_admin_key_stay_readable_and_its_private_part_is_hidden(helper: Helper) -> None:
+    """An account ID of 20 characters is part of the admin key and of the audience a guide shows: only
+    the key's private part (and the key whole) is a secret."""
+    from tests.fixtures.service_clients import ServiceClientKey
+
+    account = "acc-7f3a9c2e1b4d5e6f"
+    key = ServiceClientKey.generate(client_id="sc_terraform_pipelines", account_id=account)
+    audience = f"https://{account}.api.authress.io"
+    run = helper.run(guide(audience=audience), env={"AUTHRESS_KEY": key.value})
+    assert run.returncode == 0, run.stderr
+    assert audience in run.stdout and "[redacted]" not in run.stdout
+    private = key.value.rsplit(".", 1)[1]
+    from authress_gitlab_token.errors import redact
+
+    assert redact(f"key {key.value}; part {private}; {audience}", [key.value]) == (
+        f"key [redacted]; part [redacted]; {audience}"
+    )
+
+
+@pytest.mark.parametrize("around", ["{}\n", "  {}\t", "\n{}\r\n"])
+def test_a_named_secret_is_hidden_whatever_white_space_its_variable_holds_around_it(token: str, around: str) -> None:
+    """CI variables pasted with a trailing newline: the value without it is what a message could show."""
+    from authress_gitlab_token.output import fail, name_secret
+
+    name_secret("MY_TOKEN")
+    environ = {"MY_TOKEN": around.format(token.replace(".", "-"))}
+    assert token.replace(".", "-") in secrets_in(environ)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        fail(f"the value was {token.replace('.', '-')}", 1, environ)
+    assert token.replace(".", "-") not in err.getvalue() and "[redacted]" in err.getvalue()

@@ -23,8 +23,9 @@ def imported_modules(stderr: str) -> set[str]:
 
 
 def test_terraforms_call_with_cached_keys_loads_no_http_client_and_no_parser(
-    helper: Helper, issuer: LocalIssuer, token: str
+    process: Helper, issuer: LocalIssuer, token: str
 ) -> None:
+    helper = process  # a new interpreter per run: what it imports is the run's
     profile = {"PYTHONPROFILEIMPORTTIME": "1"}
     cold = helper.external(query(issuer, ref="main"), token, profile)
     assert cold.returncode == 0 and cold.result["user_id"]
@@ -76,11 +77,9 @@ def test_one_external_run_reads_each_setting_the_schema_and_the_key_cache_once(
     issuer: LocalIssuer,
     token: str,
     in_process: InProcess,
-    monkeypatch: pytest.MonkeyPatch,
     run: str,
 ) -> None:
     global OPENED
-    monkeypatch.setenv("SSL_CERT_FILE", helper.env["SSL_CERT_FILE"])  # httpx reads it from os.environ
     stdin = json.dumps(query(issuer, ref="main")).encode()
     if run == "warm":
         assert in_process.run(["external"], stdin, {**helper.env, "AUTHRESS_KEY": token}).returncode == 0

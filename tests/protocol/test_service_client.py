@@ -165,3 +165,15 @@ def test_env_exports_the_minted_token(helper: Helper, key: ServiceClientKey) -> 
     token = run.stdout.strip().removeprefix("export AUTHRESS_KEY=")
     MINTED.add(token)
     assert jwt.decode(token, key.public, algorithms=["EdDSA"], options={"verify_aud": False})["sub"] == key.client_id
+
+
+@pytest.mark.parametrize(("asked", "lives"), [(10, 60), (7200, 7200), (86400, 86400), (10**7, 86400)])
+def test_a_minted_token_lives_at_least_a_minute_and_at_most_a_day(
+    key: ServiceClientKey, asked: int, lives: int
+) -> None:
+    """The SDKs' own ceiling is 24 h: a longer-lived token in Terraform state would outlast any job."""
+    from authress_gitlab_token import service_client
+
+    parsed = service_client.parse(key.value, "AUTHRESS_KEY")
+    claims = service_client.mint(parsed, lifetime=asked, now=1_700_000_000).claims
+    assert claims["exp"] - claims["iat"] == lives

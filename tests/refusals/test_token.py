@@ -164,6 +164,16 @@ def test_token_with_a_crit_header_is_refused(
     assert any(m in run.stderr for m in alternatives), safe(run.stderr)
 
 
+@pytest.mark.parametrize("kid", [5, ["k1"], {"k": "v"}, None], ids=["number", "list", "object", "null"])
+def test_a_kid_that_is_not_a_string_is_refused_by_name(
+    helper: Helper, issuer: LocalIssuer, claims: dict[str, Any], kid: object
+) -> None:
+    token = forge({"alg": "RS256", "kid": kid, "typ": "JWT"}, claims, b"\x01" * 256)
+    run = helper.external(query(issuer), token)
+    run.refused("GitLab ID tokens name their key by kid")
+    assert "critical extensions" not in run.stderr
+
+
 def test_bad_signature_is_refused(helper: Helper, issuer: LocalIssuer, token: str) -> None:
     helper.external(query(issuer), tampered(token)).refused("signature does not verify")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +57,7 @@ class Report:
         return {
             "ok": self.ok,
             "credential": {"origin": self.origin, "kind": self.kind},
-            "claims": self.claims,
+            "claims": _json_safe(self.claims),
             "claims_verified": self.verified,
             "steps": [{"name": s.name, "status": s.status, "detail": s.detail} for s in self.steps],
             "fix": self.fix,
@@ -105,3 +106,15 @@ def without_personal(report: Report) -> Report:
     claims = {k: HIDDEN if k in PERSONAL_CLAIMS else v for k, v in report.claims.items()}
     steps = tuple(dataclasses.replace(s, detail=hide(s.detail), fix=hide(s.fix)) for s in report.steps)
     return dataclasses.replace(report, claims=claims, steps=steps)
+
+
+def _json_safe(value: Any) -> Any:
+    """`value` with each NaN or infinite number (a forged claim; Python's json reads them) as its
+    name in a string, so that the report stays JSON for any reader."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value).replace("inf", "Infinity").replace("nan", "NaN")
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value

@@ -17,11 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import entry
-from ..errors import quoted
+from .. import interrupts
 from .policy import valid_keys
 
-CACHE_DIR_ENV = "AUTHRESS_GITLAB_TOKEN_CACHE_DIR"
 MAX_CACHE_BYTES = 1024 * 1024  # a cache file holds a JWKS of a few KiB
 MAX_AGE_DEFAULT, MAX_AGE_MIN, MAX_AGE_MAX = 3600, 300, 86400  # JWKS freshness, from Cache-Control
 STALE_GRACE = 24 * 3600  # serve the last good keys this long past freshness when the issuer is down
@@ -58,41 +56,6 @@ class KeySet:
         }
 
 
-def locate(environ: Mapping[str, str]) -> tuple[Path | None, str, str]:
-    """The cache directory, a line saying where it is, and ""; None, why, and what to do, when that is
-    not an absolute path. A relative one (HOME unset and a uid without a passwd entry, or a relative XDG_CACHE_HOME)
-    would be inside the checkout, where anyone who can push could plant keys."""
-    chosen, xdg = environ.get(CACHE_DIR_ENV), environ.get("XDG_CACHE_HOME")
-    if chosen:
-        where, source, fix = chosen, CACHE_DIR_ENV, CACHE_DIR_ENV
-    elif xdg:
-        where = os.path.join(xdg, "authress-gitlab-token")
-        source, fix = "XDG_CACHE_HOME", f"XDG_CACHE_HOME or {CACHE_DIR_ENV}"
-    else:
-        where = os.path.join(_home(environ), ".cache", "authress-gitlab-token")
-        source, fix = "the home directory", f"HOME or {CACHE_DIR_ENV}"
-    if not os.path.isabs(where):
-        return (
-            None,
-            f"no disk cache: {source} gives the relative path {quoted(where)}, where a checkout could plant keys",
-            f"set {fix} to an absolute path (until then keys are fetched on every run)",
-        )
-    return Path(where), f"keys cached in {quoted(where)}", ""
-
-
-def _home(environ: Mapping[str, str]) -> str:
-    """HOME, else the passwd entry's home directory, else "" (no home at all)."""
-    home = environ.get("HOME")
-    if home:
-        return home
-    import pwd
-
-    try:
-        return pwd.getpwuid(os.getuid()).pw_dir
-    except KeyError:
-        return ""
-
-
 class KeyCache:
     """One JSON file per issuer, replaced atomically; a bad or foreign file is ignored, never fatal."""
 
@@ -127,11 +90,11 @@ class KeyCache:
 
     def store(self, keyset: KeySet) -> None:
         """Write-then-rename, so a parallel reader sees the old file or the new one, never a torn one. An
-        interrupt removes the temporary file (entry.py); one left by a killed run is removed here."""
+        interrupt removes the temporary file (interrupts.py); one left by a killed run is removed here."""
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._remove_stale_temporary()
-            fd, tmp = entry.create_temporary(str(self.directory), ".jwks-", ".tmp")
+            fd, tmp = interrupts.create_temporary(str(self.directory), ".jwks-", ".tmp")
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as f:
                     json.dump(keyset.to_json(), f)
@@ -141,7 +104,7 @@ class KeyCache:
                     os.unlink(tmp)
                 raise
             finally:
-                entry.forget_temporary(tmp)
+                interrupts.forget_temporary(tmp)
         except OSError:
             pass  # a read-only home only costs a fetch per run
 

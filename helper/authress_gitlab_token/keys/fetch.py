@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..calls import Budget, CallFailed, Wording, call_json
 from ..errors import KeyFetchFailed, quoted
-from ..settings import DEFAULT_HTTP_TIMEOUT
+from ..settings import DEFAULT_HTTP, Http
 from .cache import KeySet, max_age
 from .policy import valid_keys
 
 if TYPE_CHECKING:
-    import httpx
+    from ..network import Session
 
 ATTEMPTS = 4  # per URL; retried on connection errors, timeouts, 429 and 5xx
 USUAL_JWKS_PATH = "/oauth/discovery/keys"  # where GitLab serves its JWKS; trusted only once discovery says so
@@ -56,20 +56,17 @@ def waited_in_vain(issuer: str, bound: float) -> KeyFetchFailed:
 
 
 def fetch_keyset(
-    issuer: str,
-    timeout: float = DEFAULT_HTTP_TIMEOUT,
-    deadline: float | None = None,
-    client: httpx.Client | None = None,
-    ca_file: str | None = None,
+    issuer: str, http: Http = DEFAULT_HTTP, deadline: float | None = None, client: Session | None = None
 ) -> KeySet:
     """Discovery (whose `issuer` must equal ours exactly), then its https `jwks_uri`, by `deadline`.
 
     GitLab's JWKS is asked for at its usual place at the same time as discovery, which saves a round
     trip; that answer is used only when discovery names exactly that URL, else the named one is fetched.
-    `client`: a network.session the caller opened, else one is opened here (with `ca_file`)."""
+    `client`: a network.session the caller opened, else one is opened here (with `http`)."""
     from .. import network  # only a cold run pays for httpx
-    from .background import Background
+    from ..background import Background
 
+    timeout = http.timeout
     if deadline is None:
         deadline = time.monotonic() + fetch_bound(timeout)
     end = deadline
@@ -78,7 +75,7 @@ def fetch_keyset(
     misconfigured = f"the discovery document of {quoted(issuer)} names it as jwks_uri: the issuer is misconfigured"
     with contextlib.ExitStack() as stack:
         if client is None:
-            client = stack.enter_context(network.session(timeout, ca_file))
+            client = stack.enter_context(network.session(http))
         usual = Background(
             lambda: _get_json(client, usual_uri, timeout, end, misconfigured), "authress-gitlab-token jwks"
         )
@@ -98,7 +95,7 @@ def fetch_keyset(
     return KeySet(issuer, jwks_uri, keys, time.time(), max_age(headers.get("cache-control", "")))
 
 
-def _discover(client: httpx.Client, issuer: str, timeout: float, deadline: float) -> str:
+def _discover(client: Session, issuer: str, timeout: float, deadline: float) -> str:
     """The https `jwks_uri` of the issuer's discovery document, once it names exactly our issuer."""
     discovery_url = issuer + "/.well-known/openid-configuration"
     discovery, _ = _get_json(client, discovery_url, timeout, deadline, 'check the query key "issuer"')
@@ -125,7 +122,7 @@ def _overdue(url: str) -> KeyFetchFailed:
 
 
 def _get_json(
-    client: httpx.Client, url: str, timeout: float, deadline: float, url_fix: str
+    client: Session, url: str, timeout: float, deadline: float, url_fix: str
 ) -> tuple[Any, Mapping[str, str]]:
     """The JSON body of a 200 answer, or KeyFetchFailed naming the URL and what to check."""
     try:

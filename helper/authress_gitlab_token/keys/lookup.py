@@ -9,9 +9,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..background import Background
 from ..errors import KeyFetchFailed, VerificationFailed, listed, quoted
-from ..settings import DEFAULT_HTTP_TIMEOUT, Settings
-from .background import Background
+from ..settings import DEFAULT_HTTP, Http, Settings
 from .cache import KeyCache, KeySet
 from .fetch import WORDING, fetch_bound, fetch_keyset, too_late, waited_in_vain
 
@@ -36,15 +36,14 @@ class IssuerKeys:
         cache: KeyCache | None,
         fetch: Fetch | None = None,
         clock: Callable[[], float] = time.time,
-        timeout: float = DEFAULT_HTTP_TIMEOUT,
-        ca_file: str | None = None,
+        http: Http = DEFAULT_HTTP,
     ) -> None:
         self.issuer = issuer
         self.cache = cache
-        self.bound = fetch_bound(timeout)
-        self.timeout = timeout
+        self.bound = fetch_bound(http.timeout)
+        self.timeout = http.timeout
         self._fetch = fetch
-        self._ca_file = ca_file
+        self._http = http
         self._clock = clock
         self._started = False
         self._cached: KeySet | None = None  # the newest keys this run has seen
@@ -56,7 +55,7 @@ class IssuerKeys:
     def of(cls, settings: Settings) -> IssuerKeys:
         """The keys of the settings' issuer, cached where the settings say."""
         cache = KeyCache(settings.cache_dir, settings.issuer) if settings.cache_dir is not None else None
-        return cls(settings.issuer, cache, timeout=settings.http_timeout, ca_file=settings.ca_file)
+        return cls(settings.issuer, cache, http=settings.http)
 
     def start(self) -> IssuerKeys:
         """Read the cache and, unless its keys are fresh, begin fetching (once; a lookup does it too)."""
@@ -85,7 +84,7 @@ class IssuerKeys:
             with contextlib.suppress(Exception):  # the job meets it again, and the lookup reports it
                 from .. import network
 
-                client = held.enter_context(network.session(self.timeout, self._ca_file))
+                client = held.enter_context(network.session(self._http))
         previous = self._cached
         self._job = Background(lambda: self._run(held, locked, client, previous), "authress-gitlab-token keys")
 
@@ -102,7 +101,7 @@ class IssuerKeys:
                     if not got or too_late(self._deadline, self.timeout):  # it left no time to fetch again
                         raise waited_in_vain(self.issuer, self.bound)
                 if self._fetch is None:
-                    keyset = fetch_keyset(self.issuer, self.timeout, self._deadline, client, self._ca_file)
+                    keyset = fetch_keyset(self.issuer, self._http, self._deadline, client)
                 else:
                     keyset = self._fetch(self.issuer, self._deadline)
                 if self.cache:

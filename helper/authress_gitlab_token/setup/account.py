@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .. import entry, service_client, settings
+from .. import interrupts, service_client, settings
 from ..authress import account_from_audience, audience_warning, target
 from ..errors import HelperError, QueryError, TokenMalformed, quoted
 from .admin_api import AdminError, BodyRefused
@@ -80,7 +80,7 @@ def run(guides: Sequence[Guide], request: Request, environ: Mapping[str, str]) -
     wanted = [desired_state(g, request.roles, request.resource, destroy=request.destroy) for g in guides]
     admin = admin_target(guides[0].audience, request.api_url, environ, request.key_env)
     token = service_client.mint(admin.key, admin.api_url).token
-    with admin_api.connect(admin.api_url, token, admin.who, settings.http_timeout(environ)) as api:
+    with admin_api.connect(admin.api_url, token, admin.who, settings.http_from(environ)) as api:
         if request.destroy:
             changes = [destroy_change(d, api.record(d.record_id)) for d in wanted]
         else:
@@ -109,7 +109,7 @@ def listing(issuer: str, audience: str, request: Request, environ: Mapping[str, 
 
     admin = admin_target(audience, request.api_url, environ, request.key_env)
     token = service_client.mint(admin.key, admin.api_url).token
-    with admin_api.connect(admin.api_url, token, admin.who, settings.http_timeout(environ)) as api:
+    with admin_api.connect(admin.api_url, token, admin.who, settings.http_from(environ)) as api:
         identities = api.identities()
         found, complete = api.records(TOOL)
     records = [
@@ -134,7 +134,7 @@ def make(api: AdminApi, wanted: Mapping[str, Desired], changes: Sequence[Change]
         try:
             if not change.pending:
                 continue
-            entry.say_if_interrupted(_interrupted(made, change))
+            interrupts.say_if_interrupted(_interrupted(made, change))
             if change.kind == "trusted_identity":
                 api.link_identity(change.fields["issuer"], change.fields["audience"])
                 made.append(change)
@@ -152,7 +152,7 @@ def make(api: AdminApi, wanted: Mapping[str, Desired], changes: Sequence[Change]
                 raise AdminError(exc.problem, fix) if fix != exc.fix else exc from None
             raise PartiallyApplied(f"{exc.problem}; {_made(made)}", fix) from None
         made.append(change)
-    entry.say_if_interrupted(_interrupted(made, None))
+    interrupts.say_if_interrupted(_interrupted(made, None))
 
 
 def _interrupted(made: Sequence[Change], doing: Change | None) -> str:

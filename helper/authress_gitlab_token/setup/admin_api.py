@@ -14,9 +14,10 @@ from urllib.parse import quote, urlencode
 
 from ..calls import Budget, CallFailed, Wording, call_json
 from ..errors import HelperError, quoted
+from ..settings import Http
 
 if TYPE_CHECKING:
-    import httpx
+    from ..network import Session
 
 ATTEMPTS = 3  # reads and PUT; a POST is sent once (network.send)
 WORDING = Wording(
@@ -61,7 +62,7 @@ PAGES = 50  # getRecords gives at most 20 a page: 1000 records, then the listing
 class AdminApi:
     """One account's admin API, called with the service client's minted token as Bearer."""
 
-    def __init__(self, client: httpx.Client, api_url: str, token: str, who: str, timeout: float) -> None:
+    def __init__(self, client: Session, api_url: str, token: str, who: str, timeout: float) -> None:
         self._client, self._token, self._timeout = client, token, timeout
         self.api_url = api_url.rstrip("/")
         self.who = who  # e.g. 'service client "sc_admin" (key from $AUTHRESS_KEY)'
@@ -166,10 +167,10 @@ class AdminApi:
 
 
 @contextmanager
-def connect(api_url: str, token: str, who: str, timeout: float) -> Iterator[AdminApi]:
+def connect(api_url: str, token: str, who: str, http: Http) -> Iterator[AdminApi]:
     """One connection pool for the run's calls; redirects are never followed, so the token goes to
     `api_url` only."""
     from .. import network
 
-    with network.session(timeout) as client:
-        yield AdminApi(client, api_url, token, who, timeout)
+    with network.session(http) as client:
+        yield AdminApi(client, api_url, token, who, http.timeout)

@@ -1,5 +1,7 @@
-"""Work in a thread whose outcome the caller collects: how a cold run overlaps its network waits with
-its start-up (keys/lookup.py) and asks for two documents at once (keys/fetch.py)."""
+"""Work in a thread whose outcome the caller collects by a deadline: how every request is bounded
+(calls.py stops waiting for it then, whatever it is stuck in: name resolution, a dead address, a TLS
+handshake), how a cold run overlaps its network waits with its start-up (keys/lookup.py), and how it
+asks for two documents at once (keys/fetch.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar, cast
 
 T = TypeVar("T")
-GRACE = 1.0  # seconds past the deadline for a job to return: its own work ends by the deadline
+GRACE = 1.0  # seconds past the deadline for a job whose own requests end by the deadline
 
 
 class Background(Generic[T]):
@@ -30,13 +32,13 @@ class Background(Generic[T]):
         finally:
             self._done.set()
 
-    def wait(self, deadline: float) -> bool:
-        """Whether the work has ended, waiting for it until `deadline` (time.monotonic()) and GRACE."""
-        return self._done.wait(max(0.0, deadline + GRACE - time.monotonic()))
+    def wait(self, deadline: float, grace: float = GRACE) -> bool:
+        """Whether the work has ended, waiting for it until `deadline` (time.monotonic()) and `grace`."""
+        return self._done.wait(max(0.0, deadline + grace - time.monotonic()))
 
-    def result(self, deadline: float, overdue: Callable[[], BaseException]) -> T:
+    def result(self, deadline: float, overdue: Callable[[], BaseException], grace: float = GRACE) -> T:
         """The work's value; its exception raised here; `overdue()` raised when it outlasts the deadline."""
-        if not self.wait(deadline):
+        if not self.wait(deadline, grace):
             raise overdue()
         if self._error is not None:
             raise self._error
