@@ -19,6 +19,7 @@ from .guide import Guide
 from .plan import (
     DESCRIPTION_MAX,
     NAME_MAX,
+    NOT_OURS,
     RECORD_ID_PREFIX,
     TOOL,
     USER_ID_MAX,
@@ -26,7 +27,7 @@ from .plan import (
     Desired,
     destroy_change,
     identity_change,
-    managed,
+    ours,
     record_change,
     record_id,
     summary,
@@ -104,7 +105,8 @@ def run(guides: Sequence[Guide], request: Request, environ: Mapping[str, str]) -
 
 
 def listing(issuer: str, audience: str, request: Request, environ: Mapping[str, str]) -> dict[str, Any]:
-    """`setup --list`: the trusted identities for the issuer and every ACTIVE record this tool made."""
+    """`setup --list`: the trusted identities for the issuer, every ACTIVE record this tool made (its ID
+    and its marker), and apart, those under its ID without the marker."""
     from . import admin_api
 
     admin = admin_target(audience, request.api_url, environ, request.key_env)
@@ -112,10 +114,13 @@ def listing(issuer: str, audience: str, request: Request, environ: Mapping[str, 
     with admin_api.connect(admin.api_url, token, admin.who, settings.http_timeout(environ)) as api:
         identities = api.identities()
         found, complete = api.records(TOOL)
-    records = [
-        {"record_id": r.get("recordId"), "name": r.get("name"), **summary(r)}
-        for r in found
-        if str(r.get("recordId") or "").startswith(RECORD_ID_PREFIX) and managed(r)
+    under_our_id = [r for r in found if str(r.get("recordId") or "").startswith(RECORD_ID_PREFIX)]
+    records = [{"record_id": r.get("recordId"), "name": r.get("name"), **summary(r)} for r in under_our_id if ours(r)]
+    # Found by the marker's words in its name or description, but without the tag: not made by setup.
+    not_ours = [
+        {"record_id": r.get("recordId"), "name": r.get("name"), **summary(r), "note": NOT_OURS}
+        for r in under_our_id
+        if not ours(r)
     ]
     return {
         "api_url": admin.api_url,
@@ -123,6 +128,7 @@ def listing(issuer: str, audience: str, request: Request, environ: Mapping[str, 
             {"issuer": i, "audience": a, "user_id_expression": e} for (i, a), e in identities.items() if i == issuer
         ],
         "access_records": sorted(records, key=lambda r: str(r["record_id"])),
+        "not_setups": sorted(not_ours, key=lambda r: str(r["record_id"])),
         "complete": complete,
     }
 
