@@ -125,11 +125,11 @@ class Change:
         return value if self.before is None else {**value, "before": self.before}
 
 
-def identity_change(guide: Guide, identities: Mapping[tuple[str, str], str]) -> Change:
+def identity_change(issuer: str, audience: str, identities: Mapping[tuple[str, str], str]) -> Change:
     """The trusted identity for the issuer and audience; one whose userIdExpression is not `{sub}` makes
     every record by `sub` useless, so it is a problem to show."""
-    fields = {"issuer": guide.issuer, "audience": guide.audience}
-    expression = identities.get((guide.issuer, guide.audience))
+    fields = {"issuer": issuer, "audience": audience}
+    expression = identities.get((issuer, audience))
     if expression is None:
         return Change("create", "trusted_identity", fields)
     if expression != DEFAULT_EXPRESSION:
