@@ -4,12 +4,22 @@ proxy or a login page answering JSON), each one line naming the URL and what was
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import io
 import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from authress_gitlab_token.setup.account import record_id
+from authress_gitlab_token.calls import Answer
+from authress_gitlab_token.cli import setup_list
+from authress_gitlab_token.setup import admin_api
+from authress_gitlab_token.setup.account import list_value, record_id
+from authress_gitlab_token.setup.guide import build
+from authress_gitlab_token.setup.plan import Desired, destroy_change, identity_change, ours, record_change
 from tests.fixtures.authress import AuthressStandIn, Reply
 from tests.fixtures.authress_admin import gathered_identity_reads, put_record
 from tests.fixtures.helper import AUDIENCE, SUB, AdminSetup, Helper, guide
@@ -155,3 +165,86 @@ def test_the_stand_ins_own_answers_pass_the_same_check(admin_setup: AdminSetup, 
     value = json.loads(admin_setup("--list", "--json", **LISTING).stdout)  # type: ignore[arg-type]
     assert [r["record_id"] for r in value["access_records"]] == [record_id(SUB)]
     assert admin_setup("--apply", "--destroy", role=None).returncode == 0
+
+
+# --- in process: any JSON in any field is an AdminError or a plan, never another exception -------------
+
+_ANY = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=4),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+def _or_any(good: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Mostly the shape Authress sends, at times anything: the odd field among good ones."""
+    return st.one_of(good, good, _ANY)
+
+
+def _object(**fields: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return _or_any(st.fixed_dictionaries({}, optional={k: _or_any(v) for k, v in fields.items()}))
+
+
+_TEXT = st.text(max_size=6)
+_USERS = st.lists(_object(userId=st.sampled_from([SUB, "user|x"])), max_size=2)
+_RECORD = _object(
+    recordId=st.sampled_from([record_id(SUB), "rec_portal"]),
+    name=_TEXT,
+    description=_TEXT,
+    status=st.sampled_from(["ACTIVE", "DELETED"]),
+    users=_USERS,
+    admins=_USERS,
+    groups=st.lists(_object(groupId=_TEXT), max_size=2),
+    statements=st.lists(
+        _object(
+            roles=st.lists(_or_any(_TEXT), max_size=2),
+            resources=st.lists(_object(resourceUri=st.just("*")), max_size=2),
+            users=_USERS,
+        ),
+        max_size=2,
+    ),
+    tags=st.dictionaries(st.sampled_from(["managed-by", "x"]), _or_any(st.just("authress-gitlab-token")), max_size=2),
+)
+_BODIES = {
+    "identities": _object(
+        identities=st.lists(_object(issuer=_TEXT, audience=_TEXT, userIdExpression=_TEXT), max_size=3)
+    ),
+    "records": _object(
+        records=st.lists(_RECORD, max_size=3),
+        pagination=_object(next=_object(cursor=st.sampled_from(["", "2"]))),
+    ),
+    "record": _RECORD,
+    "role": _or_any(st.fixed_dictionaries({"roleId": _TEXT})),
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.one_of(*(st.tuples(st.just(k), v) for k, v in _BODIES.items())))
+def test_any_answer_of_any_shape_is_read_and_planned_or_refused_in_one_line(body: tuple[str, Any]) -> None:
+    which, answer = body
+    api = admin_api.AdminApi(None, "https://acc-1a2b3c.api.authress.io", "", "the admin", 1.0)  # type: ignore[arg-type]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(admin_api, "call_json", lambda *_a, **_k: Answer(200, {}, copy.deepcopy(answer)))
+        try:
+            if which == "identities":
+                identities = api.identities()
+                assert all(isinstance(k, str) for pair in identities for k in pair)
+                identity_change("https://gitlab.com", AUDIENCE, identities).line()
+            elif which == "records":
+                found, _ = api.records("authress-gitlab-token")
+                value = list_value(api.api_url, "https://gitlab.com", {}, found, True)
+                with contextlib.redirect_stdout(io.StringIO()):
+                    setup_list(value, as_json=False)
+                json.dumps(value)
+            elif which == "record":
+                record = api.record(record_id(SUB))
+                desired = Desired(build("my-org/authress-configuration", "main", None, AUDIENCE, None, {}), ("r",), "*")
+                for change in (record_change(desired, record), destroy_change(desired, record)):
+                    assert change.action != "update" or ours(record or {})
+                    change.line()
+                    json.dumps(change.to_json())
+            else:
+                assert api.role_exists("ro_terraform") is True
+        except admin_api.AdminError as exc:
+            assert "answered JSON that Authress does not send: " in exc.problem, exc.problem
+            assert len(str(exc).splitlines()) == 1

@@ -114,16 +114,28 @@ def listing(issuer: str, audience: str, request: Request, environ: Mapping[str, 
     with admin_api.connect(admin.api_url, token, admin.who, settings.http_timeout(environ)) as api:
         identities = api.identities()
         found, complete = api.records(TOOL)
+    return list_value(admin.api_url, issuer, identities, found, complete)
+
+
+def list_value(
+    api_url: str,
+    issuer: str,
+    identities: Mapping[tuple[str, str], str],
+    found: Sequence[Mapping[str, Any]],
+    complete: bool,
+) -> dict[str, Any]:
+    """What `--list` prints, from what was read: a record under setup's ID prefix is setup's only with
+    its marker (plan.ours); found by the marker's words in its name or description but without the tag,
+    it is listed apart, never as made by this tool."""
     under_our_id = [r for r in found if str(r.get("recordId") or "").startswith(RECORD_ID_PREFIX)]
     records = [{"record_id": r.get("recordId"), "name": r.get("name"), **summary(r)} for r in under_our_id if ours(r)]
-    # Found by the marker's words in its name or description, but without the tag: not made by setup.
     not_ours = [
         {"record_id": r.get("recordId"), "name": r.get("name"), **summary(r), "note": NOT_OURS}
         for r in under_our_id
         if not ours(r)
     ]
     return {
-        "api_url": admin.api_url,
+        "api_url": api_url,
         "trusted_identities": [
             {"issuer": i, "audience": a, "user_id_expression": e} for (i, a), e in identities.items() if i == issuer
         ],
