@@ -147,17 +147,35 @@ def setup_changes(args: argparse.Namespace, guides: list[setup_guide.Guide], env
             warn(problem)
     outcome = account.run(guides, request, environ)
     pending = outcome.pending
+    # A `!` line is a problem to fix (the trust cannot work as planned): never "nothing to change", never
+    # exit 0. A role --allow-missing-roles let --apply grant is the one the user accepted.
+    problems = [
+        c for c in outcome.changes if c.action == "problem" and not (c.kind == "role" and args.allow_missing_roles)
+    ]
     if args.json:
         mode = "apply" if args.apply else "plan"
         changes = [c.to_json() for c in outcome.changes]
         value = {"mode": mode, "destroy": args.destroy, "api_url": outcome.api_url, "changes": changes}
-        sys.stdout.write(json.dumps({**value, "pending": len(pending)}, indent=2) + "\n")
+        sys.stdout.write(json.dumps({**value, "pending": len(pending), "problems": len(problems)}, indent=2) + "\n")
     else:
         sys.stdout.write("".join(shown(c.line()) + "\n" for c in outcome.changes))
-        done = f"Plan: {len(pending)} change(s); run with --apply to make them." if args.plan else "Applied:"
-        if args.apply:
-            done += f" {len(pending)} change(s)."
-        sys.stdout.write((done if pending else "Nothing to change.") + "\n")
+        done = f"Plan: {len(pending)} change(s)" if args.plan else f"Applied: {len(pending)} change(s)"
+        if problems:
+            done += f"; {len(problems)} problem(s) to fix (the lines starting with !)."
+        elif not pending:
+            done = "Nothing to change."
+        else:
+            done += "; run with --apply to make them." if args.plan else "."
+        sys.stdout.write(done + "\n")
+    if problems:
+        # Exit 1, as any error is under --detailed-exitcode (2 would tell a gate "changes pending, fine").
+        what = "setup --plan" if args.plan else "setup --apply"
+        return fail(
+            f"{what} found {len(problems)} problem(s), each on a line starting with !; fix each as its line says, "
+            "then run setup --plan again",
+            1,
+            environ,
+        )
     return 2 if args.detailed_exitcode and pending else 0
 
 
@@ -173,6 +191,8 @@ def setup_list(listing: dict[str, Any], as_json: bool) -> int:
     for r in listing["access_records"]:
         grants = "; ".join(f"roles {quoted(s['roles'])} on {quoted(s['resources'])}" for s in r["statements"])
         lines.append(f"access record {quoted(r['record_id'])} users {quoted(r['users'], 400)} {grants}")
+    for r in listing["not_setups"]:
+        lines.append(f"! access record {quoted(r['record_id'])} users {quoted(r['users'], 400)}: {r['note']}")
     if not listing["complete"]:
         lines.append("(more records than one listing reads: narrow it in the portal)")
     count = f"{len(listing['access_records'])} access record(s) made by this tool."

@@ -132,7 +132,9 @@ def setup_options(setup: argparse.ArgumentParser) -> None:
         help="with --destroy: also the trusted identity (Authress's API cannot; setup says what to do)",
     )
     setup.add_argument(
-        "--detailed-exitcode", action="store_true", help="with --plan: exit 0 nothing to change, 2 changes, 1 error"
+        "--detailed-exitcode",
+        action="store_true",
+        help="with --plan: exit 0 nothing to change, 2 changes, 1 an error or a ! problem",
     )
     setup.add_argument(
         "--allow-missing-roles", action="store_true", help="with --apply: grant a role the account does not have yet"

@@ -145,7 +145,7 @@ def test_a_record_under_the_tools_id_without_its_marker_is_left_alone(
     put_record(empty, portal_record(SUBS[0], record_id=record_id(SUBS[0])))
     one = {"project": PROJECTS[:1], "branch": BRANCHES[:1], "role": ()}
     run = setup_many("--apply", "--destroy", **one)  # type: ignore[arg-type]
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 1, run.stderr  # the grant asked to be taken back is still there: a problem
     assert run.stdout.splitlines()[0].startswith(f'! access record "{record_id(SUBS[0])}"')
     assert "not its marker" in run.stdout and empty.writes() == []
 
@@ -163,7 +163,7 @@ def test_a_missing_role_is_named_and_apply_grants_it_only_when_allowed(
 ) -> None:
     roles = ("ro_terraform", "ro_deployer")
     plan = setup_many("--plan", role=roles)
-    assert plan.returncode == 0, plan.stderr
+    assert plan.returncode == 1, plan.stderr  # a problem to fix, not a plan to pass
     assert f'! role "ro_deployer" does not exist in account "{ACCOUNT_ID}"' in plan.stdout.splitlines()
     assert '! role "ro_terraform"' not in plan.stdout
 

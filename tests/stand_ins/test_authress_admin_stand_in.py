@@ -69,6 +69,25 @@ def test_an_identity_linked_through_the_api_is_what_the_stand_in_then_trusts(
     assert {"issuer": issuer.url, "audience": AUDIENCE, "userIdExpression": "{sub}"} in listed.json()["identities"]
 
 
+def test_linking_an_identity_twice_is_409_and_of_concurrent_links_exactly_one_is_made(
+    authress: AuthressStandIn, ca: LocalCA, issuer: LocalIssuer, admin: str
+) -> None:
+    """What concurrent `setup --apply` runs meet: the first link is made, every other one is 409."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ours = {"issuer": issuer.url, "preferredAudience": AUDIENCE}
+    with ThreadPoolExecutor(6) as pool:
+        statuses = sorted(
+            pool.map(lambda _: call(authress, ca, "POST", "/v1/identities", admin, ours).status_code, range(6))
+        )
+    assert statuses == [201] + [409] * 5
+    assert [(i.issuer, i.audience) for i in authress.identities] == [(issuer.url, AUDIENCE)]
+    authress.identities[0] = type(authress.identities[0])(issuer.url, AUDIENCE, "{email}")
+    assert call(authress, ca, "POST", "/v1/identities", admin, ours).status_code == 409, (
+        "another expression is no new link"
+    )
+
+
 def test_a_record_created_through_the_api_grants_its_user_until_it_is_deleted(
     authress: AuthressStandIn, ca: LocalCA, issuer: LocalIssuer, admin: str, token: str
 ) -> None:

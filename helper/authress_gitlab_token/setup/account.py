@@ -7,18 +7,19 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .. import interrupts, service_client, settings
 from ..authress import account_from_audience, audience_warning, target
 from ..errors import HelperError, QueryError, TokenMalformed, quoted
-from .admin_api import AdminError, BodyRefused
+from .admin_api import AdminError, BodyRefused, Conflict
 from .guide import Guide
 from .plan import (
     DESCRIPTION_MAX,
     NAME_MAX,
+    NOT_OURS,
     RECORD_ID_PREFIX,
     TOOL,
     USER_ID_MAX,
@@ -26,7 +27,7 @@ from .plan import (
     Desired,
     destroy_change,
     identity_change,
-    managed,
+    ours,
     record_change,
     record_id,
     summary,
@@ -84,7 +85,7 @@ def run(guides: Sequence[Guide], request: Request, environ: Mapping[str, str]) -
         if request.destroy:
             changes = [destroy_change(d, api.record(d.record_id)) for d in wanted]
         else:
-            changes = [identity_change(guides[0], api.identities())]
+            changes = [identity_change(guides[0].issuer, guides[0].audience, api.identities())]
             changes += [
                 Change("problem", "role", {"role_id": r, "account_id": admin.key.account_id})
                 for r in wanted[0].roles
@@ -99,12 +100,13 @@ def run(guides: Sequence[Guide], request: Request, environ: Mapping[str, str]) -
                     f"{quoted(admin.key.account_id)}, so the grant would give nothing; create it first, or pass "
                     "--allow-missing-roles when a pipeline creates it later (nothing was changed)"
                 )
-            make(api, {d.record_id: d for d in wanted}, changes)
+            changes = make(api, {d.record_id: d for d in wanted}, changes)
     return Outcome(admin.api_url, changes)
 
 
 def listing(issuer: str, audience: str, request: Request, environ: Mapping[str, str]) -> dict[str, Any]:
-    """`setup --list`: the trusted identities for the issuer and every ACTIVE record this tool made."""
+    """`setup --list`: the trusted identities for the issuer, every ACTIVE record this tool made (its ID
+    and its marker), and apart, those under its ID without the marker."""
     from . import admin_api
 
     admin = admin_target(audience, request.api_url, environ, request.key_env)
@@ -112,47 +114,101 @@ def listing(issuer: str, audience: str, request: Request, environ: Mapping[str, 
     with admin_api.connect(admin.api_url, token, admin.who, settings.http_from(environ)) as api:
         identities = api.identities()
         found, complete = api.records(TOOL)
-    records = [
-        {"record_id": r.get("recordId"), "name": r.get("name"), **summary(r)}
-        for r in found
-        if str(r.get("recordId") or "").startswith(RECORD_ID_PREFIX) and managed(r)
+    return list_value(admin.api_url, issuer, identities, found, complete)
+
+
+def list_value(
+    api_url: str,
+    issuer: str,
+    identities: Mapping[tuple[str, str], str],
+    found: Sequence[Mapping[str, Any]],
+    complete: bool,
+) -> dict[str, Any]:
+    """What `--list` prints, from what was read: a record under setup's ID prefix is setup's only with
+    its marker (plan.ours); found by the marker's words in its name or description but without the tag,
+    it is listed apart, never as made by this tool."""
+    under_our_id = [r for r in found if str(r.get("recordId") or "").startswith(RECORD_ID_PREFIX)]
+    records = [{"record_id": r.get("recordId"), "name": r.get("name"), **summary(r)} for r in under_our_id if ours(r)]
+    not_ours = [
+        {"record_id": r.get("recordId"), "name": r.get("name"), **summary(r), "note": NOT_OURS}
+        for r in under_our_id
+        if not ours(r)
     ]
     return {
-        "api_url": admin.api_url,
+        "api_url": api_url,
         "trusted_identities": [
             {"issuer": i, "audience": a, "user_id_expression": e} for (i, a), e in identities.items() if i == issuer
         ],
         "access_records": sorted(records, key=lambda r: str(r["record_id"])),
+        "not_setups": sorted(not_ours, key=lambda r: str(r["record_id"])),
         "complete": complete,
     }
 
 
-def make(api: AdminApi, wanted: Mapping[str, Desired], changes: Sequence[Change]) -> None:
-    """Make each change in order; when one fails after another was made, say which were made."""
+def make(api: AdminApi, wanted: Mapping[str, Desired], changes: Sequence[Change]) -> list[Change]:
+    """Make each change in order; when one fails after another was made, say which were made. Returns
+    the changes as they ended: one another run made meanwhile (409) is re-read and, when it is what was
+    wanted, `unchanged` (concurrent applies for other pipelines share the trusted identity)."""
     made: list[Change] = []
-    for change in changes:
+    ended = list(changes)
+    for at, change in enumerate(changes):
         try:
             if not change.pending:
                 continue
             interrupts.say_if_interrupted(_interrupted(made, change))
-            if change.kind == "trusted_identity":
-                api.link_identity(change.fields["issuer"], change.fields["audience"])
-                made.append(change)
+            try:
+                _write(api, wanted, change)
+            except Conflict:
+                meanwhile = _reread(api, wanted, change)
+                if meanwhile is None:
+                    raise
+                ended[at] = meanwhile
                 continue
-            desired = wanted[change.fields["record_id"]]
-            if change.action == "delete":
-                api.delete_record(desired.record_id)
-            elif change.action == "create":
-                api.create_record(desired.record())
-            else:
-                api.update_record(desired.record_id, desired.record())
         except HelperError as exc:
-            fix = body_limits(wanted[change.fields["record_id"]]) if isinstance(exc, BodyRefused) else exc.fix
+            desired = wanted.get(change.fields.get("record_id", ""))
+            fix = body_limits(desired) if isinstance(exc, BodyRefused) and desired else exc.fix
             if not made:
                 raise AdminError(exc.problem, fix) if fix != exc.fix else exc from None
             raise PartiallyApplied(f"{exc.problem}; {_made(made)}", fix) from None
         made.append(change)
     interrupts.say_if_interrupted(_interrupted(made, None))
+    return ended
+
+
+def _write(api: AdminApi, wanted: Mapping[str, Desired], change: Change) -> None:
+    if change.kind == "trusted_identity":
+        api.link_identity(change.fields["issuer"], change.fields["audience"])
+        return
+    desired = wanted[change.fields["record_id"]]
+    if change.action == "delete":
+        api.delete_record(desired.record_id)
+    elif change.action == "create":
+        api.create_record(desired.record())
+    else:
+        api.update_record(desired.record_id, desired.record())
+
+
+def _reread(api: AdminApi, wanted: Mapping[str, Desired], change: Change) -> Change | None:
+    """After a 409 on a create: the thing as it is now, when it exists (None: the conflict stands). The
+    same as wanted is `unchanged`; an identity with another userIdExpression is the `!` problem."""
+    if change.action != "create":
+        return None
+    if change.kind == "trusted_identity":
+        issuer, audience = change.fields["issuer"], change.fields["audience"]
+        now = identity_change(issuer, audience, api.identities())
+        if now.action == "create":
+            return None
+        note = "linked meanwhile by another run"
+    else:
+        desired = wanted[change.fields["record_id"]]
+        found = api.record(desired.record_id)
+        if found is None:
+            return None
+        now = record_change(desired, found)
+        note = "created meanwhile by another run"
+        if now.action not in ("unchanged", "problem"):
+            return None  # made meanwhile, but otherwise: the conflict stands (plan again)
+    return replace(now, note=note) if now.action == "unchanged" else now
 
 
 def _interrupted(made: Sequence[Change], doing: Change | None) -> str:

@@ -15,6 +15,7 @@ from urllib.parse import quote, urlencode
 from ..calls import Budget, CallFailed, Wording, call_json
 from ..errors import HelperError, quoted
 from ..settings import Http
+from . import shapes
 
 if TYPE_CHECKING:
     from ..network import Session
@@ -34,6 +35,10 @@ class AdminError(HelperError):
     """Authress refused an admin call, or could not be asked."""
 
 
+class Conflict(AdminError):
+    """Authress answered 409 or 412: what was to be made exists (another run made it meanwhile?)."""
+
+
 class BodyRefused(AdminError):
     """Authress answered 400: the body sent is outside what it accepts (the caller names the field)."""
 
@@ -45,17 +50,18 @@ class Operation:
     operation_id: str  # the description's name for it, which the 401 and 403 messages show
     ok: tuple[int, ...]  # the answers that mean it was done (the description's, and what Authress sends)
     absent: tuple[int, ...] = ()  # the answers that mean there is no such thing
+    answer: dict[str, Any] | None = None  # what an `ok` answer's JSON must be (shapes.py); None: not read
 
 
-LIST_IDENTITIES = Operation("GET", "/v1/identities", "getAccountIdentities", (200,))
+LIST_IDENTITIES = Operation("GET", "/v1/identities", "getAccountIdentities", (200,), answer=shapes.IDENTITIES)
 LINK_IDENTITY = Operation("POST", "/v1/identities", "delegateAuthentication", (200, 201))
-GET_RECORD = Operation("GET", "/v1/records/{recordId}", "getRecord", (200,), (404,))
+GET_RECORD = Operation("GET", "/v1/records/{recordId}", "getRecord", (200,), (404,), shapes.RECORD)
 CREATE_RECORD = Operation("POST", "/v1/records", "createRecord", (200, 201))
 UPDATE_RECORD = Operation("PUT", "/v1/records/{recordId}", "updateRecord", (200, 202, 204))
 # 404: already gone, which is what was wanted.
 DELETE_RECORD = Operation("DELETE", "/v1/records/{recordId}", "deleteRecord", (200, 202, 204), (404,))
-LIST_RECORDS = Operation("GET", "/v1/records", "getRecords", (200,))
-GET_ROLE = Operation("GET", "/v1/roles/{roleId}", "getRole", (200,), (404,))
+LIST_RECORDS = Operation("GET", "/v1/records", "getRecords", (200,), answer=shapes.RECORDS)
+GET_ROLE = Operation("GET", "/v1/roles/{roleId}", "getRole", (200,), (404,), shapes.ROLE)
 PAGES = 50  # getRecords gives at most 20 a page: 1000 records, then the listing says it stopped
 
 
@@ -70,14 +76,7 @@ class AdminApi:
     def identities(self) -> dict[tuple[str, str], str]:
         """(issuer, audience) -> userIdExpression (default `{sub}`) of every trusted identity."""
         body = self._call(LIST_IDENTITIES)
-        items = body.get("identities") if isinstance(body, dict) else None
-        if not isinstance(items, list):
-            raise self._not_authress(LIST_IDENTITIES, "without an `identities` list")
-        return {
-            (str(i.get("issuer")), str(i.get("audience"))): str(i.get("userIdExpression") or "{sub}")
-            for i in items
-            if isinstance(i, dict)
-        }
+        return {(i["issuer"], i["audience"]): i.get("userIdExpression") or "{sub}" for i in body["identities"]}
 
     def role_exists(self, role_id: str) -> bool:
         """Whether getRole finds the role (404: the account has none of that ID)."""
@@ -89,12 +88,9 @@ class AdminApi:
         query = {"filter": marker, "status": "ACTIVE", "limit": "20"}
         for _ in range(PAGES):
             body = self._call(LIST_RECORDS, query=query)
-            items = body.get("records") if isinstance(body, dict) else None
-            if not isinstance(items, list):
-                raise self._not_authress(LIST_RECORDS, "without a `records` list")
-            found += [r for r in items if isinstance(r, dict)]
+            found += body["records"]
             cursor = ((body.get("pagination") or {}).get("next") or {}).get("cursor")
-            if not isinstance(cursor, str) or not cursor:
+            if not cursor:
                 return found, True
             query = {**query, "cursor": cursor}
         return found, False
@@ -104,9 +100,7 @@ class AdminApi:
 
     def record(self, record_id: str) -> dict[str, Any] | None:
         """The access record, or None when Authress answers 404 (no such record)."""
-        body = self._call(GET_RECORD, record_id=record_id)
-        if body is not None and not isinstance(body, dict):
-            raise self._not_authress(GET_RECORD, "without an access record")
+        body: dict[str, Any] | None = self._call(GET_RECORD, record_id=record_id)
         return body
 
     def create_record(self, record: dict[str, Any]) -> None:
@@ -140,6 +134,12 @@ class AdminApi:
             return None
         if answer.status not in op.ok:
             raise self._refused(op, url, answer.status)
+        wrong = shapes.problem(answer.json, op.answer) if op.answer else None
+        if wrong:  # a proxy or a login page answering JSON, say: never read further (AttributeError)
+            raise AdminError(
+                f"{quoted(self.url(op, record_id))} answered JSON that Authress does not send: {wrong}",
+                WORDING.not_ours,
+            )
         return answer.json
 
     def _refused(self, op: Operation, url: str, status: int) -> AdminError:
@@ -157,13 +157,10 @@ class AdminApi:
         if status == 400:
             return BodyRefused(f"{where}: it refused the request body", "check the values given to setup")
         if status in (409, 412):
-            return AdminError(
+            return Conflict(
                 f"{where} (conflict): it changed while setup ran", "run `setup --plan` again to see it as it is now"
             )
         return AdminError(f"{where}, expected {'/'.join(map(str, op.ok))}", "check that --api-url is the Authress API")
-
-    def _not_authress(self, op: Operation, how: str) -> AdminError:
-        return AdminError(f"{quoted(self.url(op))} answered {how}", WORDING.not_ours)
 
 
 @contextmanager

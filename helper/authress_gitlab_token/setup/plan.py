@@ -15,7 +15,7 @@ TOOL = "authress-gitlab-token"
 # The description's recordId allows ^[a-zA-Z0-9-_:|~]+$, 1 to 100 characters, and a `sub` holds "/" and
 # "." at least; so the ID is this prefix and the first 32 hex digits of SHA-256 over the sub's UTF-8.
 RECORD_ID_PREFIX = "gitlab-ci-"
-MARKER = {"managed-by": TOOL}  # AccessRecord.tags: how --destroy knows a record is this tool's
+MARKER = {"managed-by": TOOL}  # AccessRecord.tags: how every mode knows a record is this tool's (ours())
 NAME_SUFFIX = f" (managed by {TOOL})"
 NAME_MAX = 128  # AccessRecord.name maxLength
 DESCRIPTION_MAX = 1024  # AccessRecord.description maxLength
@@ -37,11 +37,18 @@ def record_name(guide: Guide) -> str:
     return (head if len(head) <= room else head[: room - 3] + "...") + NAME_SUFFIX
 
 
-def managed(record: Mapping[str, Any]) -> bool:
-    """Made by this tool: its marker tag, or the name it gives (a portal edit may drop one of them)."""
+def ours(record: Mapping[str, Any]) -> bool:
+    """Setup's own, for every mode (plan, apply, destroy, list): its marker tag. The ID is derived from
+    the `sub` and the name is text anyone may type, so neither says who made the record; a record under
+    setup's ID without the marker is shown with `!` and never written."""
     tags = record.get("tags")
-    by_tag = isinstance(tags, dict) and tags.get("managed-by") == TOOL
-    return by_tag or str(record.get("name") or "").endswith(NAME_SUFFIX)
+    return isinstance(tags, dict) and tags.get("managed-by") == TOOL
+
+
+NOT_OURS = (
+    f"it has this tool's ID but not its marker (tag managed-by: {TOOL}), so setup never writes it; delete it "
+    f"in the portal, or add that tag to hand it to setup"
+)
 
 
 @dataclass(frozen=True)
@@ -118,11 +125,11 @@ class Change:
         return value if self.before is None else {**value, "before": self.before}
 
 
-def identity_change(guide: Guide, identities: Mapping[tuple[str, str], str]) -> Change:
+def identity_change(issuer: str, audience: str, identities: Mapping[tuple[str, str], str]) -> Change:
     """The trusted identity for the issuer and audience; one whose userIdExpression is not `{sub}` makes
     every record by `sub` useless, so it is a problem to show."""
-    fields = {"issuer": guide.issuer, "audience": guide.audience}
-    expression = identities.get((guide.issuer, guide.audience))
+    fields = {"issuer": issuer, "audience": audience}
+    expression = identities.get((issuer, audience))
     if expression is None:
         return Change("create", "trusted_identity", fields)
     if expression != DEFAULT_EXPRESSION:
@@ -139,20 +146,24 @@ def record_change(desired: Desired, record: Mapping[str, Any] | None) -> Change:
     """Create, update (with what it was) or leave the record found under the desired ID."""
     if record is None:
         return Change("create", "access_record", desired.fields())
+    if not ours(record):
+        return Change("problem", "access_record", _who(desired), note=NOT_OURS)
     if owned(record) == owned(desired.record()):
         return Change("unchanged", "access_record", desired.fields())
     return Change("update", "access_record", desired.fields(), summary(record))
 
 
 def destroy_change(desired: Desired, record: Mapping[str, Any] | None) -> Change:
-    """Delete the record only when it is this tool's (its ID and its marker) and still ACTIVE."""
-    fields = {"record_id": desired.record_id, "user_id": desired.guide.user_id}
+    """Delete the record only when it is setup's (its marker, under its ID) and still ACTIVE."""
     if record is None or record.get("status") == "DELETED":
-        return Change("absent", "access_record", fields)
-    if not managed(record):
-        note = f"it has this tool's ID but not its marker (tag managed-by: {TOOL}), so it is left alone"
-        return Change("problem", "access_record", fields, note=note)
-    return Change("delete", "access_record", fields, summary(record))
+        return Change("absent", "access_record", _who(desired))
+    if not ours(record):
+        return Change("problem", "access_record", _who(desired), note=NOT_OURS)
+    return Change("delete", "access_record", _who(desired), summary(record))
+
+
+def _who(desired: Desired) -> dict[str, Any]:
+    return {"record_id": desired.record_id, "user_id": desired.guide.user_id}
 
 
 def owned(record: Mapping[str, Any]) -> tuple[Any, ...]:
