@@ -140,7 +140,7 @@ variable "api_url" {
 }
 
 variable "program" {
-  description = "The helper's argv, found on PATH and run without a shell, as `data \"external\"` runs it."
+  description = "The helper's argv, found on PATH and run without a shell (by `data \"external\"`, or by `ephemeral \"local_command\"` in the ephemeral module)."
   type        = list(string)
   default     = ["authress-gitlab-token", "external"]
 

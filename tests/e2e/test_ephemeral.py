@@ -1,0 +1,244 @@
+"""The ephemeral route for real: `tests/e2e/configs/authress_role` with only the module's `source`
+changed to `terraform/ephemeral`, under Terraform and OpenTofu, with hashicorp/local 2.9.0 and
+authress/authress 2.0.39 built from their upstream sources. Terraform runs the helper through
+`ephemeral "local_command"`; the token configures the provider and never reaches state or a plan."""
+
+from __future__ import annotations
+
+import shutil
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.ca import LocalCA
+from tests.fixtures.helper import BIN_DIR, leaks, safe
+
+from .conftest import (
+    AUDIENCE,
+    CLIS,
+    ROOT,
+    Pipeline,
+    Terraform,
+    TfRun,
+    Toolchain,
+    copy_config,
+    routed,
+    selected,
+    variables,
+)
+
+pytestmark = pytest.mark.e2e
+
+LOCAL = "hashicorp/local@2.9.0"
+AUTHRESS = "authress/authress@2.0.39"
+ROLE_ID = "ro_terraform-deployer"
+CONFIG = "tests/e2e/configs/authress_role"
+DATA_SOURCE_MODULE = 'source = "../../../../terraform"'
+EPHEMERAL_MODULE = 'source = "../../../../terraform/ephemeral"'
+IGNORE = shutil.ignore_patterns(".terraform", ".terraform.lock.hcl", "terraform.tfstate*", "*.tfplan")
+
+
+@dataclass(frozen=True)
+class Calls:
+    """The helper's runs, recorded by a wrapper ahead of it on PATH: (start, end) in seconds, exit code."""
+
+    log: Path
+
+    def take(self) -> list[tuple[float, int]]:
+        """(seconds, exit code) of each run since the last call."""
+        lines = self.log.read_text(encoding="utf-8").splitlines() if self.log.exists() else []
+        self.log.unlink(missing_ok=True)
+        return [((int(end) - int(start)) / 1e9, int(code)) for start, end, code in (line.split() for line in lines)]
+
+
+def recorded(tf: Terraform, tmp_path: Path) -> Calls:
+    """Put a wrapper named like the helper ahead of it on `tf`'s PATH that logs each run's time."""
+    wrapper_dir = tmp_path / "wrapper"
+    wrapper_dir.mkdir()
+    log = tmp_path / "helper-calls.log"
+    wrapper = wrapper_dir / "authress-gitlab-token"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        "start=$(date +%s%N)\n"
+        f'"{BIN_DIR / "authress-gitlab-token"}" "$@"\n'
+        "code=$?\n"
+        f'echo "$start $(date +%s%N) $code" >> "{log}"\n'
+        "exit $code\n",
+        encoding="utf-8",
+    )
+    wrapper.chmod(0o755)
+    tf.env["PATH"] = f"{wrapper_dir}:{tf.env['PATH']}"
+    return Calls(log)
+
+
+def stage_route(tmp_path: Path, module: str) -> Path:
+    """The module folder (its symlinks kept, as git checks them out) and the role configuration, its module
+    `source` set to `module`; nothing else of the configuration changes."""
+    shutil.copytree(ROOT / "terraform", tmp_path / "terraform", symlinks=True, ignore=IGNORE)
+    config = copy_config(ROOT / CONFIG, tmp_path / CONFIG)
+    main = config / "main.tf"
+    text = main.read_text(encoding="utf-8")
+    assert text.count(DATA_SOURCE_MODULE) == 1, f"{CONFIG}/main.tf no longer calls the module as expected"
+    main.write_text(text.replace(DATA_SOURCE_MODULE, module), encoding="utf-8")
+    return config
+
+
+def init_route(cli: str, module: str, toolchain: Toolchain, ca: LocalCA, tmp_path: Path) -> Terraform:
+    for provider in (AUTHRESS, LOCAL if module == EPHEMERAL_MODULE else "hashicorp/external@2.4.0"):
+        toolchain.provider(provider)
+    tf = Terraform(toolchain.cli(cli), stage_route(tmp_path, module), toolchain, ca, tmp_path)
+    tf.ok("init", "-input=false")
+    assert selected(tf.workdir, "authress/authress") == "2.0.39"
+    if module == EPHEMERAL_MODULE:
+        assert selected(tf.workdir, "hashicorp/local") == "2.9.0"
+    return tf
+
+
+@pytest.fixture(params=CLIS)
+def ephemeral(request: pytest.FixtureRequest, toolchain: Toolchain, ca: LocalCA, tmp_path: Path) -> Terraform:
+    return init_route(request.param, EPHEMERAL_MODULE, toolchain, ca, tmp_path)
+
+
+def stored(tf: Terraform, plan: Path | None = None) -> str:
+    """Everything Terraform keeps: the state file, and a saved plan's every zip member and its JSON view."""
+    parts = [p.read_text(encoding="utf-8") for p in tf.workdir.glob("terraform.tfstate*")]
+    if plan is not None:
+        with zipfile.ZipFile(plan) as archive:
+            parts += [archive.read(name).decode("utf-8", "replace") for name in archive.namelist()]
+        parts.append(tf.ok("show", "-json", plan.name).output)
+    return "\n".join(parts)
+
+
+def seen(pipeline: Pipeline) -> list[tuple[str, str, str, int]]:
+    """The stand-in's requests since the last call: (Bearer token, method, path, status)."""
+    requests = list(pipeline.stand_in.requests)
+    pipeline.stand_in.requests.clear()
+    return [(r.token or "", r.method, r.path, r.status) for r in requests]
+
+
+def test_changing_only_the_source_applies_the_role_and_keeps_the_token_out_of_state(
+    ephemeral: Terraform, pipeline: Pipeline
+) -> None:
+    token, apply = pipeline.apply(ephemeral)
+    assert apply.returncode == 0, f"apply failed:\n{safe(apply.output)}"
+    assert not leaks(apply.output), "terraform printed the token"
+    assert ROLE_ID in pipeline.stand_in.roles
+    assert seen(pipeline) == [(token, "POST", "/v1/roles", 200)]
+    assert not leaks(stored(ephemeral)), "the token reached the state"
+
+    env = routed(pipeline.proxy, token)
+    args = variables(AUDIENCE, pipeline.issuer)
+    plan = ephemeral("plan", "-detailed-exitcode", *args, env=env)
+    assert plan.returncode == 0, f"the second plan found changes:\n{safe(plan.output)}"
+    assert seen(pipeline) == [(token, "GET", f"/v1/roles/{ROLE_ID}", 200)]
+
+    destroy = ephemeral.ok("destroy", "-auto-approve", *args, env=env)
+    assert not leaks(destroy.output), "terraform printed the token"
+    assert pipeline.stand_in.roles == {}
+    assert seen(pipeline) == [
+        (token, "GET", f"/v1/roles/{ROLE_ID}", 200),
+        (token, "DELETE", f"/v1/roles/{ROLE_ID}", 204),
+    ]
+    assert not leaks(stored(ephemeral)), "the token reached the state"
+
+
+def test_a_saved_plan_applied_by_a_later_job_sends_that_jobs_token(ephemeral: Terraform, pipeline: Pipeline) -> None:
+    """GitLab's OpenTofu component plans in one job and applies the saved plan in another: the apply job's
+    own token goes to Authress, and the plan file carries no token at all."""
+    args = variables(AUDIENCE, pipeline.issuer)
+    plan_token = pipeline.token(job_id="401")
+    plan = ephemeral.ok("plan", "-out=role.tfplan", *args, env=routed(pipeline.proxy, plan_token))
+    assert not leaks(plan.output), "terraform printed the token"
+    assert not leaks(stored(ephemeral, ephemeral.workdir / "role.tfplan")), "the saved plan holds the token"
+    assert seen(pipeline) == [], "planning a new role called Authress"
+
+    apply_token = pipeline.token(job_id="402")
+    assert apply_token != plan_token
+    apply = ephemeral.ok("apply", "role.tfplan", env=routed(pipeline.proxy, apply_token))
+    assert not leaks(apply.output), "terraform printed the token"
+    assert seen(pipeline) == [(apply_token, "POST", "/v1/roles", 200)], "Authress did not see the apply job's token"
+    assert ROLE_ID in pipeline.stand_in.roles
+    assert not leaks(stored(ephemeral)), "the token reached the state"
+
+
+def command_error(run: TfRun) -> str:
+    """The line the local provider shows after "Command Error:"."""
+    flat = run.flat()
+    assert "Command Error: " in flat, f"no Command Error in Terraform's output:\n{safe(run.output)}"
+    return flat.split("Command Error: ", 1)[1]
+
+
+@pytest.mark.parametrize(
+    ("claims", "message"),
+    [
+        pytest.param(
+            {"project_path": "other-org/foreign"},
+            'authress-gitlab-token: claim "project_path" is "other-org/foreign", '
+            'expected "my-org/authress-configuration"',
+            id="foreign project",
+        ),
+        pytest.param({"now": int(time.time()) - 3600}, "authress-gitlab-token: token expired at ", id="expired token"),
+    ],
+)
+def test_a_refused_token_stops_terraform_with_the_helpers_line_before_any_request(
+    claims: dict[str, object], message: str, ephemeral: Terraform, pipeline: Pipeline
+) -> None:
+    _, run = pipeline.apply(ephemeral, **claims)
+    assert run.returncode != 0, "apply succeeded"
+    assert command_error(run).startswith(message), f"not the helper's line:\n{safe(run.output)}"
+    assert not leaks(run.output), "terraform printed the token"
+    assert pipeline.stand_in.requests == [] and pipeline.proxy.tunnels == [], "a refused token was sent to Authress"
+    assert pipeline.stand_in.roles == {}
+    assert not leaks(stored(ephemeral)), "the token reached the state"
+
+
+def test_a_local_command_without_stdin_is_told_to_set_it(
+    toolchain: Toolchain, ca: LocalCA, tmp_path: Path, pipeline: Pipeline
+) -> None:
+    """A hand-written `ephemeral "local_command"` that forgets `stdin`: the helper's one line names the fix."""
+    toolchain.provider(LOCAL)
+    config = copy_config(ROOT / "tests/e2e/configs/ephemeral_no_stdin", tmp_path / "no_stdin")
+    tf = Terraform(toolchain.cli("terraform"), config, toolchain, ca, tmp_path)
+    tf.ok("init", "-input=false")
+    run = tf("plan", "-input=false", env={"AUTHRESS_KEY": pipeline.token()})
+    assert run.returncode != 0, "plan succeeded"
+    line = command_error(run)
+    assert line.startswith("authress-gitlab-token: no query on stdin; set stdin = jsonencode({"), safe(run.output)
+    assert not leaks(run.output), "terraform printed the token"
+
+
+ROUTES = {"data-source": DATA_SOURCE_MODULE, "ephemeral": EPHEMERAL_MODULE}
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_the_helper_runs_once_at_plan_and_once_at_apply_on_the_ephemeral_route_only(
+    route: str,
+    toolchain: Toolchain,
+    ca: LocalCA,
+    tmp_path: Path,
+    pipeline: Pipeline,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A saved plan, then its apply: the data source runs the helper at plan only (the plan carries its
+    result), the ephemeral resource at both. The figures (wall time of each helper run, the first with a
+    cold key cache) are printed for docs/routes.md."""
+    tf = init_route("terraform", ROUTES[route], toolchain, ca, tmp_path)
+    calls = recorded(tf, tmp_path)
+    env = routed(pipeline.proxy, pipeline.token())
+    start = time.monotonic()
+    tf.ok("plan", "-out=role.tfplan", *variables(AUDIENCE, pipeline.issuer), env=env)
+    at_plan, planned = calls.take(), time.monotonic()
+    tf.ok("apply", "role.tfplan", env=env)
+    at_apply, applied = calls.take(), time.monotonic()
+    assert [code for _, code in at_plan] == [0]
+    assert [code for _, code in at_apply] == ([0] if route == "ephemeral" else [])
+    assert ROLE_ID in pipeline.stand_in.roles
+    with capsys.disabled():
+        print(
+            f"\n{route}: helper at plan {[round(s, 3) for s, _ in at_plan]} s, at apply "
+            f"{[round(s, 3) for s, _ in at_apply]} s; terraform plan {planned - start:.2f} s, "
+            f"apply {applied - planned:.2f} s"
+        )
