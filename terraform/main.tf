@@ -1,5 +1,5 @@
 # The helper verifies the job's GitLab ID token and returns it as the Authress access token. The query
-# is built in query.tf (shared with the ephemeral module).
+# is built in query.tf (the same in the ephemeral module).
 data "external" "token" {
   program = var.program
   query   = local.query

@@ -1,7 +1,9 @@
-# The query both modules send the helper, built from the variables in one place: this module's
-# data "external" and the ephemeral module (ephemeral/query.tf is a symlink to this file, as
-# ephemeral/variables.tf is to variables.tf). Null inputs are left out so the helper applies its own
-# defaults; every value is a string because the external protocol carries strings only.
+# The query the helper reads on stdin, built from the variables. This file and variables.tf are the
+# same in terraform/ and terraform/ephemeral/, so a user switches routes by changing `source`: edit
+# both copies (tests/docs/test_module_docs.py compares them byte for byte). Copies, not symlinks: a
+# module fetched as an archive (a registry, an https .tar.gz) gets a symlink as an empty file.
+# Null inputs are left out so the helper applies its own defaults; every value is a string because
+# the external protocol carries strings only.
 locals {
   query = { for key, value in {
     audience             = var.audience

@@ -1,3 +1,5 @@
+# The same in terraform/ and terraform/ephemeral/ (query.tf says why it is a copy).
+
 variable "audience" {
   description = "The exact `aud` the token must carry: the job's `id_tokens` `aud`, and the same string as the Authress trusted identity's audience. The newest Authress provider needs `https://ACCOUNT_ID.api.authress.io`."
   type        = string

@@ -6,9 +6,16 @@ authress/authress 2.0.39 built from their upstream sources. Terraform runs the h
 from __future__ import annotations
 
 import shutil
+import subprocess
+import tarfile
+import threading
 import time
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -242,3 +249,66 @@ def test_the_helper_runs_once_at_plan_and_once_at_apply_on_the_ephemeral_route_o
             f"{[round(s, 3) for s, _ in at_apply]} s; terraform plan {planned - start:.2f} s, "
             f"apply {applied - planned:.2f} s"
         )
+
+
+@contextmanager
+def serving(folder: Path) -> Iterator[str]:
+    """`folder` over plain HTTP on 127.0.0.1, as a web server or a module registry hands out an archive."""
+    handler = partial(SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *_: None  # type: ignore[attr-defined]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def packaged(tmp_path: Path) -> Path:
+    """A repository holding the module folder as committed (a git repository and a .tar.gz of it)."""
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "terraform", repo / "terraform", symlinks=True, ignore=IGNORE)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "module"]):
+        subprocess.run([*git, *args], check=True, capture_output=True)
+    with tarfile.open(tmp_path / "module.tar.gz", "w:gz") as archive:
+        archive.add(repo / "terraform", "terraform")
+    return repo
+
+
+@pytest.mark.parametrize("fetch", ["git", "archive"])
+@pytest.mark.parametrize("cli", CLIS)
+def test_the_module_fetched_with_git_or_as_an_archive_verifies_the_token(
+    cli: str, fetch: str, toolchain: Toolchain, ca: LocalCA, tmp_path: Path, pipeline: Pipeline
+) -> None:
+    """How users get it: `git::...//terraform/ephemeral?ref=TAG`, or a registry's .tar.gz."""
+    toolchain.provider(LOCAL)
+    repo = packaged(tmp_path)
+    root = tmp_path / "root"
+    root.mkdir()
+    with serving(tmp_path) as url:
+        source = (
+            f"git::file://{repo}//terraform/ephemeral"
+            if fetch == "git"
+            else f"{url}/module.tar.gz//terraform/ephemeral"
+        )
+        (root / "main.tf").write_text(
+            'variable "audience" {}\nvariable "issuer" {}\n'
+            f'module "authress_token" {{\n  source = "{source}"\n'
+            "  audience = var.audience\n  issuer = var.issuer\n"
+            '  project_path = "my-org/authress-configuration"\n  min_validity_seconds = 60\n}\n',
+            encoding="utf-8",
+        )
+        tf = Terraform(toolchain.cli(cli), root, toolchain, ca, tmp_path)
+        tf.ok("init", "-input=false")
+    calls = recorded(tf, tmp_path)
+    token = pipeline.token()
+    tf.ok("plan", *variables(AUDIENCE, pipeline.issuer), env={"AUTHRESS_KEY": token})
+    assert [code for _, code in calls.take()] == [0]
+    foreign = pipeline.token(project_path="other-org/foreign")
+    run = tf("plan", *variables(AUDIENCE, pipeline.issuer), env={"AUTHRESS_KEY": foreign})
+    assert command_error(run).startswith('authress-gitlab-token: claim "project_path" is "other-org/foreign"'), safe(
+        run.output
+    )
