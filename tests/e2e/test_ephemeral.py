@@ -6,8 +6,6 @@ authress/authress 2.0.39 built from their upstream sources. Terraform runs the h
 from __future__ import annotations
 
 import shutil
-import subprocess
-import tarfile
 import threading
 import time
 import zipfile
@@ -36,6 +34,7 @@ from .conftest import (
     selected,
     variables,
 )
+from .module_source import IGNORE, module_repository
 
 pytestmark = pytest.mark.e2e
 
@@ -45,7 +44,6 @@ ROLE_ID = "ro_terraform-deployer"
 CONFIG = "tests/e2e/configs/authress_role"
 DATA_SOURCE_MODULE = 'source = "../../../../terraform"'
 EPHEMERAL_MODULE = 'source = "../../../../terraform/ephemeral"'
-IGNORE = shutil.ignore_patterns(".terraform", ".terraform.lock.hcl", "terraform.tfstate*", "*.tfplan")
 
 
 @dataclass(frozen=True)
@@ -266,18 +264,6 @@ def serving(folder: Path) -> Iterator[str]:
         server.server_close()
 
 
-def packaged(tmp_path: Path) -> Path:
-    """A repository holding the module folder as committed (a git repository and a .tar.gz of it)."""
-    repo = tmp_path / "repo"
-    shutil.copytree(ROOT / "terraform", repo / "terraform", symlinks=True, ignore=IGNORE)
-    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "module"]):
-        subprocess.run([*git, *args], check=True, capture_output=True)
-    with tarfile.open(tmp_path / "module.tar.gz", "w:gz") as archive:
-        archive.add(repo / "terraform", "terraform")
-    return repo
-
-
 @pytest.mark.parametrize("fetch", ["git", "archive"])
 @pytest.mark.parametrize("cli", CLIS)
 def test_the_module_fetched_with_git_or_as_an_archive_verifies_the_token(
@@ -285,12 +271,12 @@ def test_the_module_fetched_with_git_or_as_an_archive_verifies_the_token(
 ) -> None:
     """How users get it: `git::...//terraform/ephemeral?ref=TAG`, or a registry's .tar.gz."""
     toolchain.provider(LOCAL)
-    repo = packaged(tmp_path)
+    repo = module_repository(tmp_path / "module", "0.0.0")
     root = tmp_path / "root"
     root.mkdir()
     with serving(tmp_path) as url:
         source = (
-            f"git::file://{repo}//terraform/ephemeral"
+            f"git::file://{repo}//terraform/ephemeral?ref=0.0.0"
             if fetch == "git"
             else f"{url}/module.tar.gz//terraform/ephemeral"
         )
