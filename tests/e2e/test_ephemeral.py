@@ -219,6 +219,19 @@ ROUTES = {"data-source": DATA_SOURCE_MODULE, "ephemeral": EPHEMERAL_MODULE}
 
 
 @pytest.mark.parametrize("route", ROUTES)
+def test_tf_log_trace_prints_the_token_on_both_module_routes(
+    route: str, toolchain: Toolchain, ca: LocalCA, tmp_path: Path, pipeline: Pipeline
+) -> None:
+    """What docs/routes.md warns of: hashicorp/local logs the command's stdout at TRACE, as external logs
+    the program's result; without TF_LOG the same plan prints no token."""
+    tf = init_route("terraform", ROUTES[route], toolchain, ca, tmp_path)
+    env = routed(pipeline.proxy, pipeline.token())
+    args = ("plan", *variables(AUDIENCE, pipeline.issuer))
+    assert not leaks(tf.ok(*args, env=env).output), "terraform printed the token without TF_LOG"
+    assert leaks(tf.ok(*args, env={**env, "TF_LOG": "trace"}).output), "TF_LOG=trace no longer prints the token"
+
+
+@pytest.mark.parametrize("route", ROUTES)
 def test_the_helper_runs_once_at_plan_and_once_at_apply_on_the_ephemeral_route_only(
     route: str,
     toolchain: Toolchain,
