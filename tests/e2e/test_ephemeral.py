@@ -125,29 +125,33 @@ def seen(pipeline: Pipeline) -> list[tuple[str, str, str, int]]:
 
 
 def test_changing_only_the_source_applies_the_role_and_keeps_the_token_out_of_state(
-    ephemeral: Terraform, pipeline: Pipeline
+    ephemeral: Terraform, pipeline: Pipeline, tmp_path: Path
 ) -> None:
+    """Apply, a plan that finds no drift, destroy. A plan runs the helper once, an `apply` twice (its plan,
+    its apply), a `destroy` three times (its refresh, its plan, its apply)."""
+    calls = recorded(ephemeral, tmp_path)
     token, apply = pipeline.apply(ephemeral)
     assert apply.returncode == 0, f"apply failed:\n{safe(apply.output)}"
     assert not leaks(apply.output), "terraform printed the token"
     assert ROLE_ID in pipeline.stand_in.roles
     assert seen(pipeline) == [(token, "POST", "/v1/roles", 200)]
     assert not leaks(stored(ephemeral)), "the token reached the state"
+    assert [code for _, code in calls.take()] == [0, 0]
 
     env = routed(pipeline.proxy, token)
     args = variables(AUDIENCE, pipeline.issuer)
     plan = ephemeral("plan", "-detailed-exitcode", *args, env=env)
     assert plan.returncode == 0, f"the second plan found changes:\n{safe(plan.output)}"
     assert seen(pipeline) == [(token, "GET", f"/v1/roles/{ROLE_ID}", 200)]
+    assert [code for _, code in calls.take()] == [0]
 
     destroy = ephemeral.ok("destroy", "-auto-approve", *args, env=env)
     assert not leaks(destroy.output), "terraform printed the token"
     assert pipeline.stand_in.roles == {}
-    assert seen(pipeline) == [
-        (token, "GET", f"/v1/roles/{ROLE_ID}", 200),
-        (token, "DELETE", f"/v1/roles/{ROLE_ID}", 204),
-    ]
+    role = f"/v1/roles/{ROLE_ID}"
+    assert seen(pipeline) == [(token, "GET", role, 200), (token, "DELETE", role, 204)]
     assert not leaks(stored(ephemeral)), "the token reached the state"
+    assert [code for _, code in calls.take()] == [0, 0, 0]
 
 
 def test_a_saved_plan_applied_by_a_later_job_sends_that_jobs_token(ephemeral: Terraform, pipeline: Pipeline) -> None:
