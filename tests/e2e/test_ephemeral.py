@@ -80,8 +80,8 @@ def recorded(tf: Terraform, tmp_path: Path) -> Calls:
 
 
 def stage_route(tmp_path: Path, module: str) -> Path:
-    """The module folder (its symlinks kept, as git checks them out) and the role configuration, its module
-    `source` set to `module`; nothing else of the configuration changes."""
+    """The module folder and the role configuration, its module `source` set to `module`; nothing else of
+    the configuration changes."""
     shutil.copytree(ROOT / "terraform", tmp_path / "terraform", symlinks=True, ignore=IGNORE)
     config = copy_config(ROOT / CONFIG, tmp_path / CONFIG)
     main = config / "main.tf"
@@ -202,6 +202,28 @@ def test_a_refused_token_stops_terraform_with_the_helpers_line_before_any_reques
     assert pipeline.stand_in.requests == [] and pipeline.proxy.tunnels == [], "a refused token was sent to Authress"
     assert pipeline.stand_in.roles == {}
     assert not leaks(stored(ephemeral)), "the token reached the state"
+
+
+@pytest.mark.parametrize("cli", CLIS)
+def test_a_bad_input_is_refused_by_validate_before_the_helper_runs(
+    cli: str, toolchain: Toolchain, ca: LocalCA, tmp_path: Path
+) -> None:
+    """The same validation as the data-source module (the same variables.tf), under each CLI."""
+    toolchain.provider(LOCAL)
+    shutil.copytree(ROOT / "terraform", tmp_path / "terraform", ignore=IGNORE)
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "main.tf").write_text(
+        'module "token" {\n  source = "../terraform/ephemeral"\n  audience = "https://acc-1a2b3c.api.authress.io"\n'
+        '  ref_protected = "yes"\n}\n',
+        encoding="utf-8",
+    )
+    tf = Terraform(toolchain.cli(cli), root, toolchain, ca, tmp_path)
+    calls = recorded(tf, tmp_path)
+    tf.ok("init", "-input=false")
+    run = tf("validate")
+    assert run.returncode != 0 and 'The ref_protected must be "true" or "false"' in run.flat(), safe(run.output)
+    assert calls.take() == []
 
 
 def test_a_local_command_without_stdin_is_told_to_set_it(
