@@ -186,7 +186,8 @@ def command_error(run: TfRun) -> str:
         pytest.param(
             {"project_path": "other-org/foreign"},
             'authress-gitlab-token: claim "project_path" is "other-org/foreign", '
-            'expected "my-org/authress-configuration"',
+            'expected "my-org/authress-configuration" (from project_path); '
+            "this token is for another project, ref or job",
             id="foreign project",
         ),
         pytest.param({"now": int(time.time()) - 3600}, "authress-gitlab-token: token expired at ", id="expired token"),
