@@ -233,7 +233,7 @@ def test_the_gitlab_example_pipeline_runs_in_gitlab_ci_local(example: Example, g
     """fmt-validate and apply pass in a real GitLab CI engine: the component comes from the hosted copy
     at the release tag, the job installs the helper from there, verifies the token and Terraform applies
     the role through authress/authress 2.0.39, with the state kept by the GitLab stand-in."""
-    example.toolchain.provider("hashicorp/external@2.4.0")
+    example.toolchain.provider("hashicorp/local@2.9.0")  # main.tf's module: the ephemeral one
     example.toolchain.provider("authress/authress@2.0.39")
     pipeline = example_pipeline(example, gitlab, "gitlab", [".gitlab-ci.yml", "main.tf"])
     token = example.token(environment="authress")
@@ -271,7 +271,7 @@ def test_the_gitlab_example_pipeline_runs_in_gitlab_ci_local(example: Example, g
     project.write_text(written.replace(own, own + "  before_script:\n    - echo own lines\n"), encoding="utf-8")
     run = pipeline.run(["apply"], token)
     assert run.failed("apply"), safe(run.output)
-    # No helper on PATH either: Terraform's data "external" cannot run it (tests/e2e/test_component_pipelines.py
+    # No helper on PATH either: the module's ephemeral "local_command" cannot run it (tests/e2e/test_component_pipelines.py
     # has the helper present and refusing).
     assert '"authress-gitlab-token": executable file not found' in run.job("apply") and not leaks(run.output)
     assert len(stand_in.requests) == before[0], "a job without the component's before_script reached Authress"
