@@ -271,8 +271,8 @@ def test_the_gitlab_example_pipeline_runs_in_gitlab_ci_local(example: Example, g
     project.write_text(written.replace(own, own + "  before_script:\n    - echo own lines\n"), encoding="utf-8")
     run = pipeline.run(["apply"], token)
     assert run.failed("apply"), safe(run.output)
-    # No helper on PATH either: the module's ephemeral "local_command" cannot run it (tests/e2e/test_component_pipelines.py
-    # has the helper present and refusing).
+    # No helper on PATH either: the module's ephemeral "local_command" cannot run it
+    # (tests/e2e/test_component_pipelines.py has the helper present and refusing).
     assert '"authress-gitlab-token": executable file not found' in run.job("apply") and not leaks(run.output)
     assert len(stand_in.requests) == before[0], "a job without the component's before_script reached Authress"
     kept = "  before_script:\n    - !reference [.authress-gitlab-token, before_script]\n    - echo own lines\n"
