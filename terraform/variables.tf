@@ -1,3 +1,5 @@
+# The same in terraform/ and terraform/ephemeral/ (query.tf says why it is a copy).
+
 variable "audience" {
   description = "The exact `aud` the token must carry: the job's `id_tokens` `aud`, and the same string as the Authress trusted identity's audience. The newest Authress provider needs `https://ACCOUNT_ID.api.authress.io`."
   type        = string
@@ -140,7 +142,7 @@ variable "api_url" {
 }
 
 variable "program" {
-  description = "The helper's argv, found on PATH and run without a shell, as `data \"external\"` runs it."
+  description = "The helper's argv, found on PATH and run without a shell (by `data \"external\"`, or by `ephemeral \"local_command\"` in the ephemeral module)."
   type        = list(string)
   default     = ["authress-gitlab-token", "external"]
 

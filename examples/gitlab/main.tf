@@ -1,8 +1,11 @@
 # Manage Authress from a GitLab pipeline with the job's ID token: no stored secret.
-# The module verifies the token (issuer, audience, project, branch) and hands it to the provider.
+# The module runs the helper, which verifies the token (issuer, audience, project, branch), and hands
+# it to the provider as an ephemeral value: it is in neither the state nor a saved plan.
 
 terraform {
-  required_version = ">= 1.3"
+  # 1.10: ephemeral resources (OpenTofu: 1.11). Older versions: the module's //terraform, whose
+  # data "external" keeps the token in the state (docs/routes.md).
+  required_version = ">= 1.10"
 
   required_providers {
     authress = {
@@ -53,10 +56,11 @@ variable "protected_only" {
 module "authress_token" {
   # The tag pins the module to the same release as the helper the job installs (self-managed GitLab:
   # your mirror's clone URL, README "Five steps").
-  source = "git::https://gitlab.com/authress-gitlab-token/authress-gitlab-token.git//terraform?ref=0.3.0"
+  source = "git::https://gitlab.com/authress-gitlab-token/authress-gitlab-token.git//terraform/ephemeral?ref=0.3.0"
 
   audience             = var.audience
   issuer               = var.issuer
+  token_env            = "AUTHRESS_ID_TOKEN" # the component's id_tokens name
   project_path         = var.project_path
   ref                  = var.ref
   ref_type             = var.ref_type # else a tag named like the branch would match too
@@ -81,11 +85,5 @@ resource "authress_role" "documents_reader" {
   }
 }
 
-output "authress_user_id" {
-  description = "The Authress user ID this pipeline acts as: the one your access record must name."
-  value       = module.authress_token.user_id
-}
-
-output "token_expires_at" {
-  value = module.authress_token.expires_at
-}
+# The module's outputs are ephemeral, so no root output shows them: `authress-gitlab-token doctor` in the
+# job prints the user ID (`user_id`) your access record must name.

@@ -12,6 +12,11 @@ from .errors import QueryError, quoted
 MAX_QUERY_BYTES = 64 * 1024
 SCHEMA_PATH = Path(__file__).with_name("query.schema.json")
 USAGE = 'run it from Terraform\'s data "external", or pipe a JSON object of strings to it'
+# An ephemeral "local_command" without `stdin` runs the helper with an empty standard input.
+NO_QUERY = (
+    "no query on stdin; set stdin = jsonencode({...}) (the query, a JSON object of strings) in the ephemeral "
+    '"local_command" that runs it, or run it from Terraform\'s data "external"'
+)
 
 
 @cache
@@ -37,7 +42,7 @@ def read_raw(stream: IO[bytes]) -> bytes:
 def parse_query(raw: bytes) -> dict[str, str]:
     """The validated query; every refusal names the key and the fix."""
     if not raw.strip():
-        raise QueryError(f"no query on stdin; {USAGE}")
+        raise QueryError(NO_QUERY)
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:

@@ -35,10 +35,12 @@ def test_setup_prints_the_user_id_that_authress_then_accepts(
     authress.grant(printed["access_record_user_id"])
     run = helper.external(query(issuer, check="authress", api_url=authress.url), token)
     assert run.returncode == 0, run.stderr
-    assert printed["id_tokens_yaml"] == f'id_tokens:\n  AUTHRESS_KEY:\n    aud: "{AUDIENCE}"\n'
+    assert printed["id_tokens_yaml"] == f'id_tokens:\n  AUTHRESS_ID_TOKEN:\n    aud: "{AUDIENCE}"\n'
     assert f'audience     = "{AUDIENCE}"' in printed["module_hcl"]
     assert 'ref          = "main"' in printed["module_hcl"]
     assert "  access_key    = module.authress_token.access_token\n" in printed["module_hcl"]
+    assert 'token_env    = "AUTHRESS_ID_TOKEN"' in printed["module_hcl"]
+    assert "//terraform/ephemeral?ref=" in printed["module_hcl"]
     assert "  custom_domain = module.authress_token.api_url\n" in printed["module_hcl"]
 
 
@@ -118,7 +120,7 @@ def test_setup_for_a_self_managed_issuer_never_mentions_gitlab_com(env: dict[str
     assert "YOUR_GROUP" not in run.stdout and "gitlab.com" not in run.stdout
     assert f'pip install "authress-gitlab-token @ git+{repo}@{__version__}"' in run.stdout
     assert f"component: $CI_SERVER_FQDN/platform/tools/authress-gitlab-token/authress-token@{__version__}" in run.stdout
-    assert f'"git::{repo}//terraform?ref={__version__}"' in run.stdout
+    assert f'"git::{repo}//terraform/ephemeral?ref={__version__}"' in run.stdout
 
 
 def test_setup_for_gitlab_com_names_the_canonical_repository(helper: Helper) -> None:
@@ -130,4 +132,4 @@ def test_setup_for_gitlab_com_names_the_canonical_repository(helper: Helper) -> 
     assert f'pip install "authress-gitlab-token @ git+{canonical}.git@{__version__}"' in run.stdout
     component = f"$CI_SERVER_FQDN/authress-gitlab-token/authress-gitlab-token/authress-token@{__version__}"
     assert f"component: {component}\n" in run.stdout
-    assert f'"git::{canonical}.git//terraform?ref={__version__}"' in run.stdout
+    assert f'"git::{canonical}.git//terraform/ephemeral?ref={__version__}"' in run.stdout

@@ -1,5 +1,6 @@
 """examples/opentofu-component: GitLab's OpenTofu component with its documented inputs, the ID token and
-the helper's check for every job; GitLab's CI schema accepts it, and each placeholder is a README step."""
+the helper for every job, which OpenTofu runs through the ephemeral module; GitLab's CI schema accepts
+it, and each placeholder is a README step."""
 
 from __future__ import annotations
 
@@ -40,25 +41,29 @@ def test_it_uses_the_opentofu_component_with_the_inputs_gitlab_documents() -> No
 def test_every_job_gets_the_token_for_the_audience_it_verifies_and_binds_the_project() -> None:
     ci = pipeline()
     audience = "https://acc-1a2b3c.api.authress.io"
-    # Not AUTHRESS_KEY, which the provider reads: only the verified export sets that.
+    # Not AUTHRESS_KEY, which the provider would read by itself: only the module's verified output reaches it.
     assert ci["default"]["id_tokens"] == {"AUTHRESS_ID_TOKEN": {"aud": audience}}
     assert ci["variables"]["AUTHRESS_AUDIENCE"] == audience
     assert ci["variables"]["AUTHRESS_PROJECT_PATH"] == "my-org/authress-configuration"
     assert ci["variables"]["TF_VAR_authress_api_url"] == "$AUTHRESS_AUDIENCE"
+    assert ci["variables"]["TF_VAR_project_path"] == "$AUTHRESS_PROJECT_PATH"
+    assert ci["variables"]["TF_VAR_ref"] == "$CI_DEFAULT_BRANCH"
     (script,) = ci["default"]["before_script"]
-    assert '--project-path "$AUTHRESS_PROJECT_PATH"' in script
-    assert "--token-env AUTHRESS_ID_TOKEN" in script
-    assert '--ref "$CI_DEFAULT_BRANCH" --ref-type branch --ref-protected true' in script
-    assert "--check authress" in script
-    assert 'eval "$exports"' in script
+    assert 'export PATH="/opt/authress-gitlab-token/bin:$PATH"' in script
+    assert "eval" not in script and "AUTHRESS_KEY" not in script, "the job exports nothing: OpenTofu runs the helper"
     assert [rule["if"] for rule in ci["workflow"]["rules"]] == ["$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"]
 
 
-def test_the_token_reaches_the_provider_only_through_the_environment() -> None:
-    """The component applies a saved plan: a token read in Terraform would be kept in it."""
-    main_tf = (EXAMPLE / "infra" / "main.tf").read_text(encoding="utf-8")
-    assert 'data "external"' not in main_tf and "access_key" not in re.sub(r"#.*", "", main_tf)
-    assert "custom_domain = var.authress_api_url" in main_tf
+def test_opentofu_runs_the_helper_through_the_ephemeral_module() -> None:
+    """The component applies a saved plan: an ephemeral value is not kept in it, a data source's would be."""
+    main_tf = re.sub(r"#.*", "", (EXAMPLE / "infra" / "main.tf").read_text(encoding="utf-8"))
+    assert f'//terraform/ephemeral?ref={__version__}"' in main_tf and 'data "external"' not in main_tf
+    assert re.search(r'token_env\s+= "AUTHRESS_ID_TOKEN"', main_tf)
+    assert re.search(r'ref_protected\s+= "true"', main_tf) and re.search(r'ref_type\s+= "branch"', main_tf)
+    assert re.search(r"access_key\s+= module\.authress_token\.access_token", main_tf)
+    assert re.search(r'required_version = ">= 1\.11"', main_tf)
+    opentofu = pipeline()["include"][0]["inputs"]["opentofu_version"]
+    assert tuple(map(int, opentofu.split(".")[:2])) >= (1, 11), "OpenTofu reads ephemeral resources since 1.11"
 
 
 def test_the_example_pins_this_release_and_names_every_placeholder_in_its_readme() -> None:

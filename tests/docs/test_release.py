@@ -28,7 +28,7 @@ RELEASE_TAG = r"$CI_COMMIT_TAG =~ /^\d+\.\d+\.\d+$/"
 # or the module's git source. Python files are left out: setup's line is built from __version__ (tested below).
 PIP_LINE = re.compile(r"pip install\b.*")
 REQUIREMENT = re.compile(r"""(?<![\w/.-])authress-gitlab-token(?P<pin>==[\w.]+|\s*@\s*git\+[^\s"'`]+)?(?![\w.-])""")
-GIT_REF = re.compile(r"authress-gitlab-token\.git(?:@|//terraform\?ref=)(?P<ref>[^\s\"'`)]+)")
+GIT_REF = re.compile(r"authress-gitlab-token\.git(?:@|//terraform(?:/ephemeral)?\?ref=)(?P<ref>[^\s\"'`)]+)")
 DOC_SUFFIXES = {".md", ".yml", ".yaml", ".tf"}
 
 
@@ -118,6 +118,7 @@ def test_every_install_in_the_documents_pins_this_version() -> None:
         'source = "git::https://gitlab.com/g/authress-gitlab-token.git//terraform?ref=TAG"',
         'pip install "authress-gitlab-token @ git+https://gitlab.com/g/authress-gitlab-token.git@v0.2.0"',
         'source = "git::https://gitlab.com/g/authress-gitlab-token.git//terraform?ref=v0.2.0"',
+        'source = "git::https://gitlab.com/g/authress-gitlab-token.git//terraform/ephemeral?ref=0.1.0"',
     ],
 )
 def test_the_pin_check_flags_an_unpinned_or_stale_install(text: str) -> None:

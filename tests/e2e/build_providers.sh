@@ -8,12 +8,12 @@
 #   CACHE = $AGT_CACHE, else ${XDG_CACHE_HOME:-~/.cache}/authress-gitlab-token-e2e (not the helper's own
 #   key cache, ~/.cache/authress-gitlab-token).
 #   --demo: only what `make demo` runs: the CLI on the machine (Terraform, else OpenTofu; Terraform is
-#   built only when neither is there), hashicorp/external 2.4.0 and authress/authress 2.0.39. Its
-#   results join those of an earlier full build in the status file.
+#   built only when neither is there), hashicorp/external 2.4.0, hashicorp/local 2.9.0 and
+#   authress/authress 2.0.39. Its results join those of an earlier full build in the status file.
 #
 # The providers:
-#   hashicorp/external 2.4.0, authress/authress 2.0.39  built at once from the upstream sources in $VENDOR
-#       (each tarball's sha256 checked first). Without $VENDOR: fetched from registry.terraform.io with
+#   hashicorp/external 2.4.0, hashicorp/local 2.9.0 (the ephemeral route), authress/authress 2.0.39
+#       built at once from the upstream sources in $VENDOR (each tarball's sha256 checked first). Without $VENDOR: fetched from registry.terraform.io with
 #       `terraform providers mirror`, as `terraform init` does on a machine with internet access.
 #   hashicorp/external 1.2.0 (the module's lower bound), hashicorp/http 1.2.0   built from the Go module proxy.
 #   authress/authress, newest   tried from the Go module proxy; recorded as "newest" (it is refused there).
@@ -223,14 +223,19 @@ from_proxy() {
   fi
 }
 
-# The two at once: they share few compiled packages (plugin-framework 1.1.1 and 1.19.0, grpc 1.51 and 1.79).
-from_vendor hashicorp external 2.4.0 terraform-provider-external-v2.4.0-70b9be6.tar.gz \
-  c550a87067ad0eee758a7306b4a04d997916c29b3b3d3286d82e762991bac16a &
-external_build=$!
+# At once: they share few compiled packages (plugin-framework 1.1.1 and 1.19.0, grpc 1.51 and 1.79).
+# hashicorp/local shares external's newer framework, so it follows external in the same job.
+{
+  from_vendor hashicorp external 2.4.0 terraform-provider-external-v2.4.0-70b9be6.tar.gz \
+    c550a87067ad0eee758a7306b4a04d997916c29b3b3d3286d82e762991bac16a
+  from_vendor hashicorp local 2.9.0 terraform-provider-local-v2.9.0-3561e41.tar.gz \
+    d991f81e9b58b83e4a0099ea06691c2149c18de7c2845345db7f84b711d2c6ad
+} &
+hashicorp_builds=$!
 from_vendor authress authress 2.0.39 terraform-provider-authress-v2.0.39-26be9ed.tar.gz \
   6051f27c09d4df758e5405670dc6d671031693c01242762a8346ab7ebf2cfaae &
 authress_build=$!
-wait "$external_build"
+wait "$hashicorp_builds"
 wait "$authress_build"
 
 if [[ $mode == full ]]; then

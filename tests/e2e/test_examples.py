@@ -7,7 +7,8 @@ component, the helper and the module come from the GitLab stand-in's copy of thi
 release tag, the state goes through the example's own http backend variables to the stand-in's
 Terraform state API. examples/opentofu-component includes GitLab's own OpenTofu component from
 gitlab.com, which cannot be had here: its jobs' own script lines run in bash (the install left out,
-the helper on PATH is this checkout's) with local state."""
+the helper on PATH is this checkout's) with local state, and the module comes from a git repository
+of this checkout's terraform/ at the release tag."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import re
 import subprocess
 import zipfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
 from .conftest import ROOT, TIMEOUT, Terraform, Toolchain
 from .gitlab_ci_local import Engine, JobRun, engine, job_environment, publish, release, without_images
+from .module_source import module_repository
 
 pytestmark = pytest.mark.e2e
 
@@ -231,7 +233,7 @@ def test_the_gitlab_example_pipeline_runs_in_gitlab_ci_local(example: Example, g
     """fmt-validate and apply pass in a real GitLab CI engine: the component comes from the hosted copy
     at the release tag, the job installs the helper from there, verifies the token and Terraform applies
     the role through authress/authress 2.0.39, with the state kept by the GitLab stand-in."""
-    example.toolchain.provider("hashicorp/external@2.4.0")
+    example.toolchain.provider("hashicorp/local@2.9.0")  # main.tf's module: the ephemeral one
     example.toolchain.provider("authress/authress@2.0.39")
     pipeline = example_pipeline(example, gitlab, "gitlab", [".gitlab-ci.yml", "main.tf"])
     token = example.token(environment="authress")
@@ -269,8 +271,8 @@ def test_the_gitlab_example_pipeline_runs_in_gitlab_ci_local(example: Example, g
     project.write_text(written.replace(own, own + "  before_script:\n    - echo own lines\n"), encoding="utf-8")
     run = pipeline.run(["apply"], token)
     assert run.failed("apply"), safe(run.output)
-    # No helper on PATH either: Terraform's data "external" cannot run it (tests/e2e/test_component_pipelines.py
-    # has the helper present and refusing).
+    # No helper on PATH either: the module's ephemeral "local_command" cannot run it
+    # (tests/e2e/test_component_pipelines.py has the helper present and refusing).
     assert '"authress-gitlab-token": executable file not found' in run.job("apply") and not leaks(run.output)
     assert len(stand_in.requests) == before[0], "a job without the component's before_script reached Authress"
     kept = "  before_script:\n    - !reference [.authress-gitlab-token, before_script]\n    - echo own lines\n"
@@ -290,11 +292,20 @@ REFUSED = [
 ]
 
 
+def opentofu_example(example: Example) -> tuple[Path, dict[str, Any]]:
+    """The example copied, its module source pointing at a git repository of terraform/ at the release tag."""
+    example.toolchain.provider("hashicorp/local@2.9.0")
+    repository = module_repository(example.tmp_path / "authress-gitlab-token", __version__)
+    return replace(example, repository=f"file://{repository}").copy(
+        "opentofu-component", [".gitlab-ci.yml", "infra/main.tf"]
+    )
+
+
 def test_the_opentofu_component_example_plans_and_applies_with_each_jobs_own_token(example: Example) -> None:
-    """The component's plan job saves a plan; its apply job applies it later with its own token. Neither
-    the plan nor the state holds a token."""
+    """The component's plan job saves a plan; its apply job applies it later, and OpenTofu runs the helper
+    again with the apply job's own token (the ephemeral module). Neither the plan nor the state holds a token."""
     example.toolchain.provider("authress/authress@2.0.39")
-    project, pipeline = example.copy("opentofu-component", [".gitlab-ci.yml", "infra/main.tf"])
+    project, pipeline = opentofu_example(example)
     done = check_gitlab_ci(project / ".gitlab-ci.yml")
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -309,6 +320,9 @@ def test_the_opentofu_component_example_plans_and_applies_with_each_jobs_own_tok
         [*before, "tofu init -input=false", "tofu plan -input=false -out=plan.cache"], variables, plan_token
     )
     assert plan.returncode == 0, f"the plan job failed:\n{safe(plan.stdout + plan.stderr)}"
+    # The module's check (check = "authress") asked Authress with the plan job's token.
+    assert set(example.stand_in.tokens_seen()) == {plan_token}
+    example.stand_in.requests.clear()
 
     apply_token = example.token(job_id="302")
     apply = example.job("tofu", "tofu", root, project, "deploy").run(
@@ -317,24 +331,33 @@ def test_the_opentofu_component_example_plans_and_applies_with_each_jobs_own_tok
     assert apply.returncode == 0, f"the apply job failed:\n{safe(apply.stdout + apply.stderr)}"
 
     assert "ro_documents_reader" in example.stand_in.roles
-    assert example.stand_in.tokens_seen()[-1] == apply_token, "the saved plan's apply did not use the apply job's token"
+    assert ("POST", "/v1/roles") in [(r.method, r.path) for r in example.stand_in.requests]
+    assert set(example.stand_in.tokens_seen()) == {apply_token}, (
+        "the saved plan's apply did not use the apply job's token"
+    )
     with zipfile.ZipFile(root / "plan.cache") as saved:
-        assert not any(plan_token.encode() in saved.read(name) for name in saved.namelist()), "the plan holds a token"
+        held = b"".join(saved.read(name) for name in saved.namelist())
+    assert plan_token.encode() not in held and plan_token.rsplit(".", 1)[1].encode() not in held, (
+        "the plan holds a token"
+    )
     state = (root / "terraform.tfstate").read_text(encoding="utf-8")
-    assert plan_token not in state and apply_token not in state, "the state holds a token"
+    assert not leaks(state), "the state holds a token"
     assert not leaks(plan.stdout + plan.stderr + apply.stdout + apply.stderr)
 
 
-def test_the_opentofu_example_job_stops_a_token_of_another_project_before_opentofu(example: Example) -> None:
-    project, pipeline = example.copy("opentofu-component", [".gitlab-ci.yml", "infra/main.tf"])
+def test_the_opentofu_example_stops_a_token_of_another_project_before_authress(example: Example) -> None:
+    project, pipeline = opentofu_example(example)
     root = project / "infra"
+    local_state(root)
     done = example.job("tofu", "tofu", root, project, "build").run(
-        [*pipeline["default"]["before_script"], "tofu init -input=false"],
+        [*pipeline["default"]["before_script"], "tofu init -input=false", "tofu plan -input=false -out=plan.cache"],
         pipeline["variables"],
         example.token(project_path="acme/infra"),
     )
     assert done.returncode != 0
-    expected = f'authress-gitlab-token: claim "project_path" is "acme/infra", expected "{PROJECT}"'
-    assert expected in done.stderr, safe(done.stderr)
+    expected = f'Command Error: authress-gitlab-token: claim "project_path" is "acme/infra", expected "{PROJECT}"'
+    uncoloured = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)  # the job's tofu runs in colour
+    flat = " ".join(re.sub(r"[│╷╵]", " ", uncoloured).split())
+    assert expected in flat, safe(done.stdout + done.stderr)
     assert not leaks(done.stdout + done.stderr)
-    assert example.stand_in.requests == [] and not (root / ".terraform").exists(), "OpenTofu ran after a refused token"
+    assert example.stand_in.requests == [] and example.proxy.tunnels == [], "a refused token reached Authress"

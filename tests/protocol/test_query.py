@@ -51,8 +51,8 @@ def shell_run(helper: Helper, script: str, args: list[str], env: dict[str, str],
 @pytest.mark.parametrize(
     ("stdin", "message"),
     [
-        (b"", "no query on stdin"),
-        (b" \n", "no query on stdin"),
+        (b"", "no query on stdin; set stdin = jsonencode({...})"),
+        (b" \n", "no query on stdin; set stdin = jsonencode({...})"),
         (b"audience=x", "the query on stdin is not JSON"),
         (b'{"audience": "x"', "the query on stdin is not JSON"),
         (b"\xff\xfe{}", "the query on stdin is not"),

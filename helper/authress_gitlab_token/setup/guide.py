@@ -14,8 +14,12 @@ from urllib.parse import urlsplit
 from .. import __version__
 from ..authress import audience_warning
 from ..errors import QueryError, quoted
-from ..settings import DEFAULT_ISSUER, DEFAULT_TOKEN_ENV, check_issuer
+from ..settings import DEFAULT_ISSUER, check_issuer
 from .steps import PROVIDER_PIN, STEPS
+
+# The job's ID token, named as the component's token_variable default: not AUTHRESS_KEY, which the
+# provider would read by itself; the ephemeral module reads it (token_env) and verifies it.
+ID_TOKEN_ENV = "AUTHRESS_ID_TOKEN"
 
 # GitLab: each path part is letters, digits, "_", "-" and ".", not starting with "-"; a project is in a group.
 _PROJECT = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*(/[A-Za-z0-9_.][A-Za-z0-9_.-]*)+\Z")
@@ -71,7 +75,7 @@ class Guide:
         return f"project_path:{self.project}:ref_type:{self.ref_type}:ref:{self.ref}"
 
     def id_tokens_yaml(self) -> str:
-        return f"id_tokens:\n  {DEFAULT_TOKEN_ENV}:\n    aud: {json.dumps(self.audience)}\n"
+        return f"id_tokens:\n  {ID_TOKEN_ENV}:\n    aud: {json.dumps(self.audience)}\n"
 
     def component_yaml(self) -> str:
         """The include of this project's CI/CD component, as examples/gitlab/.gitlab-ci.yml has it."""
@@ -86,18 +90,26 @@ class Guide:
         return _mirror_note(self.helper_repository) + f"include:\n  - component: {self.component}\n    inputs:\n{body}"
 
     def module_hcl(self) -> str:
-        source = f"git::{self.helper_repository}//terraform?ref={__version__}"
+        """The ephemeral module (the recommended route, docs/routes.md): Terraform runs the helper, and the
+        token is in neither the state nor a saved plan."""
+        source = f"git::{self.helper_repository}//terraform/ephemeral?ref={__version__}"
         args = {"source": source, "audience": self.audience}
         if self.issuer != DEFAULT_ISSUER:
             args["issuer"] = self.issuer
-        args.update(project_path=self.project, ref_type=self.ref_type, ref=self.ref)
+        args.update(token_env=ID_TOKEN_ENV, project_path=self.project, ref_type=self.ref_type, ref=self.ref)
         width = max(len(k) for k in args)
         # ref alone would also pass a tag named like the branch (or a branch named like the tag).
         other = "branch" if self.ref_type == "tag" else "tag"
-        notes = {"ref_type": f" # else a {other} named {_hcl(self.ref)} would match too"}
+        notes = {
+            "token_env": " # the job's id_tokens name",
+            "ref_type": f" # else a {other} named {_hcl(self.ref)} would match too",
+        }
         body = "".join(f"  {k.ljust(width)} = {_hcl(v)}{notes.get(k, '')}\n" for k, v in args.items())
         return (
-            PROVIDER_PIN + _mirror_note(source) + 'module "authress_token" {\n'
+            PROVIDER_PIN
+            + _mirror_note(source)
+            + "# Terraform >= 1.10 or OpenTofu >= 1.11 (older: //terraform, which keeps the token in state)\n"
+            + 'module "authress_token" {\n'
             f"{body}}}\n\n"
             'provider "authress" {\n'
             "  custom_domain = module.authress_token.api_url\n"

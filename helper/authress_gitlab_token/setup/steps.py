@@ -49,9 +49,9 @@ STEPS = """\
 {id_tokens}
        {install}
 
-4. **Read it in Terraform** through the module, which verifies the token again and hands it to the
-   provider version this project tests, `authress/authress` 2.0.39. The token lands in the state and
-   stays valid until the job's timeout (README, "Where the token lives").
+4. **Read it in Terraform** through the ephemeral module: Terraform runs the helper, which verifies
+   the token again, and hands it to the provider version this project tests, `authress/authress`
+   2.0.39. The token is in neither the state nor a saved plan (docs/routes.md).
 
 {module}
 5. **Push to the protected {ref_type} `{ref}`.** A refused token stops the job with one line that
