@@ -15,6 +15,7 @@ from .output import fail, name_secret, redacted_output, shown, warn
 if TYPE_CHECKING:
     import argparse
 
+    from .settings import SetupEnv
     from .setup import guide as setup_guide
 
 ENV_NAME = "AUTHRESS_KEY"  # the variable the Authress Terraform provider reads
@@ -69,6 +70,7 @@ def cmd_setup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """Print what to enter in Authress and GitLab for each project and branch or tag; with --plan, what
     Authress lacks of it; with --apply, make it so (with an Authress service-client admin key); with
     --list, what this tool made; with --destroy, take the named pipelines' grants back."""
+    from . import settings
     from .setup import guide as setup_guide
 
     admin = args.plan or args.apply
@@ -92,18 +94,19 @@ def cmd_setup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             "getAccountIdentities and delegateAuthentication); remove it in the portal, Connections -> OIDC "
             "trusted identities, once no other project relies on it"
         )
+    env = settings.setup_from(environ, args.key_env)
     if args.list:
         from .setup import account
 
-        audience, issuer = setup_guide.trust(args.audience, args.issuer, environ)
-        request = account.Request((), "*", args.api_url or "", args.key_env)
-        return setup_list(account.listing(issuer, audience, request, environ), args.json)
+        audience, issuer = setup_guide.trust(args.audience, args.issuer, env.job)
+        request = account.Request((), "*", args.api_url or "")
+        return setup_list(account.listing(issuer, audience, request, env), args.json)
     projects, branches, tags = args.projects, args.branches, args.tags
     guides = setup_guide.build_all(
-        projects, branches, tags, args.audience, args.issuer, environ, args.helper_repository
+        projects, branches, tags, args.audience, args.issuer, env.job, args.helper_repository
     )
     if admin:
-        return setup_changes(args, guides, environ)
+        return setup_changes(args, guides, env)
     for warning in dict.fromkeys(w for g in guides for w in g.warnings):
         warn(warning)
     if args.json:
@@ -129,14 +132,13 @@ NEEDS = {
 }
 
 
-def setup_changes(args: argparse.Namespace, guides: list[setup_guide.Guide], environ: Mapping[str, str]) -> int:
+def setup_changes(args: argparse.Namespace, guides: list[setup_guide.Guide], env: SetupEnv) -> int:
     from .setup import account
 
     request = account.Request(
         tuple(args.role or ()),
         args.resource,
         args.api_url or "",
-        args.key_env,
         apply=args.apply,
         destroy=args.destroy,
         allow_missing_roles=args.allow_missing_roles,
@@ -145,7 +147,7 @@ def setup_changes(args: argparse.Namespace, guides: list[setup_guide.Guide], env
         problem = account.user_id_warning(guide)
         if problem:
             warn(problem)
-    outcome = account.run(guides, request, environ)
+    outcome = account.run(guides, request, env)
     pending = outcome.pending
     # A `!` line is a problem to fix (the trust cannot work as planned): never "nothing to change", never
     # exit 0. A role --allow-missing-roles let --apply grant is the one the user accepted.
@@ -170,11 +172,9 @@ def setup_changes(args: argparse.Namespace, guides: list[setup_guide.Guide], env
     if problems:
         # Exit 1, as any error is under --detailed-exitcode (2 would tell a gate "changes pending, fine").
         what = "setup --plan" if args.plan else "setup --apply"
-        return fail(
-            f"{what} found {len(problems)} problem(s), each on a line starting with !; fix each as its line says, "
-            "then run setup --plan again",
-            1,
-            environ,
+        raise HelperError(
+            f"{what} found {len(problems)} problem(s), each on a line starting with !",
+            "fix each as its line says, then run setup --plan again",
         )
     return 2 if args.detailed_exitcode and pending else 0
 

@@ -7,7 +7,7 @@ import json
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -70,6 +70,39 @@ def http_from(environ: Mapping[str, str]) -> Http:
         ca_dir=environ.get(CA_DIR_ENV, ""),
         proxy_env=tuple((n, environ[n]) for v in PROXY_VARIABLES for n in (v, v.upper()) if n in environ),
     )
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a GitLab job's predefined variables say, for the `setup` flags left out."""
+
+    project_path: str = ""  # CI_PROJECT_PATH
+    commit_tag: str = ""  # CI_COMMIT_TAG
+    ref_name: str = ""  # CI_COMMIT_REF_NAME
+    server_url: str = ""  # CI_SERVER_URL
+
+
+NO_JOB = Job()
+
+
+@dataclass(frozen=True)
+class SetupEnv:
+    """`setup`'s one value from the environment: the job's defaults, the requests' Http, and the admin
+    key from the variable --key-env names (stripped; None when unset or empty)."""
+
+    job: Job = NO_JOB
+    http: Http = DEFAULT_HTTP
+    key_env: str = DEFAULT_TOKEN_ENV
+    admin_key: str | None = field(default=None, repr=False)
+
+
+def setup_from(environ: Mapping[str, str], key_env: str) -> SetupEnv:
+    """SetupEnv, read once by the `setup` command."""
+    from .sources import read_variable
+
+    job = Job(*(environ.get(name, "") for name in ("CI_PROJECT_PATH", "CI_COMMIT_TAG", "CI_COMMIT_REF_NAME")))
+    job = replace(job, server_url=environ.get("CI_SERVER_URL", ""))
+    return SetupEnv(job, http_from(environ), key_env, read_variable(environ, key_env))
 
 
 @dataclass(frozen=True)

@@ -238,7 +238,7 @@ def test_any_answer_of_any_shape_is_read_and_planned_or_refused_in_one_line(body
                 json.dumps(value)
             elif which == "record":
                 record = api.record(record_id(SUB))
-                desired = Desired(build("my-org/authress-configuration", "main", None, AUDIENCE, None, {}), ("r",), "*")
+                desired = Desired(build("my-org/authress-configuration", "main", None, AUDIENCE, None), ("r",), "*")
                 for change in (record_change(desired, record), destroy_change(desired, record)):
                     assert change.action != "update" or ours(record or {})
                     change.line()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from authress_gitlab_token.errors import QueryError
@@ -81,3 +83,17 @@ def test_malformed_bound_claims_are_refused(text: str) -> None:
 )
 def test_globs_match_the_whole_value_with_star_and_question_mark_only(glob: str, value: str, matches: bool) -> None:
     assert glob_match(glob, value) is matches
+
+
+def test_only_the_command_entry_reads_the_process_environment() -> None:
+    """Everything below `cli.main` takes the values it was handed (settings.Settings, settings.SetupEnv):
+    an in-process run, a test or a library caller decides the environment a run sees."""
+    import authress_gitlab_token
+
+    package = Path(authress_gitlab_token.__file__).parent
+    readers = sorted(
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if "os.environ" in path.read_text() or "getenv(" in path.read_text()
+    )
+    assert readers == ["cli.py"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .. import interrupts, service_client, settings
+from .. import interrupts, service_client
 from ..authress import account_from_audience, audience_warning, target
 from ..errors import HelperError, QueryError, TokenMalformed, quoted
 from .admin_api import AdminError, BodyRefused, Conflict
@@ -35,6 +35,7 @@ from .plan import (
 from .resource_uri import resource_uri_valid
 
 if TYPE_CHECKING:
+    from ..settings import SetupEnv
     from .admin_api import AdminApi
 
 __all__ = ["record_id"]  # tests derive the IDs they expect from it
@@ -50,7 +51,6 @@ class Request:
     roles: tuple[str, ...]
     resource: str
     api_url: str
-    key_env: str
     apply: bool = False
     destroy: bool = False
     allow_missing_roles: bool = False
@@ -74,14 +74,14 @@ class MissingRoles(HelperError):
     """`--apply` would grant a role the account does not have."""
 
 
-def run(guides: Sequence[Guide], request: Request, environ: Mapping[str, str]) -> Outcome:
+def run(guides: Sequence[Guide], request: Request, env: SetupEnv) -> Outcome:
     """Inputs checked, the account read, the changes planned, and with `apply` made."""
     from . import admin_api
 
     wanted = [desired_state(g, request.roles, request.resource, destroy=request.destroy) for g in guides]
-    admin = admin_target(guides[0].audience, request.api_url, environ, request.key_env)
+    admin = admin_target(guides[0].audience, request.api_url, env)
     token = service_client.mint(admin.key, admin.api_url).token
-    with admin_api.connect(admin.api_url, token, admin.who, settings.http_from(environ)) as api:
+    with admin_api.connect(admin.api_url, token, admin.who, env.http) as api:
         if request.destroy:
             changes = [destroy_change(d, api.record(d.record_id)) for d in wanted]
         else:
@@ -104,14 +104,14 @@ def run(guides: Sequence[Guide], request: Request, environ: Mapping[str, str]) -
     return Outcome(admin.api_url, changes)
 
 
-def listing(issuer: str, audience: str, request: Request, environ: Mapping[str, str]) -> dict[str, Any]:
+def listing(issuer: str, audience: str, request: Request, env: SetupEnv) -> dict[str, Any]:
     """`setup --list`: the trusted identities for the issuer, every ACTIVE record this tool made (its ID
     and its marker), and apart, those under its ID without the marker."""
     from . import admin_api
 
-    admin = admin_target(audience, request.api_url, environ, request.key_env)
+    admin = admin_target(audience, request.api_url, env)
     token = service_client.mint(admin.key, admin.api_url).token
-    with admin_api.connect(admin.api_url, token, admin.who, settings.http_from(environ)) as api:
+    with admin_api.connect(admin.api_url, token, admin.who, env.http) as api:
         identities = api.identities()
         found, complete = api.records(TOOL)
     return list_value(admin.api_url, issuer, identities, found, complete)
@@ -296,7 +296,7 @@ def user_id_warning(guide: Guide) -> str | None:
     )
 
 
-def admin_target(audience: str, api_url: str, environ: Mapping[str, str], key_env: str) -> Target:
+def admin_target(audience: str, api_url: str, env: SetupEnv) -> Target:
     """The API to call and the admin key to call it with; every refusal before any request."""
     if api_url:
         parts = urlsplit(api_url)
@@ -311,7 +311,8 @@ def admin_target(audience: str, api_url: str, environ: Mapping[str, str], key_en
             f"the audience {quoted(audience)} names no Authress API URL; pass --api-url with your "
             "account's API URL or custom domain"
         )
-    key = admin_key(environ, key_env)
+    key_env = env.key_env
+    key = admin_key(env.admin_key, key_env)
     named = account or account_from_audience(url)[0]
     if named and named != key.account_id:
         raise QueryError(
@@ -321,15 +322,13 @@ def admin_target(audience: str, api_url: str, environ: Mapping[str, str], key_en
     return Target(url, key, f"service client {quoted(key.client_id)} (key from ${key_env})")
 
 
-def admin_key(environ: Mapping[str, str], name: str) -> service_client.AccessKey:
-    """The service-client key that may change the account; a GitLab ID token never can."""
-    from ..sources import read_variable
-
+def admin_key(value: str | None, name: str) -> service_client.AccessKey:
+    """The service-client key (the value of $`name`) that may change the account; a GitLab ID token
+    never can."""
     fix = (
         f"export {name} with the access key of an Authress service client that has the account's admin "
         "permissions (Authress -> Service clients -> Create access key)"
     )
-    value = read_variable(environ, name)
     if value is None:
         raise QueryError(f"no admin key in ${name}; {fix}")
     if value.count(".") == 2:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from .. import __version__
 from ..authress import audience_warning
 from ..errors import QueryError, quoted
-from ..settings import DEFAULT_ISSUER, check_issuer
+from ..settings import DEFAULT_ISSUER, NO_JOB, Job, check_issuer
 from .steps import PROVIDER_PIN, STEPS
 
 # The job's ID token, named as the component's token_variable default: not AUTHRESS_KEY, which the
@@ -181,12 +181,12 @@ def build(
     tag: str | None,
     audience: str | None,
     issuer: str | None,
-    environ: Mapping[str, str],
+    job: Job = NO_JOB,
     repository: str | None = None,
 ) -> Guide:
     """One project and ref: flags first, then the GitLab job's CI_* variables."""
     one = [project] if project else [], [branch] if branch else [], [tag] if tag else []
-    return build_all(*one, audience, issuer, environ, repository)[0]
+    return build_all(*one, audience, issuer, job, repository)[0]
 
 
 def build_all(
@@ -195,11 +195,11 @@ def build_all(
     tags: Sequence[str],
     audience: str | None,
     issuer: str | None,
-    environ: Mapping[str, str],
+    job: Job = NO_JOB,
     repository: str | None = None,
 ) -> list[Guide]:
     """Every project x ref named (branches, then tags), in the order given; an error names the flag."""
-    projects = list(dict.fromkeys(projects)) or [environ.get("CI_PROJECT_PATH") or ""]
+    projects = list(dict.fromkeys(projects)) or [job.project_path]
     for project in projects:
         if not project or not _PROJECT.match(project) or project.endswith((".git", ".atom")):
             raise QueryError(
@@ -208,15 +208,15 @@ def build_all(
                 '"_", "-", "."; repeatable; default: $CI_PROJECT_PATH)'
             )
     refs = [("branch", b) for b in dict.fromkeys(branches)] + [("tag", t) for t in dict.fromkeys(tags)]
-    if not refs and environ.get("CI_COMMIT_TAG"):
-        refs = [("tag", environ["CI_COMMIT_TAG"])]
-    elif not refs and environ.get("CI_COMMIT_REF_NAME"):
-        refs = [("branch", environ["CI_COMMIT_REF_NAME"])]
+    if not refs and job.commit_tag:
+        refs = [("tag", job.commit_tag)]
+    elif not refs and job.ref_name:
+        refs = [("branch", job.ref_name)]
     if not refs:
         raise QueryError("no branch or tag; pass --branch NAME or --tag NAME (default: $CI_COMMIT_REF_NAME)")
     for ref_type, ref in refs:
         check_ref(ref_type, ref)
-    audience, issuer = trust(audience, issuer, environ)
+    audience, issuer = trust(audience, issuer, job)
     repository = repository or ""
     if repository and not _GIT_URL.match(repository):
         raise QueryError(
@@ -228,7 +228,7 @@ def build_all(
     return [Guide(issuer, audience, p, t, r, warnings, repository) for p in projects for t, r in refs]
 
 
-def trust(audience: str | None, issuer: str | None, environ: Mapping[str, str]) -> tuple[str, str]:
+def trust(audience: str | None, issuer: str | None, job: Job = NO_JOB) -> tuple[str, str]:
     """(audience, issuer) of the trusted identity: the audience checked, the issuer defaulted and checked."""
     if not audience or not _HTTPS_URL.fullmatch(audience):
         raise QueryError(
@@ -237,8 +237,8 @@ def trust(audience: str | None, issuer: str | None, environ: Mapping[str, str]) 
         )
     source = "--issuer"
     if not issuer:
-        issuer = environ.get("CI_SERVER_URL") or DEFAULT_ISSUER
-        source = "CI_SERVER_URL" if environ.get("CI_SERVER_URL") else "the default issuer"
+        issuer = job.server_url or DEFAULT_ISSUER
+        source = "CI_SERVER_URL" if job.server_url else "the default issuer"
     check_issuer(issuer, source)
     return audience, issuer
 
