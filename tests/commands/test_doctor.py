@@ -8,6 +8,8 @@ import json
 import time
 import unicodedata
 
+import pytest
+
 from tests.fixtures.authress import AuthressStandIn
 from tests.fixtures.helper import AUDIENCE, PROJECT, SUB, Helper, argv, doctor, query
 from tests.fixtures.issuer import DISCOVERY_PATH, JWKS_PATH, LocalIssuer
@@ -66,6 +68,7 @@ def test_doctor_reports_an_untrusted_token_with_the_identity_to_create(
     assert f'issuer "{issuer.url}" and audience "{AUDIENCE}"' in diagnosis.report["fix"]
 
 
+@pytest.mark.slow
 def test_doctor_reports_keys_it_cannot_fetch(helper: Helper, token: str) -> None:
     diagnosis = doctor(helper, token, **query("https://127.0.0.1:1"))
     assert diagnosis.statuses["issuer keys"] == "fail"

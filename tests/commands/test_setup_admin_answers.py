@@ -218,6 +218,7 @@ _BODIES = {
 }
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(body=st.one_of(*(st.tuples(st.just(k), v) for k, v in _BODIES.items())))
 def test_any_answer_of_any_shape_is_read_and_planned_or_refused_in_one_line(body: tuple[str, Any]) -> None:

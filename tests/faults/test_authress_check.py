@@ -122,6 +122,7 @@ def test_unreachable_authress_is_reported_with_the_url(
     )
 
 
+@pytest.mark.slow
 def test_a_hanging_authress_times_out_within_the_bound(
     helper: Helper, issuer: LocalIssuer, ready: AuthressStandIn, token: str
 ) -> None:

@@ -51,6 +51,7 @@ def test_the_usual_url_failing_does_not_matter_when_discovery_names_another(
     assert issuer.hits(ELSEWHERE) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "failure", [Reply(status=404, body=b"{}"), Reply(status=503, body=b"busy")], ids=["404", "503"]
 )
@@ -66,6 +67,7 @@ def test_keys_at_the_usual_url_are_not_a_fallback_when_the_named_jwks_fails(
     assert helper.external(query(issuer), token).returncode != 0, "nor is it cached for the next run"
 
 
+@pytest.mark.slow
 def test_the_jwks_is_asked_for_while_discovery_is_still_unanswered(
     helper: Helper, issuer: LocalIssuer, token: str
 ) -> None:

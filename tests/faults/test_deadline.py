@@ -102,6 +102,7 @@ def dead_addresses(port: int, count: int) -> Iterator[list[str]]:
 # --- name resolution and addresses ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_external_ends_by_its_bound_when_the_resolver_never_answers_and_blames_no_other_run(
     helper: Helper, signing_key: SigningKey
 ) -> None:
@@ -114,6 +115,7 @@ def test_external_ends_by_its_bound_when_the_resolver_never_answers_and_blames_n
     assert elapsed < fetch_bound(HTTP_TIMEOUT) + STARTUP
 
 
+@pytest.mark.slow
 def test_doctor_ends_by_the_same_bound_when_the_resolver_never_answers(helper: Helper, signing_key: SigningKey) -> None:
     url = f"https://{SILENT}"
     env = resolving({SILENT: "hang"}, AUTHRESS_KEY=mint(signing_key, gitlab_claims(url, AUDIENCE)))
@@ -124,6 +126,7 @@ def test_doctor_ends_by_the_same_bound_when_the_resolver_never_answers(helper: H
     assert elapsed < fetch_bound(HTTP_TIMEOUT) + STARTUP
 
 
+@pytest.mark.slow
 def test_the_authress_check_ends_by_its_bound_when_the_resolver_never_answers(
     helper: Helper, issuer: LocalIssuer, token: str
 ) -> None:
@@ -135,6 +138,7 @@ def test_the_authress_check_ends_by_its_bound_when_the_resolver_never_answers(
     assert elapsed < CHECK_BOUND + STARTUP
 
 
+@pytest.mark.slow
 def test_setup_plan_ends_by_its_bound_when_the_resolver_never_answers(helper: Helper, issuer: LocalIssuer) -> None:
     args = guide("--plan", issuer=issuer.url, api_url=f"https://{SILENT_API}", role="ro_terraform")
     env = resolving({SILENT_API: "hang"}, AUTHRESS_KEY=ServiceClientKey.generate().value)
@@ -143,6 +147,7 @@ def test_setup_plan_ends_by_its_bound_when_the_resolver_never_answers(helper: He
     assert elapsed < SETUP_BOUND + STARTUP
 
 
+@pytest.mark.slow
 def test_a_host_whose_addresses_are_all_dead_ends_by_the_bound_of_the_key_lookup(
     helper: Helper, ca: LocalCA, signing_key: SigningKey
 ) -> None:
@@ -159,6 +164,7 @@ def test_a_host_whose_addresses_are_all_dead_ends_by_the_bound_of_the_key_lookup
     assert elapsed < 3.0 + STARTUP
 
 
+@pytest.mark.slow
 def test_a_trickled_body_ends_by_the_deadline_not_by_the_socket_timeout(issuer: LocalIssuer, ca: LocalCA) -> None:
     """One byte every 50 ms for 1.8 s, then silence: every read gets its byte well within the 5 s timeout,
     so only the 2 s deadline of the call ends it (not 1.8 + 5 s)."""
@@ -181,6 +187,7 @@ def test_a_trickled_body_ends_by_the_deadline_not_by_the_socket_timeout(issuer: 
     assert ended - started < 2.7
 
 
+@pytest.mark.slow
 def test_the_cli_ends_a_trickled_body_by_its_deadline(helper: Helper, issuer: LocalIssuer, token: str) -> None:
     """The same through doctor, whose key lookup has a 3 s deadline here: it began before the request
     (the client is made first), so the run ends within 3 s of the request's arrival, not 1.8 + 5 s."""
@@ -234,6 +241,7 @@ def test_doctor_and_setup_name_an_unusable_proxy_too(helper: Helper, issuer: Loc
     run.refused('HTTPS_PROXY names a "socks5" proxy', "or unset it")
 
 
+@pytest.mark.slow
 def test_a_proxy_asking_for_credentials_is_named_and_not_retried(
     helper: Helper, issuer: LocalIssuer, token: str
 ) -> None:

@@ -62,6 +62,7 @@ def test_a_gzipped_key_set_within_the_cap_is_accepted(helper: Helper, issuer: Lo
     assert run.returncode == 0, run.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("encoding", ["gzip, gzip", "gzip,gzip,gzip", "br", "deflate", "zstd"])
 def test_stacked_or_unasked_encodings_are_refused_before_decoding(
     helper: Helper, issuer: LocalIssuer, token: str, encoding: str
@@ -103,6 +104,7 @@ def test_a_gzip_bomb_from_authress_is_refused_at_the_decoded_cap(
 # --- one deadline: connect, TLS, headers, body ------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("part", ["headers", "body"])
 def test_a_server_trickling_bytes_is_cut_at_the_stated_bound(
     helper: Helper, ca: LocalCA, signing_key: SigningKey, part: str
@@ -117,6 +119,7 @@ def test_a_server_trickling_bytes_is_cut_at_the_stated_bound(
         assert fetch_bound(TIMEOUT) - 0.5 <= elapsed < fetch_bound(TIMEOUT) + STARTUP
 
 
+@pytest.mark.slow
 def test_authress_trickling_headers_is_cut_at_the_check_bound(
     helper: Helper, issuer: LocalIssuer, ca: LocalCA, token: str
 ) -> None:
@@ -126,6 +129,7 @@ def test_authress_trickling_headers_is_cut_at_the_check_bound(
         assert elapsed < CHECK_BOUND + STARTUP
 
 
+@pytest.mark.slow
 def test_a_server_that_never_finishes_the_tls_handshake_is_cut_at_the_bound(
     helper: Helper, signing_key: SigningKey
 ) -> None:

@@ -36,6 +36,7 @@ def closed_port() -> int:
 # --- the issuer misbehaving ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_issuer_refusing_connections_fails_within_the_bound(helper: Helper, signing_key: SigningKey) -> None:
     url = f"https://127.0.0.1:{closed_port()}"
     token = mint(signing_key, gitlab_claims(url, AUDIENCE))
@@ -44,6 +45,7 @@ def test_issuer_refusing_connections_fails_within_the_bound(helper: Helper, sign
     assert elapsed < fetch_bound(HTTP_TIMEOUT) + STARTUP
 
 
+@pytest.mark.slow
 def test_issuer_hanging_past_the_timeout_once_is_retried(helper: Helper, issuer: LocalIssuer, token: str) -> None:
     issuer.script(DISCOVERY_PATH, Reply(hang=HTTP_TIMEOUT + 2))
     run, elapsed = timed(helper.external, query(issuer.url), token)
@@ -52,6 +54,7 @@ def test_issuer_hanging_past_the_timeout_once_is_retried(helper: Helper, issuer:
     assert HTTP_TIMEOUT <= elapsed < HTTP_TIMEOUT + 1 + STARTUP
 
 
+@pytest.mark.slow
 def test_issuer_hanging_every_time_fails_within_the_bound(helper: Helper, issuer: LocalIssuer, token: str) -> None:
     issuer.script(DISCOVERY_PATH, *[Reply(hang=3.0)] * 4)
     env = {"AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT": "0.5"}
@@ -68,6 +71,7 @@ def test_issuer_answering_500_then_200_is_retried(helper: Helper, issuer: LocalI
     assert elapsed < 2 + STARTUP
 
 
+@pytest.mark.slow
 def test_issuer_answering_500_every_time_fails_within_the_bound(
     helper: Helper, issuer: LocalIssuer, token: str
 ) -> None:
@@ -77,6 +81,7 @@ def test_issuer_answering_500_every_time_fails_within_the_bound(
     assert elapsed < fetch_bound(HTTP_TIMEOUT) + STARTUP
 
 
+@pytest.mark.slow
 def test_issuer_answering_429_is_retried_after_retry_after(helper: Helper, issuer: LocalIssuer, token: str) -> None:
     issuer.script(JWKS_PATH, Reply(status=429, body=b"{}", headers={"Retry-After": "1.5"}))
     run, elapsed = timed(helper.external, query(issuer.url), token)
@@ -201,6 +206,7 @@ def test_requests_name_the_product_and_version(helper: Helper, issuer: LocalIssu
 # --- messages that tell the truth when time runs short -------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_run_that_waited_for_another_runs_fetch_in_vain_says_so(
     helper: Helper, issuer: LocalIssuer, token: str
 ) -> None:
@@ -229,6 +235,7 @@ def test_a_run_that_waited_for_another_runs_fetch_in_vain_says_so(
     assert time.monotonic() - started < fetch_bound(3) + 5
 
 
+@pytest.mark.slow
 def test_a_token_that_expires_during_a_slow_fetch_is_dated_by_the_clock_that_judged_it(
     helper: Helper, issuer: LocalIssuer, signing_key: SigningKey
 ) -> None:

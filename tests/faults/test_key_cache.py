@@ -134,6 +134,7 @@ def test_keys_planted_at_a_relative_cache_path_are_never_read(
     assert files_under(checkout) == before, "no cache is written inside the checkout"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not stranger_available(), reason="needs a user namespace (unshare --user) to run as a uid without a passwd entry"
 )
@@ -192,6 +193,7 @@ def test_a_cached_max_age_is_clamped_on_load(
 # --- the cache damaged, planted or shared ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_stale_keys_are_served_while_the_issuer_is_down(helper: Helper, ca: LocalCA, signing_key: SigningKey) -> None:
     with running_issuer(ca, [signing_key]) as gone:
         token = mint(signing_key, gitlab_claims(gone.url, AUDIENCE))

@@ -90,6 +90,7 @@ def test_a_caller_s_shared_deadline_bounds_the_call_whatever_its_budget(ca: Loca
     assert took < 1.6
 
 
+@pytest.mark.slow
 def test_a_slow_resolver_leaves_connect_only_what_is_left_of_the_deadline(
     ca: LocalCA, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -115,6 +116,7 @@ def test_a_slow_resolver_leaves_connect_only_what_is_left_of_the_deadline(
     assert took < 2.6
 
 
+@pytest.mark.slow
 def test_a_resolver_that_never_answers_ends_at_the_deadline_naming_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
     release = threading.Event()
     real = socket.getaddrinfo

@@ -176,6 +176,7 @@ def category(outcome: Outcome) -> str:
     return f"exit {code}, wrong"
 
 
+@pytest.mark.slow
 def test_every_run_signalled_at_a_random_moment_is_done_or_interrupted_with_one_line(stage: Stage) -> None:
     seed = int(os.environ.get("INTERRUPT_STRESS_SEED", random.randrange(1 << 32)))
     rng = random.Random(seed)
@@ -284,6 +285,7 @@ def test_a_signal_while_the_finished_output_is_written_does_not_cut_it_off(helpe
     assert run.stdout == whole.stdout
 
 
+@pytest.mark.slow
 def test_a_write_stuck_on_a_reader_that_stopped_reading_can_still_be_interrupted(helper: Helper) -> None:
     """Past STUCK seconds of a write that does not move, a signal ends the run as interrupted; what was
     written by then stays written (less than the whole output), and the exit status says it is not all."""

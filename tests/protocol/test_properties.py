@@ -11,6 +11,7 @@ import unicodedata
 from functools import cache
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -79,6 +80,7 @@ def outcome(query: dict[str, Any]) -> Settings | QueryError:
         return exc
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=2000)
 @given(queries)
 def test_any_json_object_becomes_settings_or_a_refusal_naming_a_key(query: dict[str, Any]) -> None:
@@ -95,6 +97,7 @@ def test_any_json_object_becomes_settings_or_a_refusal_naming_a_key(query: dict[
         assert all(bound.globs and all(bound.globs) for bound in result.bound_claims)
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=2000)
 @given(queries)
 def test_the_early_fetchs_schema_check_agrees_with_jsonschema(query: dict[str, Any]) -> None:
@@ -162,6 +165,7 @@ def test_glob_matches_exactly_what_the_reference_matcher_says(glob: str, value: 
     assert glob_match(glob, value) is reference_match(glob, value)
 
 
+@pytest.mark.slow
 @settings(max_examples=1000, deadline=1000)
 @given(st.text(alphabet="ab*?", max_size=10), st.text(alphabet="ab", max_size=16))
 def test_glob_over_a_small_alphabet_matches_as_the_reference_and_the_old_regex_say(glob: str, value: str) -> None:

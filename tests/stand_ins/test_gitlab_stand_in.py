@@ -48,6 +48,7 @@ def test_the_state_api_stores_the_state_and_holds_the_lock(gitlab: GitLabStandIn
         assert http.get(gitlab.url + STATE).content == b'{"version": 4}'
 
 
+@pytest.mark.slow
 def test_git_fetches_a_commit_by_its_sha_as_from_gitlab(gitlab: GitLabStandIn, ca: LocalCA, tmp_path: Path) -> None:
     """A component pinned to a commit is fetched by that SHA, shallow (gitlab-ci-local does so)."""
     work = tmp_path / "work"
