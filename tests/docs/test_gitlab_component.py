@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from authress_gitlab_token import __version__
+from authress_gitlab_token.setup import guide as setup_guide
 from tests.docs.test_gitlab_example import check_gitlab_ci
 from tests.fixtures import ci_inputs
 from tests.fixtures.ci_inputs import InputError
@@ -285,3 +286,14 @@ def test_the_script_guard_stops_a_job_whose_before_script_dropped_the_components
         ["bash", "-e", "-c", guard + "echo terraform"], env={**env, "AUTHRESS_VERIFIED": "7"}, capture_output=True
     )
     assert (ran.returncode, ran.stdout) == (0, b"terraform\n")
+
+
+def test_the_id_token_setup_prints_without_the_component_arrives_where_the_component_puts_it() -> None:
+    """With or without the component, the ID token is in one variable that is not AUTHRESS_KEY, and the
+    module call and doctor command setup prints read it from there."""
+    inputs, _ = ci_inputs.load(COMPONENT.read_text(encoding="utf-8"))
+    printed = setup_guide.build("GROUP/PROJECT", "main", None, REQUIRED["audience"], None, {})
+    name = inputs["token_variable"]["default"]
+    assert name != "AUTHRESS_KEY" and printed.id_tokens_yaml().splitlines()[1] == f"  {name}:"
+    assert f'token_env    = "{name}"' in printed.module_hcl()
+    assert printed.doctor_command().endswith(f"--token-env {name}")

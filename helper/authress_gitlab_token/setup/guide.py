@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from .. import __version__
 from ..authress import audience_warning
 from ..errors import QueryError, quoted
-from ..settings import DEFAULT_ISSUER, DEFAULT_TOKEN_ENV, check_issuer
+from ..settings import DEFAULT_ISSUER, check_issuer
 from .steps import PROVIDER_PIN, STEPS
 
 # GitLab: each path part is letters, digits, "_", "-" and ".", not starting with "-"; a project is in a group.
@@ -28,6 +28,9 @@ _HTTPS_URL = re.compile(r"https://[^/?#@\s]+(/[^?#\s]*)?")  # as the module's au
 # variable: a long URL in the environment reads as a secret.
 REPOSITORY = "https://gitlab.com/authress-gitlab-token/authress-gitlab-token"
 PLACEHOLDER = "YOUR_GROUP"
+# Where the job's ID token arrives, with or without the CI/CD component (its `token_variable` default):
+# never AUTHRESS_KEY, which the Authress provider reads unverified; the module call reads it from here.
+JOB_TOKEN_ENV = "AUTHRESS_ID_TOKEN"
 _GIT_URL = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9_.][A-Za-z0-9_.-]*)+\Z")
 
 
@@ -71,7 +74,7 @@ class Guide:
         return f"project_path:{self.project}:ref_type:{self.ref_type}:ref:{self.ref}"
 
     def id_tokens_yaml(self) -> str:
-        return f"id_tokens:\n  {DEFAULT_TOKEN_ENV}:\n    aud: {json.dumps(self.audience)}\n"
+        return f"id_tokens:\n  {JOB_TOKEN_ENV}:\n    aud: {json.dumps(self.audience)}\n"
 
     def component_yaml(self) -> str:
         """The include of this project's CI/CD component, as examples/gitlab/.gitlab-ci.yml has it."""
@@ -90,7 +93,7 @@ class Guide:
         args = {"source": source, "audience": self.audience}
         if self.issuer != DEFAULT_ISSUER:
             args["issuer"] = self.issuer
-        args.update(project_path=self.project, ref_type=self.ref_type, ref=self.ref)
+        args.update(project_path=self.project, ref_type=self.ref_type, ref=self.ref, token_env=JOB_TOKEN_ENV)
         width = max(len(k) for k in args)
         # ref alone would also pass a tag named like the branch (or a branch named like the tag).
         other = "branch" if self.ref_type == "tag" else "tag"
@@ -108,7 +111,7 @@ class Guide:
     def doctor_command(self) -> str:
         """The `doctor` run that checks this setup in the job: the same bindings as the module call."""
         flags = [("--audience", self.audience), ("--project-path", self.project)]
-        flags += [("--ref-type", self.ref_type), ("--ref", self.ref)]
+        flags += [("--ref-type", self.ref_type), ("--ref", self.ref), ("--token-env", JOB_TOKEN_ENV)]
         return "authress-gitlab-token doctor " + " ".join(f"{k} {shlex.quote(v)}" for k, v in flags)
 
     def setup_command(self, mode: str) -> str:
