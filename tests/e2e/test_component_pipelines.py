@@ -8,7 +8,9 @@ repository hosted on the GitLab stand-in as platform/authress-gitlab-token and t
 - the same jobs with their own before_script fail closed, on both routes, with no request to Authress;
 - the component's own refusals stop the job before its script: a refused token, an AUTHRESS_KEY set
   before the component ran (a CI/CD variable or an id_tokens entry), and, through the script guard the
-  component provides, a job whose before_script dropped the component's lines;
+  component provides, a job whose before_script dropped the component's lines; the id_tokens block
+  `setup` prints "without the component", added to a job without the component's lines, hands the
+  provider nothing;
 - `route: ephemeral`: the helper verified and on PATH, nothing exported, so a configuration that
   expects the provider to read AUTHRESS_KEY gets no key; with hashicorp/local, the ephemeral
   "local_command" running the helper applies a role and the state holds no token;
@@ -23,8 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 
 from authress_gitlab_token import __version__
+from authress_gitlab_token.setup import guide as setup_guide
 from tests.fixtures.authress import AuthressStandIn
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.connect_proxy import ConnectProxy
@@ -321,6 +325,14 @@ def test_the_components_refusals_stop_the_job_before_its_script_and_send_authres
     assert run.failed("refused"), safe(run.output)
     assert "authress-gitlab-token: AUTHRESS_KEY is set before the component verified anything" in job, safe(job)
     assert "the job's script ran" not in job and not VERIFIED.search(job)
+
+    # The block setup prints "without the component", added to a job that dropped the component's lines:
+    # GitLab would mint the token under the name the block gives, which the provider must not read.
+    printed = setup_guide.build("my-org/authress-configuration", "main", None, AUDIENCE, None, {})
+    (variable,) = YAML(typ="safe").load(printed.id_tokens_yaml())["id_tokens"]
+    run = project.run(["own-before-script-env"], file="routes.yml", **{variable: token})
+    assert run.failed("own-before-script-env"), f"the provider took the {variable} the block asks for"
+    assert "the job's script ran" not in run.job("own-before-script-env")
 
     # The script guard: a job whose own before_script dropped the component's lines stops with one line.
     run = project.run(["guarded"], file="routes.yml")
