@@ -6,7 +6,7 @@ a job that only runs `true`; a job that extends `.authress-gitlab-token` and run
 GitLab cache and pip cache: a venv, pip, and the helper built from the hosted copy's git tag, its
 dependencies from the package index) and warm (the cache of the previous run restored). The component
 verifies a token from a local issuer (check: none). Rounds interleave the three, so load from
-elsewhere hits them alike. Targets on 2 cores: warm <= 3 s, cold <= 20 s (README, "The CI/CD component").
+elsewhere hits them alike. Targets on 2 cores: warm <= 3 s, cold <= 20 s (docs/component.md, "Cost").
 Prints figures; asserts nothing.
 """
 

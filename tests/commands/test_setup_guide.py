@@ -36,6 +36,7 @@ def test_setup_prints_the_user_id_that_authress_then_accepts(
     run = helper.external(query(issuer, check="authress", api_url=authress.url), token)
     assert run.returncode == 0, run.stderr
     assert printed["id_tokens_yaml"] == f'id_tokens:\n  AUTHRESS_ID_TOKEN:\n    aud: "{AUDIENCE}"\n'
+    assert 'token_env    = "AUTHRESS_ID_TOKEN"' in printed["module_hcl"]
     assert f'audience     = "{AUDIENCE}"' in printed["module_hcl"]
     assert 'ref          = "main"' in printed["module_hcl"]
     assert "  access_key    = module.authress_token.access_token\n" in printed["module_hcl"]
@@ -98,7 +99,7 @@ def test_the_doctor_command_setup_prints_passes_in_the_job_it_describes(
     printed = helper.run(guide(project=None, branch=None), env=job)
     command = shlex.split(printed.stdout.rstrip().splitlines()[-1])
     assert command[:2] == ["authress-gitlab-token", "doctor"]
-    run = helper.run([*command[1:], "--check", "none"], env={**job, "AUTHRESS_KEY": token})
+    run = helper.run([*command[1:], "--check", "none"], env={**job, "AUTHRESS_ID_TOKEN": token})
     assert run.returncode == 0, run.stdout
     assert "[pass] signature and claims" in run.stdout and "[warn]" not in run.stdout
 

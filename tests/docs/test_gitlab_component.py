@@ -5,7 +5,10 @@ refuse what the component must not take; and the job it gives runs the pinned he
 from __future__ import annotations
 
 import os
+import random
+import re
 import shutil
+import string
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +17,7 @@ from typing import Any
 import pytest
 
 from authress_gitlab_token import __version__
+from authress_gitlab_token.setup import guide as setup_guide
 from tests.docs.test_gitlab_example import check_gitlab_ci
 from tests.fixtures import ci_inputs
 from tests.fixtures.ci_inputs import InputError
@@ -51,8 +55,9 @@ ACCEPTED = pytest.mark.parametrize(
         {"route": "data-source", "check": "none", "protected_only": "false"},
         {"token_variable": "GITLAB_OIDC_TOKEN", "issuer": "https://gitlab.example.com", "ref": "release/*"},
         {"helper_repository": "pypi"},
+        {"route": "ephemeral", "token_variable": "AUTHRESS_KEY_ID_TOKEN"},
     ],
-    ids=["defaults", "data-source route", "own names", "from pypi"],
+    ids=["defaults", "data-source route", "own names", "from pypi", "ephemeral route"],
 )
 # Refusals both renderers make, with ci_inputs' message.
 REFUSED = pytest.mark.parametrize(
@@ -61,8 +66,10 @@ REFUSED = pytest.mark.parametrize(
         ({"audience": None}, "`audience` input: required value has not been provided"),
         ({"route": "both"}, "`route` input: provided value 'both' cannot be used because it is not in the list"),
         ({"audience": "http://acc-1a2b3c.api.authress.io"}, "does not match required RegEx pattern"),
+        # The provider reads AUTHRESS_KEY: the raw token there would reach it before anything verified it.
+        ({"token_variable": "AUTHRESS_KEY"}, "`token_variable` input: provided value"),
     ],
-    ids=["missing input", "not an option", "regex"],
+    ids=["missing input", "not an option", "regex", "token_variable AUTHRESS_KEY"],
 )
 
 
@@ -129,6 +136,7 @@ def test_inputs_reach_the_shell_only_as_variables() -> None:
         ({"project_path": "$CI_PROJECT_PATH"}, "`project_path` input: provided value"),
         ({"issuer": "https://gitlab.com/"}, "`issuer` input: provided value"),
         ({"token_variable": "AUTHRESS-KEY"}, "`token_variable` input: provided value"),
+        ({"token_variable": "AUTHRESS_KEY"}, "`token_variable` input: provided value"),
         ({"helper_version": "latest"}, "`helper_version` input: provided value"),
         ({"helper_repository": "git@gitlab.com:g/authress-gitlab-token.git"}, "`helper_repository` input"),
         ({"protected_only": True}, "`protected_only` input: provided value True is not a string"),
@@ -225,3 +233,67 @@ def test_a_job_without_the_components_lines_is_told_to_keep_them_not_to_add_id_t
         "!reference [.authress-gitlab-token, before_script]",
     )
     assert issuer.requests == [], "the helper fetched keys for a token it must not read"
+
+
+def test_token_variable_takes_every_variable_name_but_authress_key() -> None:
+    """The input's regex spells out "not AUTHRESS_KEY" for RE2 (no lookahead): held here against a plain
+    rule on every prefix, extension and one-letter change of AUTHRESS_KEY, and on random names."""
+    inputs, _ = ci_inputs.load(COMPONENT.read_text(encoding="utf-8"))
+    rule = re.compile(inputs["token_variable"]["regex"])
+    name = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+    key = "AUTHRESS_KEY"
+    letters = string.ascii_letters + string.digits + "_-"
+    near = {key[:i] for i in range(len(key) + 1)} | {key + c for c in letters}
+    near |= {key[:i] + c + key[i + 1 :] for i in range(len(key)) for c in letters}
+    rng = random.Random(29)
+    near |= {"".join(rng.choice(letters) for _ in range(rng.randint(1, 14))) for _ in range(5000)}
+    wrong = [n for n in sorted(near) if bool(rule.search(n)) != (bool(name.match(n)) and n != key)]
+    assert wrong == [], wrong[:10]
+    assert not rule.search(key) and rule.search("AUTHRESS_ID_TOKEN") and rule.search("authress_key")
+
+
+def before_script(route: str = "env") -> str:
+    """The component's before_script as one bash script, the install block's pip and git left out."""
+    job = render(route=route)[".authress-gitlab-token"]
+    return "\n".join(job["before_script"])
+
+
+def test_an_authress_key_set_before_the_component_runs_stops_the_job_before_anything_is_installed(
+    tmp_path: Path,
+) -> None:
+    """A CI/CD variable or an id_tokens entry named AUTHRESS_KEY would reach the provider unverified in
+    any job that drops the component's lines: the component refuses to run beside it."""
+    variables = {k: str(v) for k, v in render()[".authress-gitlab-token"]["variables"].items()}
+    env = {**variables, "CI_PROJECT_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", "AUTHRESS_KEY": "raw-value"}
+    done = subprocess.run(["bash", "-e", "-c", before_script()], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("authress-gitlab-token: AUTHRESS_KEY is set before the component verified anything")
+    assert "raw-value" not in line and not (tmp_path / ".cache").exists(), "it went on to install the helper"
+
+
+@pytest.mark.parametrize("verified", ["", "another job"], ids=["before_script dropped", "marker of another job"])
+def test_the_script_guard_stops_a_job_whose_before_script_dropped_the_components_lines(verified: str) -> None:
+    (guard,) = render()[".authress-gitlab-token-verified"]["script"]
+    env = {"PATH": "/usr/bin:/bin", "CI_JOB_ID": "7", **({"AUTHRESS_VERIFIED": verified} if verified else {})}
+    done = subprocess.run(["bash", "-e", "-c", guard + "echo terraform"], env=env, capture_output=True, text=True)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        "authress-gitlab-token: the CI/CD component's before_script did not run in this job, so nothing verified "
+        "its ID token; put - !reference [.authress-gitlab-token, before_script] first in the job's before_script\n"
+    )
+    ran = subprocess.run(
+        ["bash", "-e", "-c", guard + "echo terraform"], env={**env, "AUTHRESS_VERIFIED": "7"}, capture_output=True
+    )
+    assert (ran.returncode, ran.stdout) == (0, b"terraform\n")
+
+
+def test_the_id_token_setup_prints_without_the_component_arrives_where_the_component_puts_it() -> None:
+    """With or without the component, the ID token is in one variable that is not AUTHRESS_KEY, and the
+    module call and doctor command setup prints read it from there."""
+    inputs, _ = ci_inputs.load(COMPONENT.read_text(encoding="utf-8"))
+    printed = setup_guide.build("GROUP/PROJECT", "main", None, REQUIRED["audience"], None)
+    name = inputs["token_variable"]["default"]
+    assert name != "AUTHRESS_KEY" and printed.id_tokens_yaml().splitlines()[1] == f"  {name}:"
+    assert f'token_env    = "{name}"' in printed.module_hcl()
+    assert printed.doctor_command().endswith(f"--token-env {name}")

@@ -120,7 +120,7 @@ class Guide:
     def doctor_command(self) -> str:
         """The `doctor` run that checks this setup in the job: the same bindings as the module call."""
         flags = [("--audience", self.audience), ("--project-path", self.project)]
-        flags += [("--ref-type", self.ref_type), ("--ref", self.ref)]
+        flags += [("--ref-type", self.ref_type), ("--ref", self.ref), ("--token-env", ID_TOKEN_ENV)]
         return "authress-gitlab-token doctor " + " ".join(f"{k} {shlex.quote(v)}" for k, v in flags)
 
     def setup_command(self, mode: str) -> str:

@@ -41,10 +41,11 @@ STEPS = """\
 3. **Verify the token in the job.** In `.gitlab-ci.yml`, include the CI/CD component (GitLab >= 17.0)
    and give the job that runs Terraform `extends: .authress-gitlab-token`. It asks GitLab for the ID
    token, installs the helper at this release and verifies the token before Terraform starts; a job
-   that drops its `before_script` gets no token.
+   that drops its `before_script` gets no unverified token.
 
 {component}
-   Without the component, ask for the token in that job (GitLab >= 15.7) and install the helper:
+   Without the component, ask for the token in that job (GitLab >= 15.7) under this name, never
+   `AUTHRESS_KEY` (the provider reads that one unverified), and install the helper:
 
 {id_tokens}
        {install}
