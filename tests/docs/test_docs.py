@@ -203,3 +203,19 @@ def test_the_package_metadata_names_the_repository_issues_changelog_and_document
     assert urls["Changelog"] == f"{REPOSITORY}/-/blob/main/CHANGELOG.md"
     assert urls["Documentation"] == f"{REPOSITORY}/-/blob/main/README.md"
     assert all(url.startswith("https://") for url in urls.values())
+
+
+def test_every_provider_block_in_the_documents_is_written_for_the_pinned_generation() -> None:
+    """The README, docs/, the module's README and the examples pin authress/authress 2.0.39 and give it
+    the `custom_domain` it needs: a block written for the newest provider fails validation on 2.0.39."""
+    pages = [ROOT / "README.md", *DOCS, *ROOT.glob("terraform/**/README.md"), *ROOT.glob("examples/**/*.md")]
+    pages += [*ROOT.glob("examples/**/*.tf"), ROOT / "scripts" / "demo.tf"]
+    blocks = 0
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        for block in re.findall(r'^\s*provider "authress" \{\n(.*?)^\s*\}', text, flags=re.M | re.S):
+            blocks += 1
+            assert re.search(r"^\s*custom_domain\s*=", block, flags=re.M), f"{page.name}: no custom_domain"
+        pins = re.findall(r'source\s*=\s*"authress/authress"\s*\n\s*version\s*=\s*"([^"]+)"', text)
+        assert set(pins) <= {"2.0.39"}, f"{page.name} pins {pins}"
+    assert blocks >= 5
