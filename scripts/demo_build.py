@@ -47,20 +47,20 @@ class Step:
         for line in self.proc.stdout:
             line = line.rstrip()
             if line:
-                self.doing = line.removeprefix("build_providers: ")
+                self.doing = line.removeprefix("build_providers: ").split(" (from ", 1)[0]
                 self.show(line)
 
 
-def build(steps: list[tuple[str, list[str]]], out: IO[str], interval: float = INTERVAL) -> int:
+def build(steps: list[tuple[str, str, list[str]]], out: IO[str], interval: float = INTERVAL) -> int:
     """Run the steps at once, showing their lines, and a line naming what still builds whenever
     `interval` seconds pass without one; 0 when every step succeeded."""
     show = Show(out)
-    show("building " + " and ".join(name for name, _ in steps))
-    running = [Step(name, argv, show) for name, argv in steps]
+    show("building " + " and ".join(f"{name} ({what})" for name, what, _ in steps))
+    running = [Step(name, argv, show) for name, _, argv in steps]
     while any(s.proc.poll() is None for s in running):
         time.sleep(min(0.2, interval / 4))
         if time.monotonic() - show.last >= interval:
-            show("still building: " + "; ".join(f"{s.name} ({s.doing})" for s in running if s.proc.poll() is None))
+            show("still building " + "; ".join(f"{s.name}: {s.doing}" for s in running if s.proc.poll() is None))
     for s in running:
         s.reader.join(5)
     failed = [s.name for s in running if s.proc.returncode != 0]
@@ -74,9 +74,10 @@ def build(steps: list[tuple[str, list[str]]], out: IO[str], interval: float = IN
 def main(argv: list[str]) -> int:
     venv_target, make = argv[0], argv[1] if len(argv) > 1 else "make"
     steps = [
-        ("the helper's venv (pip install -e .)", [make, "--no-print-directory", venv_target]),
+        ("the helper's venv", "pip install -e .", [make, "--no-print-directory", venv_target]),
         (
-            "the tools (tests/e2e/build_providers.sh --demo: a Terraform CLI and the providers the demo runs)",
+            "the tools",
+            "tests/e2e/build_providers.sh --demo: a Terraform CLI, the providers the demo runs",
             ["bash", "tests/e2e/build_providers.sh", "--demo"],
         ),
     ]

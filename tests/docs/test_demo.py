@@ -74,14 +74,18 @@ def test_while_it_builds_it_says_what_at_least_every_interval() -> None:
     """scripts/demo_build.py: each step's lines as they come, and when none comes for the interval, a
     line naming what still builds and what it last said; a failed step fails the build."""
     out = io.StringIO()
-    steps = [("the slow step", ["bash", "-c", "echo compiling; sleep 1.5; echo linked"]), ("the quick one", ["true"])]
+    steps = [
+        ("the slow step", "go build", ["bash", "-c", "echo compiling; sleep 1.5; echo linked"]),
+        ("the quick one", "true", ["true"]),
+    ]
     assert demo_build.build(steps, out, interval=0.4) == 0
     lines = out.getvalue().splitlines()
-    assert lines[0] == "make demo: [  0 s] building the slow step and the quick one"
-    assert any(line.endswith("still building: the slow step (compiling)") for line in lines)
+    assert lines[0] == "make demo: [  0 s] building the slow step (go build) and the quick one (true)"
+    assert any(line.endswith("still building the slow step: compiling") for line in lines)
     assert lines[-1].endswith("] built") and any(line.endswith("] linked") for line in lines)
     failed = io.StringIO()
-    assert demo_build.build([("the broken step", ["bash", "-c", "echo no compiler; exit 3"])], failed, 0.4) == 1
+    broken = [("the broken step", "make", ["bash", "-c", "echo no compiler; exit 3"])]
+    assert demo_build.build(broken, failed, 0.4) == 1
     assert failed.getvalue().splitlines()[-1].endswith("building the broken step failed (the lines above say why)")
 
 
