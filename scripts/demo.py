@@ -45,7 +45,7 @@ ROLE = "authress_role.deployer"
 GRANTED_ROLE = "ro_terraform"  # what setup --apply grants the pipeline: the account's role for Terraform
 CONFIG = ROOT / "scripts" / "demo.tf"
 # The module demo.tf's source names sets the route, and with it the provider that runs the helper.
-EPHEMERAL = '"./terraform/ephemeral"' in CONFIG.read_text(encoding="utf-8")
+EPHEMERAL = bool(re.search(r'^\s*source\s*=\s*"\./terraform/ephemeral"', CONFIG.read_text(encoding="utf-8"), re.M))
 ROUTE = "ephemeral" if EPHEMERAL else "data-source"
 RUNNER = "hashicorp/local" if EPHEMERAL else "hashicorp/external"
 PROVIDERS = (RUNNER, "authress/authress@2.0.39")  # a name without @VERSION: any version the build made
