@@ -189,7 +189,8 @@ class Demo:
         found = state.count(token.rsplit(".", 1)[-1])  # the signature: in the token, and nowhere else
         if found:
             self.say(
-                f"terraform.tfstate holds the job's token ({found} times): the {ROUTE} route keeps it there until "
+                f"terraform.tfstate holds the job's token ({'once' if found == 1 else f'{found} times'}): the {ROUTE} "
+                "route keeps it there until "
                 "the job's timeout (docs/routes.md); the ephemeral route keeps it out"
             )
         else:
