@@ -274,9 +274,11 @@ def _init_line(line: str) -> bool:
 
 
 def helper_line(output: str) -> str | None:
-    """The helper's one stderr line as Terraform's error box shows it (wrapped there, joined again here)."""
+    """The helper's one stderr line as Terraform's error box shows it (wrapped there, joined again here):
+    hashicorp/external's "Error Message:" on the data-source route, hashicorp/local's "Command Error:"
+    on the ephemeral route."""
     flat = " ".join(re.sub(r"[│╷╵]", " ", output).split())
-    found = re.search(r"Error Message: (authress-gitlab-token: .*?) State: ", flat)
+    found = re.search(r"(?:Error Message|Command Error): (authress-gitlab-token: .*?) State: ", flat)
     return found[1] if found else None
 
 
