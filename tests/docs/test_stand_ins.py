@@ -41,7 +41,10 @@ class Running:
         """Each printed command (its first flag as the key), with the exports expanded, as a shell would."""
         env = self.exports()
         lines = [line for line in self.printed if line.startswith("authress-gitlab-token ")]
-        expanded = [shlex.split(re.sub(r'"\$(\w+)"', lambda m: shlex.quote(env[m[1]]), line))[1:] for line in lines]
+        expanded = [
+            shlex.split(re.sub(r'"\$(\w+)"', lambda m: shlex.quote(env[m[1]]), line), comments=True)[1:]
+            for line in lines
+        ]
         return {" ".join(argv[:3] if argv[2] == "--destroy" else argv[:2]): argv for argv in expanded}
 
 
@@ -73,7 +76,11 @@ def test_the_printed_exports_and_commands_run_setup_and_doctor_and_ctrl_c_stops_
     running: Running, helper: Helper
 ) -> None:
     env = running.exports()
-    assert set(env) == {"SSL_CERT_FILE", "AUTHRESS_KEY", "AUTHRESS_API_URL", "GITLAB_ISSUER", "GITLAB_ID_TOKEN"}
+    assert set(env) == {
+        *("SSL_CERT_FILE", "HTTPS_PROXY", "NO_PROXY"),
+        *("AUTHRESS_KEY", "AUTHRESS_AUDIENCE", "GITLAB_ISSUER", "GITLAB_ID_TOKEN"),
+    }
+    assert env["AUTHRESS_AUDIENCE"] == "https://acc-local.api.authress.io"  # the five steps' form, via the proxy
     MINTED.update([env["AUTHRESS_KEY"], env["GITLAB_ID_TOKEN"]])  # secrets: the leak scan looks for them
     assert Path(env["SSL_CERT_FILE"]).is_file()
     commands = running.commands()
@@ -85,6 +92,9 @@ def test_the_printed_exports_and_commands_run_setup_and_doctor_and_ctrl_c_stops_
         "setup --apply --destroy",
     }
 
+    untrusted = helper.run(commands["doctor --token-env"], env=env)
+    assert untrusted.returncode == 1 and "answered 401: Authress does not trust this token" in untrusted.stdout
+
     plan = helper.run(commands["setup --plan"], env=env)
     assert (plan.returncode, plan.stderr) == (0, ""), plan.stderr
     assert plan.stdout.splitlines()[-1] == "Plan: 2 change(s); run with --apply to make them."
@@ -95,6 +105,7 @@ def test_the_printed_exports_and_commands_run_setup_and_doctor_and_ctrl_c_stops_
     assert "no trusted identity" not in listed.stdout
     doctor = helper.run(commands["doctor --token-env"], env=env)
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert '[pass] authress              account "acc-local" is readable' in doctor.stdout
     destroyed = helper.run(commands["setup --apply --destroy"], env=env)
     assert destroyed.stdout.splitlines()[-1] == "Applied: 1 change(s).", destroyed.stderr
 
@@ -103,6 +114,6 @@ def test_the_printed_exports_and_commands_run_setup_and_doctor_and_ctrl_c_stops_
     assert running.child.returncode == 0, errors
     assert rest == "# stand-ins stopped\n" and errors == ""
     assert not Path(env["SSL_CERT_FILE"]).exists(), "Ctrl-C left the temporary folder behind"
-    port = int(env["AUTHRESS_API_URL"].rsplit(":", 1)[1])
+    port = int(env["HTTPS_PROXY"].rsplit(":", 1)[1])
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=2):
         pass
