@@ -3,8 +3,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The helper with its runtime dependencies only, as a user installs it: the demo, the stand-ins, the benchmark.
+BENCH_VENV ?= .venv-bench
 
-.PHONY: demo demo-tools test check lint bench hostile dist e2e-tools mutants
+.PHONY: demo demo-tools stand-ins test check lint bench hostile dist e2e-tools mutants
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,10 +15,16 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 # The demo installs the helper as a user does (runtime dependencies only: the benchmark's venv) while
-# it builds only the tools it runs (build_providers.sh --demo), the two at once.
+# it builds only the tools it runs (build_providers.sh --demo), the two at once; scripts/demo_build.py
+# shows what is building and for how long, a line at least every 15 s.
 demo:
-	@$(MAKE) --no-print-directory -j2 $(BENCH_VENV)/.installed demo-tools
-	$(BENCH_VENV)/bin/python scripts/demo.py
+	@$(PYTHON) scripts/demo_build.py $(BENCH_VENV)/.installed "$(MAKE)"
+	@$(BENCH_VENV)/bin/python scripts/demo.py
+
+# The demo's issuer and Authress stand-in, running until Ctrl-C, with the export lines to try `setup`
+# and `doctor` against them by hand (docs/try-it.md).
+stand-ins: $(BENCH_VENV)/.installed
+	@$(BENCH_VENV)/bin/python scripts/stand_ins.py
 
 demo-tools:
 	bash tests/e2e/build_providers.sh --demo
@@ -52,8 +60,6 @@ dist: $(BIN)/.installed
 
 # The benchmark runs in its own venv with the runtime dependencies only, as a user installs the helper:
 # test tools installed beside httpx or jsonschema change what they import at start-up.
-BENCH_VENV ?= .venv-bench
-
 $(BENCH_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip

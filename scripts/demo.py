@@ -1,8 +1,10 @@
 """`make demo`: what a GitLab pipeline does with this project, on loopback. A GitLab-like issuer (real
-TLS, a throwaway CA) mints the job's ID token; `terraform apply` of scripts/demo.tf runs the helper
-through the module's data "external" and creates an `authress_role` with authress/authress 2.0.39 in a
-local Authress stand-in, which judges the Bearer as Authress does; then a token from another project
-is refused at plan time, before any request reaches the stand-in. Terraform's own output is shown."""
+TLS, a throwaway CA) mints the job's ID token; `setup --apply`, with an admin's service-client key,
+creates the trusted identity and the pipeline's access record in a local Authress stand-in, which
+judges every Bearer as Authress does; `terraform apply` of scripts/demo.tf runs the helper through
+the module and creates an `authress_role` with authress/authress 2.0.39; a token from another project
+is refused before any request reaches the stand-in; the state is searched for the job's token.
+Terraform's own output is shown."""
 
 from __future__ import annotations
 
@@ -25,10 +27,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.fixtures.authress import AuthressStandIn, running_authress  # noqa: E402
+from tests.fixtures.authress_admin import add_role  # noqa: E402
 from tests.fixtures.authress_roles import add_role_routes  # noqa: E402
 from tests.fixtures.ca import LocalCA  # noqa: E402
 from tests.fixtures.connect_proxy import running_proxy  # noqa: E402
 from tests.fixtures.issuer import running_issuer  # noqa: E402
+from tests.fixtures.service_clients import ServiceClientKey  # noqa: E402
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint  # noqa: E402
 
 ACCOUNT_ID = "acc-demo"
@@ -38,8 +42,13 @@ PROJECT = "my-org/authress-configuration"
 OTHER_PROJECT = "my-org/other-project"
 SUB = f"project_path:{PROJECT}:ref_type:branch:ref:main"
 ROLE = "authress_role.deployer"
+GRANTED_ROLE = "ro_terraform"  # what setup --apply grants the pipeline: the account's role for Terraform
 CONFIG = ROOT / "scripts" / "demo.tf"
-PROVIDERS = ("hashicorp/external@2.4.0", "authress/authress@2.0.39")
+# The module demo.tf's source names sets the route, and with it the provider that runs the helper.
+EPHEMERAL = bool(re.search(r'^\s*source\s*=\s*"\./terraform/ephemeral"', CONFIG.read_text(encoding="utf-8"), re.M))
+ROUTE = "ephemeral" if EPHEMERAL else "data-source"
+RUNNER = "hashicorp/local" if EPHEMERAL else "hashicorp/external"
+PROVIDERS = (RUNNER, "authress/authress@2.0.39")  # a name without @VERSION: any version the build made
 TIMEOUT = 300  # seconds for one terraform command; a few seconds here
 BUILD = "make demo (tests/e2e/build_providers.sh --demo)"
 
@@ -83,10 +92,11 @@ def find_tools() -> Tools:
     cli = clis.get("terraform", {}).get("path") or clis.get("tofu", {}).get("path")
     if not cli:
         raise DemoFailed(f"no Terraform or OpenTofu CLI: {clis.get('terraform', {}).get('error')}; run {BUILD}")
+    providers = status.get("providers", {})
     for name in PROVIDERS:
-        entry = status.get("providers", {}).get(name, {})
-        if not entry.get("version"):
-            raise DemoFailed(f"provider {name} is not in the mirror: {entry.get('error')}; run {BUILD}")
+        entries = [v for k, v in providers.items() if k == name or k.startswith(f"{name}@")] or [{}]
+        if not any(entry.get("version") for entry in entries):
+            raise DemoFailed(f"provider {name} is not in the mirror: {entries[0].get('error')}; run {BUILD}")
     return Tools(cli, status["cli_config"])
 
 
@@ -98,33 +108,42 @@ class Demo:
         self.tmp = tmp
         self.out = out
         self.workdir = tmp / "demo"
+        self.in_state = -1  # how many times the state held the job's token; set by run()
 
     def say(self, text: str) -> None:
         self.out.write(text + "\n")
         self.out.flush()
 
     def run(self) -> tuple[Apply, Apply]:
-        """The role created with the job's token, then the foreign project's apply refused."""
+        """Setup, then the role created with the job's token, the foreign project refused, the state searched."""
         ca = LocalCA.create(self.tmp / "ca")
         key = SigningKey.generate()
+        admin = ServiceClientKey.generate(client_id="sc_admin", key_id="key-demo", account_id=ACCOUNT_ID)
         with (
             running_issuer(ca, [key]) as issuer,
             running_authress(ca, ACCOUNT_ID, hostnames=[API_HOST]) as stand_in,
             running_proxy(API_HOST, stand_in.port) as proxy,
         ):
             add_role_routes(stand_in, create_status=200)  # the only status 2.0.39 accepts for a create
-            stand_in.trust(issuer.url, AUDIENCE)
-            stand_in.grant(SUB)
+            # The account as an admin finds it: their service client with its access, a role for Terraform.
+            stand_in.add_client(admin.client_id, admin.key_id, admin.public)
+            stand_in.grant(admin.client_id)
+            add_role(stand_in, GRANTED_ROLE, ("authress:*", "documents:*"))
+            cli = Path(self.tools.cli).name
+            env = self.environment(ca, proxy.url)
             self.say(f"== A GitLab-like issuer at {issuer.url} (real TLS) mints the job's ID token")
             self.say(f"   iss {issuer.url}\n   aud {AUDIENCE}\n   sub {SUB}")
             self.say(
-                f"== Authress (a local stand-in for account {ACCOUNT_ID}, reached as {AUDIENCE}) trusts that "
-                "issuer and audience and has an access record for that sub"
+                f"\n== authress-gitlab-token setup --apply, with an admin's service-client key: the Authress side "
+                f"(a local stand-in for account {ACCOUNT_ID}, reached as {AUDIENCE})"
             )
+            self.setup(issuer.url, admin.value, env)
+            if stand_in.permissions_of(SUB) is None:
+                raise DemoFailed(f"after setup --apply the stand-in has no access record for {SUB}")
+
             shutil.copytree(ROOT / "terraform", self.workdir / "terraform")
             shutil.copy(CONFIG, self.workdir / "main.tf")
-            env = self.environment(ca, proxy.url)
-            self.say(f"== {Path(self.tools.cli).name} init (providers from the local mirror; scripts/demo.tf)")
+            self.say(f"\n== {cli} init (providers from the local mirror; scripts/demo.tf, the {ROUTE} route)")
             init = self.terraform(["init", "-input=false"], env, show=_init_line)
             if init.returncode != 0:
                 raise DemoFailed(f"init failed:\n{init.output}")
@@ -133,8 +152,8 @@ class Demo:
 
             token = mint(key, gitlab_claims(issuer.url, AUDIENCE))
             self.say(
-                f'\n== {Path(self.tools.cli).name} apply: the module\'s data "external" runs the helper, '
-                "authress/authress 2.0.39 creates the role with its result"
+                f"\n== {cli} apply: the module runs the helper, which verifies the job's token; "
+                "authress/authress 2.0.39 creates the role with it"
             )
             created = self.apply(apply_args, {**env, "AUTHRESS_KEY": token}, stand_in, proxy.tunnels)
             self.check_created(created, stand_in)
@@ -143,7 +162,40 @@ class Demo:
             self.say(f"\n== The same apply in a pipeline of {OTHER_PROJECT}: its job's token is refused at plan time")
             refused = self.apply(apply_args, {**env, "AUTHRESS_KEY": foreign}, stand_in, proxy.tunnels)
             self.check_refused(refused)
+
+            self.say("\n== The state (terraform.tfstate) searched for the job's token")
+            self.in_state = self.search_state(token)
         return created, refused
+
+    def setup(self, issuer: str, admin_key: str, env: dict[str, str]) -> None:
+        """`setup --apply` as an admin runs it once: the trusted identity and the pipeline's access record."""
+        argv = [
+            str(Path(sys.executable).parent / "authress-gitlab-token"),
+            *("setup", "--apply", "--project", PROJECT, "--branch", "main"),
+            *("--audience", AUDIENCE, "--api-url", AUDIENCE, "--issuer", issuer, "--role", GRANTED_ROLE),
+        ]
+        self.say("$ authress-gitlab-token " + " ".join(argv[1:]))
+        done = subprocess.run(
+            argv, env={**env, "AUTHRESS_KEY": admin_key}, capture_output=True, text=True, timeout=TIMEOUT, check=False
+        )
+        if done.returncode != 0:
+            raise DemoFailed(f"setup --apply failed (exit {done.returncode}): {done.stderr.strip()}")
+        self.out.write(done.stdout)
+        self.out.flush()
+
+    def search_state(self, token: str) -> int:
+        """How many times the state holds the job's token (or its signature), said in one line."""
+        state = (self.workdir / "terraform.tfstate").read_text(encoding="utf-8")
+        found = state.count(token.rsplit(".", 1)[-1])  # the signature: in the token, and nowhere else
+        if found:
+            self.say(
+                f"terraform.tfstate holds the job's token ({'once' if found == 1 else f'{found} times'}): the {ROUTE} "
+                "route keeps it there until "
+                "the job's timeout (docs/routes.md); the ephemeral route keeps it out"
+            )
+        else:
+            self.say(f"terraform.tfstate does not hold the job's token: the {ROUTE} route keeps it out of the state")
+        return found
 
     def environment(self, ca: LocalCA, proxy_url: str) -> dict[str, str]:
         """Built from scratch: the helper on PATH, providers from the mirror, the account host via the proxy."""
@@ -222,10 +274,21 @@ def _init_line(line: str) -> bool:
 
 
 def helper_line(output: str) -> str | None:
-    """The helper's one stderr line as Terraform's error box shows it (wrapped there, joined again here)."""
+    """The helper's one stderr line as Terraform's error box shows it (wrapped there, joined again here):
+    hashicorp/external's "Error Message:" on the data-source route, hashicorp/local's "Command Error:"
+    on the ephemeral route."""
     flat = " ".join(re.sub(r"[│╷╵]", " ", output).split())
-    found = re.search(r"Error Message: (authress-gitlab-token: .*?) State: ", flat)
+    found = re.search(r"(?:Error Message|Command Error): (authress-gitlab-token: .*?) State: ", flat)
     return found[1] if found else None
+
+
+def summary(in_state: int) -> str:
+    """The one line that says what the run showed."""
+    state = f"the state holds the token ({ROUTE} route)" if in_state else "the state holds no token"
+    return (
+        "setup --apply made the trusted identity and the access record; terraform apply created a role with "
+        f"the job's GitLab ID token as the Bearer; another project's token was refused before Authress; {state}."
+    )
 
 
 def _terminate(signum: int, frame: Any) -> NoReturn:
@@ -238,7 +301,8 @@ def main() -> int:
     try:
         tools = find_tools()
         with tempfile.TemporaryDirectory(prefix="authress-gitlab-token-demo-") as tmp:
-            Demo(tools, Path(tmp), sys.stdout).run()
+            demo = Demo(tools, Path(tmp), sys.stdout)
+            demo.run()
     except DemoFailed as exc:
         print(f"make demo: {exc}", file=sys.stderr)
         return 1
@@ -249,7 +313,7 @@ def main() -> int:
         if exc.code == 128 + signal.SIGTERM:
             print("make demo: terminated", file=sys.stderr)
         raise
-    print(f"\nmake demo: done in {time.monotonic() - start:.1f} s (the part after the build)")
+    print(f"\nmake demo: shown in {time.monotonic() - start:.1f} s: {summary(demo.in_state)}")
     return 0
 
 

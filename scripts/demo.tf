@@ -1,8 +1,12 @@
-# What `make demo` applies (scripts/demo.py copies it as main.tf beside a copy of the module): the module
+# What `make demo` applies (scripts/demo.py copies it as main.tf beside a copy of terraform/): the module
 # verifies the job's GitLab ID token, and authress/authress 2.0.39 creates a role with it as the Bearer.
 # The audience, https://acc-demo.api.authress.test, reaches the local Authress stand-in through the
 # demo's CONNECT proxy (.test never resolves anywhere); it names no *.authress.io account, so `api_url`
 # passes it on as a custom domain would be.
+#
+# The route is the module's source, one line: "./terraform" (data "external", hashicorp/external; the
+# token lands in the state) or "./terraform/ephemeral" (ephemeral "local_command", hashicorp/local,
+# Terraform >= 1.10; the token never does). scripts/demo.py reads it from this line.
 
 terraform {
   required_version = ">= 1.3"
@@ -30,6 +34,7 @@ module "authress_token" {
   issuer       = var.issuer
   api_url      = var.audience
   project_path = "my-org/authress-configuration"
+  ref_type     = "branch" # else a tag named "main" would match too
   ref          = "main"
 }
 

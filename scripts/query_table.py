@@ -1,4 +1,4 @@
-"""Print the README's query table from query.schema.json, the one source of truth for the query."""
+"""Print the query table of docs/query.md from query.schema.json, the one source of truth for the query."""
 
 from __future__ import annotations
 

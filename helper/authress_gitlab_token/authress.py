@@ -120,9 +120,12 @@ def check(token: str, api_url: str, account_id: str, caller: Caller, http: Http)
         problem, fix = _untrusted(caller, account_id)
         raise AuthressCheckFailed(f"{where} answered 401: {problem}", fix)
     if status in (403, 404):
-        missing = "or the account does not exist (check the audience)" if status == 404 else "(trusted token)"
+        # Short words and the API URL without its path: with the user ID cut to errors.KEEP_QUOTED, both
+        # sentences fit output.MAX_LINE whole, however long the branch name (never cut in the middle).
+        missing = ", or no such account (check the audience)" if status == 404 else " (trusted token)"
         raise AuthressCheckFailed(
-            f"{where} answered {status}: the token's user has no access to account {quoted(account_id)} {missing}",
+            f"Authress at {quoted(api_url)} answered {status}: the user has no access to account "
+            f"{quoted(account_id)}{missing}",
             f"in Authress create an access record (Access records -> "
             f"Create) whose user is exactly {quoted(caller.user_id)}, with the roles Terraform needs",
         )

@@ -32,15 +32,19 @@ GIT_REF = re.compile(r"authress-gitlab-token\.git(?:@|//terraform(?:/ephemeral)?
 DOC_SUFFIXES = {".md", ".yml", ".yaml", ".tf"}
 
 
+# A copy without tags pins a commit (docs/install.md): the placeholder COMMIT stands for its full SHA.
+COMMIT = "COMMIT"
+
+
 def unpinned_installs(text: str, version: str) -> list[str]:
-    """Every install of the helper in `text` that does not pin `version`, as the offending fragment."""
+    """Every install of the helper in `text` that pins neither `version` nor a COMMIT, as the offending fragment."""
     found = []
     for line in PIP_LINE.findall(text):
         for match in REQUIREMENT.finditer(line):
             pin = match["pin"] or ""
-            if pin != f"=={version}" and not pin.endswith(f".git@{version}"):
+            if pin != f"=={version}" and not pin.endswith((f".git@{version}", f".git@{COMMIT}")):
                 found.append(match[0])
-    found += [m[0] for m in GIT_REF.finditer(text) if m["ref"] != version]
+    found += [m[0] for m in GIT_REF.finditer(text) if m["ref"] not in (version, COMMIT)]
     return found
 
 
@@ -125,10 +129,12 @@ def test_the_pin_check_flags_an_unpinned_or_stale_install(text: str) -> None:
     assert unpinned_installs(text, "0.2.0") != []
 
 
-def test_the_pin_check_accepts_both_pinned_routes() -> None:
+def test_the_pin_check_accepts_both_pinned_routes_and_a_pinned_commit() -> None:
     text = (
         'pip install "authress-gitlab-token @ git+https://gitlab.com/g/authress-gitlab-token.git@0.2.0"\n'
         "pip install authress-gitlab-token==0.2.0\n"
+        'pip install "authress-gitlab-token @ git+https://HOST/GROUP/authress-gitlab-token.git@COMMIT"\n'
+        'source = "git::https://HOST/GROUP/authress-gitlab-token.git//terraform?ref=COMMIT"\n'
         "`authress-gitlab-token setup` prints the pip install for the version you run\n"
     )
     assert unpinned_installs(text, "0.2.0") == []

@@ -80,6 +80,19 @@ def test_trusted_token_without_access_record_names_the_exact_user_id(
     )
 
 
+def test_a_404_for_a_long_branch_is_one_whole_line_with_the_step_to_take(
+    helper: Helper, issuer: LocalIssuer, authress: AuthressStandIn, signing_key: SigningKey
+) -> None:
+    """A branch name of 200 characters: the user ID is cut, never the sentences around it."""
+    authress.trust(issuer.url, AUDIENCE)
+    branch = "feature/" + "x" * 200
+    token = mint(signing_key, gitlab_claims(issuer.url, AUDIENCE, ref=branch))
+    run = helper.external(checked(issuer, authress, ref="feature/*"), token)
+    run.refused("answered 404", f'has no access to account "{ACCOUNT_ID}", or no such account (check the audience); ')
+    assert " ... " not in run.stderr and run.stderr.endswith('...", with the roles Terraform needs\n')
+    assert len(run.stderr) <= 400
+
+
 def test_a_403_from_authress_also_names_the_user_id(
     helper: Helper, issuer: LocalIssuer, ready: AuthressStandIn, token: str
 ) -> None:
