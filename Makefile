@@ -48,7 +48,7 @@ test: lint e2e-tools
 # The fast loop to run after every change: lint, types and every test that is neither slow (stress loops,
 # real deadlines), nor builds the distributions, nor runs Terraform or a CI engine (docs/testing.md).
 check: lint
-	$(BIN)/python -m pytest -q -m "not slow and not dist and not e2e" $(CHECK_ARGS)
+	$(BIN)/python -m pytest -q -n 2 -m "not slow and not dist and not e2e" $(CHECK_ARGS)
 
 # The sdist and the wheel (built from the sdist), as the release pipeline publishes them; tests/docs/test_dist.py
 # builds with this target too, into a directory of its own.

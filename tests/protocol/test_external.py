@@ -14,13 +14,6 @@ from tests.fixtures.helper import AUDIENCE, PROJECT, Helper, query
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
-
-@pytest.fixture
-def helper(process: Helper) -> Helper:
-    """These tests are about the process: every run here starts the installed console script."""
-    return process
-
-
 OUTPUT_KEYS = {
     "access_token",
     "token_type",
@@ -44,8 +37,9 @@ OUTPUT_KEYS = {
 
 
 def test_verified_token_is_returned_as_the_authress_access_token(
-    helper: Helper, issuer: LocalIssuer, token: str
+    process: Helper, issuer: LocalIssuer, token: str
 ) -> None:
+    helper = process  # Terraform's contract: the installed console script, as a process
     run = helper.external(query(issuer, project_path="my-org/authress-configuration", ref="main"), token)
     assert run.returncode == 0, run.stderr
     assert run.stderr == ""
@@ -71,7 +65,8 @@ def test_verified_token_is_returned_as_the_authress_access_token(
     assert (out["project_id"], out["pipeline_id"], out["job_id"], out["environment"]) == ("20", "574", "302", "")
 
 
-def test_stdout_is_exactly_one_compact_json_object(helper: Helper, issuer: LocalIssuer, token: str) -> None:
+def test_stdout_is_exactly_one_compact_json_object(process: Helper, issuer: LocalIssuer, token: str) -> None:
+    helper = process  # Terraform's contract: the installed console script, as a process
     run = helper.external(query(issuer), token)
     assert run.returncode == 0, run.stderr
     assert run.stdout.endswith("}\n") and run.stdout.count("\n") == 1
@@ -86,7 +81,8 @@ def test_keys_are_fetched_once_then_served_from_the_disk_cache(helper: Helper, i
     assert len(issuer.requests) == 2
 
 
-def test_python_dash_m_runs_the_same_program(helper: Helper, issuer: LocalIssuer, token: str) -> None:
+def test_python_dash_m_runs_the_same_program(process: Helper, issuer: LocalIssuer, token: str) -> None:
+    helper = process  # Terraform's contract: the installed console script, as a process
     stdin = json.dumps(query(issuer), separators=(",", ":"), sort_keys=True).encode()
     done = subprocess.run(
         [sys.executable, "-m", "authress_gitlab_token", "external"],
@@ -158,7 +154,8 @@ def test_environment_output_is_the_claim_when_the_job_has_one(
 # --- no token: the line says where to put it -------------------------------------------------------
 
 
-def test_missing_token_outside_gitlab_says_which_variable(helper: Helper, issuer: LocalIssuer) -> None:
+def test_missing_token_outside_gitlab_says_which_variable(process: Helper, issuer: LocalIssuer) -> None:
+    helper = process  # Terraform's contract: the installed console script, as a process
     helper.external(query(issuer)).refused("no token in $AUTHRESS_KEY", "id_tokens")
 
 
