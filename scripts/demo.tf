@@ -9,7 +9,7 @@
 # Terraform >= 1.10; the token never does). scripts/demo.py reads it from this line.
 
 terraform {
-  required_version = ">= 1.3"
+  required_version = ">= 1.10"
 
   required_providers {
     authress = {
@@ -28,7 +28,7 @@ variable "issuer" {
 }
 
 module "authress_token" {
-  source = "./terraform"
+  source = "./terraform/ephemeral"
 
   audience     = var.audience
   issuer       = var.issuer

@@ -191,7 +191,7 @@ def test_the_steps_name_the_provider_the_example_pins_with_its_custom_domain() -
     pin = re.search(r'^\s+version = "([^"]+)"', example, flags=re.M)
     assert pin and f'version = "{pin[1]}"' in steps
     assert "custom_domain = module.authress_token.api_url" in steps and "custom_domain" in example
-    assert 'route: "data-source"' in steps and "route: data-source" in (
+    assert 'route: "ephemeral"' in steps and "route: ephemeral" in (
         ROOT / "examples" / "gitlab" / ".gitlab-ci.yml"
     ).read_text(encoding="utf-8")
 

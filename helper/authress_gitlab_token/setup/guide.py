@@ -85,7 +85,7 @@ class Guide:
         if self.issuer != DEFAULT_ISSUER:
             inputs["issuer"] = self.issuer
         inputs["helper_repository"] = self.helper_repository
-        inputs["route"] = "data-source"  # step 4: the module reads the token, as the example does
+        inputs["route"] = "ephemeral"  # step 4: the module runs the helper, as the example does
         body = "".join(f"      {k}: {json.dumps(v)}\n" for k, v in inputs.items())
         return _mirror_note(self.helper_repository) + f"include:\n  - component: {self.component}\n    inputs:\n{body}"
 
