@@ -25,10 +25,10 @@ ATTEMPTS = 3  # the check's GET, retried on connection errors, timeouts, 429 and
 OK = (200,)  # the account, readable: the check passes (401, 403 and 404 each name their fix)
 WORDING = Wording(
     lead="could not check the token with Authress at",
-    reach='check "api_url" and that this machine can reach it',
+    reach='check the query key "api_url" and that this machine can reach it',
     down="Authress may be down: retry the job later",
-    not_ours='check that "api_url" is the Authress API',
-    url_fix='check "api_url"',
+    not_ours='check that the query key "api_url" names the Authress API',
+    url_fix='check the query key "api_url"',
 )
 
 
@@ -71,7 +71,7 @@ def audience_advice(audience: str, api_url: str) -> tuple[str, str] | None:
         pass
     return (
         f"audience {quoted(audience)} is not an Authress account API URL (https://ACCOUNT.api.authress.io) "
-        'nor the custom domain in "api_url"',
+        'nor the custom domain in the query key "api_url"',
         "the newest Authress Terraform provider refuses such tokens: "
         "use your account's API URL as the job's `id_tokens:` aud and as the trusted identity's audience",
     )
@@ -113,7 +113,7 @@ def check(token: str, api_url: str, account_id: str, caller: Caller, http: Http)
         if not isinstance(body, Mapping) or body.get("accountId") != account_id:
             raise AuthressCheckFailed(
                 f"{where} answered 200 without account {quoted(account_id)}",
-                'check that "api_url" is the Authress API of that account',
+                'check that the query key "api_url" names the Authress API of that account',
             )
         return f"account {quoted(account_id)} is readable by user ID {quoted(caller.user_id)}"
     if status == 401:
@@ -131,7 +131,7 @@ def check(token: str, api_url: str, account_id: str, caller: Caller, http: Http)
         )
     raise AuthressCheckFailed(
         f"{where} answered HTTP {status}, expected {'/'.join(map(str, OK))}",
-        'check that "api_url" is the Authress API (no proxy or login page in between)',
+        'check that the query key "api_url" names the Authress API (no proxy or login page in between)',
     )
 
 

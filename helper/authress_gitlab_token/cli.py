@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import HelperError, QueryError, quoted
-from .output import fail, name_secret, redacted_output, shown, warn
+from .output import fail, name_secret, redacted_output, shown, speak, warn, worded
 
 if TYPE_CHECKING:
     import argparse
@@ -62,7 +62,14 @@ def cmd_doctor(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from .flags import query_from_args
 
     report = doctor.diagnose(query_from_args(args), environ, show_personal=args.show_personal)
-    sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n" if args.json else report.render())
+    if args.json:
+        value = report.to_json()
+        value["fix"] = worded(value["fix"])
+        for step in value["steps"]:
+            step["detail"] = worded(step["detail"])
+        sys.stdout.write(json.dumps(value, indent=2) + "\n")
+    else:
+        sys.stdout.write(worded(report.render()))
     return 0 if report.ok else 1
 
 
@@ -215,6 +222,10 @@ COMMANDS = {"external": cmd_external, "env": cmd_env, "doctor": cmd_doctor, "set
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     environ = os.environ if environ is None else environ
     argv = sys.argv[1:] if argv is None else list(argv)
+    # Messages name each setting as the user gave it: a query key to Terraform, a flag on the command
+    # line, an input of the CI/CD component in the `env` call its job makes (it sets the variable).
+    component = argv[:1] == ["env"] and bool(environ.get("AUTHRESS_TOKEN_VARIABLE"))
+    speak("query" if argv[:1] == ["external"] else "inputs" if component else "flags")
     # Only `external` and `env` print the token, and only on stdout; everything else is redacted.
     with redacted_output(environ, stdout=argv[:1] not in (["external"], ["env"])):
         try:

@@ -116,8 +116,13 @@ def describe(error: Any, schema: dict[str, Any], what: str) -> str:
         return f"{what} {quoted(missing[0])} is required; set it in the data source's query"
     if kind == "type":
         return f"{where} must be a string, got a JSON {_json_type(error.instance)}; Terraform sends strings only"
+    if kind == "minLength" and error.instance:
+        return f"{where} is {quoted(error.instance)}, shorter than {error.validator_value} characters"
     if kind == "minLength":
-        return f"{where} is empty; leave the key out (null) to use the default"
+        desc = schema.get("properties", {}).get(path[0], {}).get("description", "") if path else ""
+        if desc.startswith("Required."):  # no default to fall back to
+            return f"{where} is empty; set it to a value (it has no default)"
+        return f"{where} is empty; leave it out (null in Terraform) to use the default"
     if kind == "maxLength":
         return f"{where} is longer than {error.validator_value} characters; no GitLab claim is that long"
     if kind == "enum":

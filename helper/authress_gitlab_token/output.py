@@ -37,6 +37,42 @@ _URL_PASSWORD = re.compile(r"://[^/?#@\s:]*:([^/?#@\s]*)@")
 
 _named: set[str] = set()  # variables a command's query or flags name (`token_env`, `--key-env`)
 
+# Messages name a setting as `query key "NAME"` (Terraform's data source: the module's variable of that
+# name); a command given flags, or the CI/CD component, shows it as the user typed it: `--token-env`,
+# `input "token_variable"`. One pattern, rewritten in one place (`worded`), so no message needs two texts.
+_QUERY_KEY = re.compile(r'(?:the )?query key "([a-z_]+)"')
+COMPONENT_INPUTS = {"token_env": "token_variable", "ref_protected": "protected_only"}  # others: same name
+_words = "query"  # "query", "flags" or "inputs": what the user typed, for this run
+
+
+def speak(words: str) -> None:
+    """Name settings in this run's messages as the user gave them: "query", "flags" or "inputs"."""
+    global _words
+    _words = words
+
+
+def worded(text: str) -> str:
+    """`text` with each `query key "NAME"` as the user typed it (a flag, a component input)."""
+    if _words == "query":
+        return text
+
+    def name(match: re.Match[str]) -> str:
+        key = match[1]
+        if _words == "inputs" and key in (
+            "audience",
+            "issuer",
+            "token_env",
+            "project_path",
+            "ref",
+            "ref_type",
+            "ref_protected",
+            "check",
+        ):
+            return f'input "{COMPONENT_INPUTS.get(key, key)}"'
+        return "--" + key.replace("_", "-")
+
+    return _QUERY_KEY.sub(name, text)
+
 
 def name_secret(name: str | None) -> None:
     """The variable `name` holds a credential for this run: its value is redacted from every output."""
@@ -91,6 +127,7 @@ def redacted_output(environ: Mapping[str, str], stdout: bool) -> Iterator[None]:
 def fail(message: str, code: int, environ: Mapping[str, str]) -> int:
     """The failure's one line on stderr, redacted, made printable and cut to MAX_LINE; returns `code`."""
     # Redacted before the whitespace is folded: a token with a stray tab must still match.
+    message = worded(message)
     line = fit(printable(" ".join(redact(message, secrets_in(environ)).split())), MAX_LINE - 1 - len(PREFIX))
     with contextlib.suppress(OSError, AttributeError):  # stderr closed: the exit status still says it
         sys.stderr.write(PREFIX + line + "\n")
@@ -99,7 +136,7 @@ def fail(message: str, code: int, environ: Mapping[str, str]) -> int:
 
 def warn(message: str) -> None:
     """One line on stderr; the run still succeeds (Terraform shows stderr only on failure)."""
-    sys.stderr.write(PREFIX + "warning: " + printable(" ".join(message.split())) + "\n")
+    sys.stderr.write(PREFIX + "warning: " + printable(" ".join(worded(message).split())) + "\n")
 
 
 def shown(text: str) -> str:

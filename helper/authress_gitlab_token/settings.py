@@ -133,10 +133,9 @@ def from_query(query: Mapping[str, str], environ: Mapping[str, str]) -> Settings
     if query.get("allow_any_project") != "true" and not binds_project(bound):
         raise QueryError(
             "the query binds no project, so a token of any GitLab project with this audience would pass",
-            "set "
-            '"project_path" (e.g. "my-org/authress-configuration"), "namespace_path" or "subject" with the '
-            'top-level group in full (no "*" or "?" in it), or set "allow_any_project" to "true" if any '
-            "project may really use it",
+            'set the query key "project_path" (e.g. "my-org/authress-configuration"), the query key '
+            '"namespace_path" or the query key "subject" with the top-level group in full (no "*" or "?" in '
+            'it), or set the query key "allow_any_project" to "true" if any project may really use it',
         )
     http = http_from(environ)
     cache_dir, cache_where, cache_fix = locate(environ)

@@ -4,12 +4,14 @@ no process; the one line and the exit status are checked through the installed p
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from authress_gitlab_token import flags as parsing
 from authress_gitlab_token.cli import COMMANDS
 from authress_gitlab_token.errors import QueryError
-from tests.fixtures.helper import AUDIENCE, PROJECT, Helper, argv, guide
+from tests.fixtures.helper import AUDIENCE, PROJECT, Helper, argv, doctor, guide
 from tests.fixtures.issuer import LocalIssuer
 
 
@@ -112,3 +114,50 @@ def test_many_subjects_without_a_mode_print_a_guide_for_each(helper: Helper) -> 
     assert run.returncode == 0, run.stderr
     heads = [line for line in run.stdout.splitlines() if line.startswith("== ")]
     assert heads == ["== my-org/a branch main", "== my-org/a tag v1", "== my-org/b branch main", "== my-org/b tag v1"]
+
+
+# --- each setting named as the user gave it: a flag, a query key, a component input -------------------
+
+
+@pytest.mark.parametrize(
+    ("flags", "shown"),
+    [
+        ({"issuer": "http://gitlab.example.com"}, '--issuer is "http://gitlab.example.com", which is not an https'),
+        ({"leeway_seconds": "900"}, '--leeway-seconds is "900", more than 300'),
+        ({"bound_claims": "{x"}, "--bound-claims is not JSON"),
+        ({"audience": ""}, "--audience is empty; set it to a value (it has no default)"),
+        ({"ref": ""}, "--ref is empty; leave it out"),
+        ({"project_path": None}, "set --project-path (e.g."),
+    ],
+)
+def test_a_refused_flag_is_named_as_the_flag_never_as_a_query_key(
+    helper: Helper, token: str, flags: dict[str, str | None], shown: str
+) -> None:
+    given = {"audience": AUDIENCE, "project_path": PROJECT, **flags}
+    run = helper.run(argv("env", **given), env={"AUTHRESS_KEY": token})
+    run.refused(shown, code=2)
+    assert "query key" not in run.stderr
+
+
+def test_the_same_refusal_names_the_query_key_for_terraform(helper: Helper, token: str) -> None:
+    run = helper.external({"audience": AUDIENCE, "project_path": PROJECT, "issuer": "http://x.example"}, token)
+    run.refused('query key "issuer" is "http://x.example"', 'set the query key "issuer"', code=2)
+
+
+def test_in_the_component_s_job_a_refusal_names_the_component_input(
+    helper: Helper, issuer: LocalIssuer, token: str
+) -> None:
+    """The component's before_script calls `env` with flags made from its inputs (AUTHRESS_TOKEN_VARIABLE
+    set): its job log names the input the user wrote in the include."""
+    job = {"AUTHRESS_TOKEN_VARIABLE": "AUTHRESS_ID_TOKEN", "AUTHRESS_ID_TOKEN": token}
+    args = argv(
+        "env", audience=AUDIENCE, issuer="http://x.example", token_env="AUTHRESS_ID_TOKEN", project_path=PROJECT
+    )
+    helper.run(args, env=job).refused('input "issuer" is "http://x.example"', code=2)
+    empty = argv("env", audience="", token_env="AUTHRESS_ID_TOKEN", project_path=PROJECT)
+    helper.run(empty, env=job).refused('input "audience" is empty; set it to a value', code=2)
+
+
+def test_doctor_names_the_flag_in_its_fix(helper: Helper, issuer: LocalIssuer, token: str) -> None:
+    report = doctor(helper, token, audience=AUDIENCE, issuer=issuer.url, project_path=PROJECT, check="authress").report
+    assert "query key" not in json.dumps(report), report["fix"]

@@ -131,7 +131,7 @@ def test_unreachable_authress_is_reported_with_the_url(
         s.bind(("127.0.0.1", 0))
         closed = f"https://127.0.0.1:{s.getsockname()[1]}"
     helper.external(checked(issuer, ready, api_url=closed), token).refused(
-        f'"{closed}{ACCOUNT_PATH}"', "connection failed", "after 3 attempt(s)", 'check "api_url"'
+        f'"{closed}{ACCOUNT_PATH}"', "connection failed", "after 3 attempt(s)", 'check the query key "api_url"'
     )
 
 
