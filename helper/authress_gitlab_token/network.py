@@ -128,26 +128,22 @@ def session(http: Http) -> Iterator[Session]:
             "point it at the PEM file that holds the CA of your GitLab instance (or of Authress's endpoint), "
             "or unset it to use the default CAs",
         ) from None
-    routes = {"https://": found.https, "http://": found.http}
-    try:
-        mounts: dict[str, httpx.BaseTransport | None] = {
-            scheme: httpx.HTTPTransport(verify=verify, proxy=httpx.Proxy(proxy.url))
-            for scheme, proxy in routes.items()
-            if proxy is not None
-        }
-        mounts.update(dict.fromkeys(found.direct))  # NO_PROXY: straight to the host
-        client = httpx.Client(
-            timeout=httpx.Timeout(http.timeout),
-            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip"},
-            follow_redirects=False,
-            verify=verify,
-            trust_env=False,
-            mounts=mounts,
-        )
-    except (ValueError, ImportError, httpx.InvalidURL):
-        # Not httpx's message: it quotes the URL, and a proxy URL may hold a password.
-        names = " or ".join(p.variable for p in routes.values() if p is not None) or "NO_PROXY"
-        raise ProxyUnusable(f"{names} is not a proxy setting httpx can use", proxies.FIX) from None
+    mounts: dict[str, httpx.BaseTransport | None] = {}
+    for scheme, proxy in (("https://", found.https), ("http://", found.http)):
+        if proxy is not None:
+            try:  # proxies.from_environ judged what httpx would take and fail on later; httpx judges the rest
+                mounts[scheme] = httpx.HTTPTransport(verify=verify, proxy=httpx.Proxy(proxy.url))
+            except (ValueError, ImportError, httpx.InvalidURL):  # not httpx's message: a proxy URL may hold a password
+                raise ProxyUnusable(f"{proxy.variable} is not a proxy URL httpx can use", proxies.FIX) from None
+    mounts.update(dict.fromkeys(found.direct))  # NO_PROXY: straight to the host
+    client = httpx.Client(
+        timeout=httpx.Timeout(http.timeout),
+        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip"},
+        follow_redirects=False,
+        verify=verify,
+        trust_env=False,
+        mounts=mounts,
+    )
     with client:
         yield Session(client, found)
 

@@ -5,7 +5,7 @@ as `mounts`. httpx's own reading (trust_env) is off: it fails on a bracketed IPv
 
 from __future__ import annotations
 
-import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from .errors import ProxyUnusable, quoted
 
 EXAMPLE = "http://proxy.example:3128"
+_DOMAIN = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?")
 FIX = f"set it to the http:// URL of a proxy that supports CONNECT (e.g. {quoted(EXAMPLE)}), or unset it"
 
 
@@ -63,16 +64,18 @@ def from_environ(environ: Mapping[str, str]) -> Proxies:
 
 def _pattern(entry: str) -> str:
     """The httpx mount pattern of one NO_PROXY entry: an address, `localhost`, or a domain and its
-    subdomains; "" for an entry that names nothing."""
-    if not entry:
-        return ""
-    if "://" in entry:
-        return entry
+    subdomains (`example.com`, `.example.com`, `*.example.com`); "" for an entry that names no host
+    (a CIDR range, a typo), which httpx could not read either."""
+    import ipaddress
+
     host = entry[1:-1] if entry.startswith("[") and entry.endswith("]") else entry
     try:
         address = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
-        return "all://localhost" if host.lower() == "localhost" else f"all://*{host.lstrip('.')}"
+        domain = host.removeprefix("*").lstrip(".")
+        if not _DOMAIN.fullmatch(domain):
+            return ""
+        return "all://localhost" if domain.lower() == "localhost" else f"all://*{domain}"
     return f"all://[{address}]" if address.version == 6 else f"all://{address}"
 
 

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from authress_gitlab_token import authress, network, proxies
 from authress_gitlab_token.calls import MAX_JSON_VALUES, Budget, CallFailed, Wording, call_json, parse_json
@@ -155,6 +157,7 @@ def test_the_authress_check_and_each_admin_call_are_bounded_as_the_docs_state(ti
         ("localhost", "all://localhost"),
         (".example.com", "all://*example.com"),
         ("gitlab.example.com", "all://*gitlab.example.com"),
+        ("*.example.com", "all://*example.com"),
     ],
 )
 def test_each_no_proxy_entry_becomes_a_pattern_httpx_can_use(entry: str, pattern: str) -> None:
@@ -163,6 +166,14 @@ def test_each_no_proxy_entry_becomes_a_pattern_httpx_can_use(entry: str, pattern
     found = proxies.from_environ({"HTTPS_PROXY": "http://proxy.test:3128", "NO_PROXY": f"example.org,{entry}"})
     assert pattern in found.direct
     httpx.Client(mounts=dict.fromkeys(found.direct), trust_env=False).close()  # httpx accepts every one
+
+
+@pytest.mark.parametrize("entry", [".", "*", "10.0.0.0/8", "a:b:c", "[::1", ""])
+def test_a_no_proxy_entry_that_names_no_host_sends_nothing_past_the_proxy(entry: str) -> None:
+    """ "." must not read as every host ("all://*"), nor a CIDR range as a domain; "*" alone means no proxy."""
+    found = proxies.from_environ({"HTTPS_PROXY": "http://proxy.test:3128", "NO_PROXY": entry})
+    assert found.direct == ()
+    assert (found.https is None) == (entry == "*")
 
 
 def test_a_bracketed_ipv6_no_proxy_entry_sends_the_request_straight_to_the_host(
@@ -227,3 +238,20 @@ def test_a_flat_array_of_more_values_than_the_limit_is_not_parsed() -> None:
     with pytest.raises(ValueError, match="JSON values"):
         parse_json(b"[" + b"1," * MAX_JSON_VALUES + b"1]")
     assert parse_json(b"[" + b"1," * 100 + b"1]") == [1] * 101
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    proxy=st.one_of(
+        st.text(max_size=40), st.from_regex(r"(https?|socks5|ftp)://[a-z.:\[\]@0-9 %]{0,20}", fullmatch=True)
+    ),
+    no_proxy=st.lists(st.one_of(st.text(max_size=20), st.from_regex(r"\[?[0-9a-f:.%]{0,16}\]?", fullmatch=True))),
+)
+def test_no_proxy_setting_makes_the_client_fail_other_than_in_one_line(proxy: str, no_proxy: list[str]) -> None:
+    """Whatever a runner's proxy variables hold: a client is made, or ProxyUnusable names the variable."""
+    environ = {"HTTPS_PROXY": proxy, "NO_PROXY": ",".join(no_proxy)}
+    try:
+        with network.session(http_from(environ)):
+            pass
+    except ProxyUnusable as exc:
+        assert str(exc).startswith("HTTPS_PROXY ")
