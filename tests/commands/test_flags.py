@@ -161,3 +161,11 @@ def test_in_the_component_s_job_a_refusal_names_the_component_input(
 def test_doctor_names_the_flag_in_its_fix(helper: Helper, issuer: LocalIssuer, token: str) -> None:
     report = doctor(helper, token, audience=AUDIENCE, issuer=issuer.url, project_path=PROJECT, check="authress").report
     assert "query key" not in json.dumps(report), report["fix"]
+
+
+@pytest.mark.parametrize("prefix", ["--ref-prot", "--ref-protec", "--token", "--project-p"])
+def test_an_unambiguous_prefix_of_a_flag_is_never_taken_for_it(prefix: str) -> None:
+    """argparse would take `--ref-prot true` as `--ref-protected true` (one flag starts so): a binding the
+    user did not spell out must not be made, nor a check skipped, so the parser refuses it."""
+    with pytest.raises(QueryError, match="flags are never abbreviated"):
+        parsing.parse(["env", "--audience", AUDIENCE, prefix, "x"], COMMANDS)
