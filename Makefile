@@ -42,8 +42,9 @@ e2e-tools:
 	bash tests/e2e/build_providers.sh
 	bash tests/e2e/install_gitlab_ci_local.sh
 
+# Two workers, each test file on one (its servers and Terraform working directories stay together).
 test: lint e2e-tools
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # The fast loop to run after every change: lint, types and every test that is neither slow (stress loops,
 # real deadlines), nor builds the distributions, nor runs Terraform or a CI engine (docs/testing.md).
