@@ -175,7 +175,7 @@ def test_the_core_tests_pass_at_the_lowest_declared_versions(dists: Dists, tmp_p
     constraints = tmp_path / "floors.txt"
     constraints.write_text("".join(f"{name}=={version}\n" for name, version in wanted.items()))
     venv = Venv.create(tmp_path / "venv")
-    venv.pip("install", "--quiet", "--constraint", str(constraints), str(dists.wheel), "pytest")
+    venv.pip("install", "--quiet", "--constraint", str(constraints), str(dists.wheel), "pytest", "hypothesis")
     installed = venv.versions(*wanted)
     assert {k: Version(v) for k, v in installed.items()} == {k: Version(v) for k, v in wanted.items()}
     done = venv.run(
