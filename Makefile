@@ -42,9 +42,10 @@ e2e-tools:
 	bash tests/e2e/build_providers.sh
 	bash tests/e2e/install_gitlab_ci_local.sh
 
-# Two workers, each test file on one (its servers and Terraform working directories stay together).
+# Three workers (most tests wait on servers, Terraform or gitlab-ci-local, not on the 2 cores), each test file
+# on one: its servers and Terraform working directories stay together.
 test: lint e2e-tools
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 3 --dist loadfile
 
 # The fast loop to run after every change: lint, types and every test that is neither slow (stress loops,
 # real deadlines), nor builds the distributions, nor runs Terraform or a CI engine (docs/testing.md).

@@ -197,6 +197,7 @@ def test_a_missing_ca_file_is_named_before_any_connection(
         helper.env["SSL_CERT_FILE"] = str(tmp_path / "no-such-ca.pem")
         token = mint(signing_key, gitlab_claims(server.url, AUDIENCE))
         run = helper.external(query(server.url), token)
-        run.refused(f'SSL_CERT_FILE is "{tmp_path / "no-such-ca.pem"}", which is not a file', "PEM file")
+        # The path is quoted, its end cut when long (a deep temporary folder): its start and the verdict.
+        run.refused(f'SSL_CERT_FILE is "{str(tmp_path)[:40]}', '", which is not a file', "PEM file")
         assert "internal error" not in run.stderr
         assert server.connections == 0
