@@ -8,8 +8,9 @@
 #   CACHE = $AGT_CACHE, else ${XDG_CACHE_HOME:-~/.cache}/authress-gitlab-token-e2e (not the helper's own
 #   key cache, ~/.cache/authress-gitlab-token).
 #   --demo: only what `make demo` runs: the CLI on the machine (Terraform, else OpenTofu; Terraform is
-#   built only when neither is there), hashicorp/external 2.4.0, hashicorp/local 2.9.0 and
-#   authress/authress 2.0.39. Its results join those of an earlier full build in the status file.
+#   built only when neither is there), authress/authress 2.0.39 and the one hashicorp provider the
+#   route of scripts/demo.tf needs (hashicorp/local 2.9.0 for "./terraform/ephemeral", hashicorp/external
+#   2.4.0 for "./terraform"). Its results join those of an earlier full build in the status file.
 #
 # The providers:
 #   hashicorp/external 2.4.0, hashicorp/local 2.9.0 (the ephemeral route), authress/authress 2.0.39
@@ -225,11 +226,20 @@ from_proxy() {
 
 # At once: they share few compiled packages (plugin-framework 1.1.1 and 1.19.0, grpc 1.51 and 1.79).
 # hashicorp/local shares external's newer framework, so it follows external in the same job.
+# The demo builds the one its route needs: scripts/demo.tf's module source says which.
+demo_route=ephemeral
+if grep -qE '^[[:space:]]*source[[:space:]]*=[[:space:]]*"\./terraform"' "$repo/scripts/demo.tf"; then
+  demo_route=data-source
+fi
 {
-  from_vendor hashicorp external 2.4.0 terraform-provider-external-v2.4.0-70b9be6.tar.gz \
-    c550a87067ad0eee758a7306b4a04d997916c29b3b3d3286d82e762991bac16a
-  from_vendor hashicorp local 2.9.0 terraform-provider-local-v2.9.0-3561e41.tar.gz \
-    d991f81e9b58b83e4a0099ea06691c2149c18de7c2845345db7f84b711d2c6ad
+  if [[ $mode != demo || $demo_route == data-source ]]; then
+    from_vendor hashicorp external 2.4.0 terraform-provider-external-v2.4.0-70b9be6.tar.gz \
+      c550a87067ad0eee758a7306b4a04d997916c29b3b3d3286d82e762991bac16a
+  fi
+  if [[ $mode != demo || $demo_route == ephemeral ]]; then
+    from_vendor hashicorp local 2.9.0 terraform-provider-local-v2.9.0-3561e41.tar.gz \
+      d991f81e9b58b83e4a0099ea06691c2149c18de7c2845345db7f84b711d2c6ad
+  fi
 } &
 hashicorp_builds=$!
 from_vendor authress authress 2.0.39 terraform-provider-authress-v2.0.39-26be9ed.tar.gz \
