@@ -156,7 +156,7 @@ class Session:
     proxies: Proxies
 
     def proxy_for(self, url: str) -> Proxy | None:
-        """The proxy a request to `url` goes through, unless NO_PROXY sends it straight there."""
+        """The proxy of `url`'s scheme, for the message about a failure only a proxy can cause."""
         return self.proxies.https if url.lower().startswith("https:") else self.proxies.http
 
 

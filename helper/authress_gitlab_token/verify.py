@@ -3,6 +3,7 @@ claims, each bound claim, lifetime). `verify` runs them to the first failure; do
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -148,11 +149,10 @@ def _header(token: str) -> dict[str, Any]:
 
 def _raw_header(token: str) -> dict[str, Any]:
     """The header PyJWT refused, as JSON, to say what in it was wrong ({} when it is not an object)."""
-    try:
+    with contextlib.suppress(ValueError):
         value = json.loads(jwt.utils.base64url_decode(token.split(".", 1)[0]))
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+        return value if isinstance(value, dict) else {}
+    return {}
 
 
 def _decode(token: str, key: Any, settings: Settings, now: float) -> dict[str, Any]:
