@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from authress_gitlab_token import __version__  # noqa: E402
-from tests.e2e.conftest import cache_dir  # noqa: E402
 from tests.e2e.gitlab_ci_local import Engine, JobRun, release  # noqa: E402
+from tests.e2e.toolchain import cache_dir  # noqa: E402
 from tests.fixtures.ca import LocalCA  # noqa: E402
 from tests.fixtures.gitlab_server import GitLabStandIn  # noqa: E402
 from tests.fixtures.issuer import LocalIssuer  # noqa: E402

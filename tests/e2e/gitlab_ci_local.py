@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tests.fixtures.gitlab_server import GitLabStandIn
 
-from .conftest import ROOT, cache_dir, missing
+from .toolchain import ROOT, cache_dir, missing
 
 GIT_IDENTITY = ["-c", "user.name=test", "-c", "user.email=test@127.0.0.1", "-c", "init.defaultBranch=main"]
 IMAGE = re.compile(r"^ *image:(?: .*)?\n(?:(?: {4,}).*\n)*", re.MULTILINE)

@@ -15,7 +15,7 @@ from tests.fixtures.helper import SUB, leaks, safe
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
-from .conftest import (
+from .toolchain import (
     ACCOUNT_ID,
     API_HOST,
     AUDIENCE,

@@ -12,7 +12,7 @@ from tests.fixtures.authress import AuthressStandIn
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.helper import leaks, safe
 
-from .conftest import (
+from .toolchain import (
     API_HOST,
     AUDIENCE,
     CLIS,

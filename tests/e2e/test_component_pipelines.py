@@ -38,9 +38,9 @@ from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 from tests.fixtures.venvs import Venv
 
-from .conftest import AUDIENCE, Toolchain
 from .gitlab_ci_local import Engine, JobRun, engine, git, job_environment, release, without_images
 from .test_examples import cli_on_path
+from .toolchain import AUDIENCE, Toolchain
 
 pytestmark = pytest.mark.e2e
 

@@ -21,7 +21,8 @@ import pytest
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.helper import BIN_DIR, leaks, safe
 
-from .conftest import (
+from .module_source import IGNORE, module_repository
+from .toolchain import (
     AUDIENCE,
     CLIS,
     ROOT,
@@ -34,7 +35,6 @@ from .conftest import (
     selected,
     variables,
 )
-from .module_source import IGNORE, module_repository
 
 pytestmark = pytest.mark.e2e
 

@@ -34,9 +34,9 @@ from tests.fixtures.helper import SUB, leaks, safe
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
-from .conftest import ROOT, TIMEOUT, Terraform, Toolchain
 from .gitlab_ci_local import Engine, JobRun, engine, job_environment, publish, release, without_images
 from .module_source import module_repository
+from .toolchain import ROOT, TIMEOUT, Terraform, Toolchain
 
 pytestmark = pytest.mark.e2e
 

@@ -20,7 +20,7 @@ from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.service_clients import ServiceClientKey
 from tests.fixtures.tokens import MINTED, SigningKey, gitlab_claims, mint
 
-from .conftest import ACCOUNT_ID, API_HOST, AUDIENCE, CLIS, Terraform, Toolchain, init, routed, variables
+from .toolchain import ACCOUNT_ID, API_HOST, AUDIENCE, CLIS, Terraform, Toolchain, init, routed, variables
 
 pytestmark = pytest.mark.e2e
 RECORD = record_id(SUB)
@@ -35,7 +35,7 @@ def admin() -> ServiceClientKey:
 def empty_account(ca: LocalCA, admin: ServiceClientKey) -> Iterator[tuple[AuthressStandIn, ConnectProxy]]:
     """Account acc-1a2b3c with no trusted identity and no record for the pipeline: only the admin's
     service client, reached as https://acc-1a2b3c.api.authress.test through the CONNECT proxy. Roles are
-    created with 200, the only status authress/authress 2.0.39 accepts (tests/e2e/conftest.py)."""
+    created with 200, the only status authress/authress 2.0.39 accepts (tests/e2e/toolchain.py)."""
     stand_in = AuthressStandIn(ca, ACCOUNT_ID, hostnames=[API_HOST]).start()
     try:
         with running_proxy(API_HOST, stand_in.port) as proxy:

@@ -9,7 +9,7 @@ import pytest
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.helper import safe
 
-from .conftest import CLIS, ROOT, Terraform, Toolchain, copy_config, stage
+from .toolchain import CLIS, ROOT, Terraform, Toolchain, copy_config, stage
 
 pytestmark = pytest.mark.e2e
 
