@@ -41,7 +41,12 @@ _named: set[str] = set()  # variables a command's query or flags name (`token_en
 # name); a command given flags, or the CI/CD component, shows it as the user typed it: `--token-env`,
 # `input "token_variable"`. One pattern, rewritten in one place (`worded`), so no message needs two texts.
 _QUERY_KEY = re.compile(r'(?:the )?query key "([a-z_]+)"')
-COMPONENT_INPUTS = {"token_env": "token_variable", "ref_protected": "protected_only"}  # others: same name
+# The component's inputs for the settings its `env` call passes as flags: query key -> input.
+COMPONENT_INPUTS = {
+    **{key: key for key in ("audience", "issuer", "project_path", "ref", "ref_type", "check")},
+    "token_env": "token_variable",
+    "ref_protected": "protected_only",
+}
 _words = "query"  # "query", "flags" or "inputs": what the user typed, for this run
 
 
@@ -58,17 +63,8 @@ def worded(text: str) -> str:
 
     def name(match: re.Match[str]) -> str:
         key = match[1]
-        if _words == "inputs" and key in (
-            "audience",
-            "issuer",
-            "token_env",
-            "project_path",
-            "ref",
-            "ref_type",
-            "ref_protected",
-            "check",
-        ):
-            return f'input "{COMPONENT_INPUTS.get(key, key)}"'
+        if _words == "inputs" and key in COMPONENT_INPUTS:
+            return f'input "{COMPONENT_INPUTS[key]}"'
         return "--" + key.replace("_", "-")
 
     return _QUERY_KEY.sub(name, text)
