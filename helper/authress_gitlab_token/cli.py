@@ -101,7 +101,7 @@ def cmd_setup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             "getAccountIdentities and delegateAuthentication); remove it in the portal, Connections -> OIDC "
             "trusted identities, once no other project relies on it"
         )
-    env = settings.setup_from(environ, args.key_env)
+    env = settings.setup_from(environ, args.key_env, calls_authress=bool(admin or args.list))
     if args.list:
         from .setup import account
 

@@ -7,7 +7,7 @@ import json
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -87,8 +87,8 @@ NO_JOB = Job()
 
 @dataclass(frozen=True)
 class SetupEnv:
-    """`setup`'s one value from the environment: the job's defaults, the requests' Http, and the admin
-    key from the variable --key-env names (stripped; None when unset or empty)."""
+    """`setup`'s one value from the environment: the job's defaults, and for the commands that call
+    Authress the requests' Http and the admin key, as the variable --key-env names holds it."""
 
     job: Job = NO_JOB
     http: Http = DEFAULT_HTTP
@@ -96,13 +96,18 @@ class SetupEnv:
     admin_key: str | None = field(default=None, repr=False)
 
 
-def setup_from(environ: Mapping[str, str], key_env: str) -> SetupEnv:
-    """SetupEnv, read once by the `setup` command."""
-    from .sources import read_variable
-
-    job = Job(*(environ.get(name, "") for name in ("CI_PROJECT_PATH", "CI_COMMIT_TAG", "CI_COMMIT_REF_NAME")))
-    job = replace(job, server_url=environ.get("CI_SERVER_URL", ""))
-    return SetupEnv(job, http_from(environ), key_env, read_variable(environ, key_env))
+def setup_from(environ: Mapping[str, str], key_env: str, calls_authress: bool) -> SetupEnv:
+    """SetupEnv, read once by the `setup` command; a guide, which calls nothing, reads no more than the
+    job's variables (a timeout or an admin key it would refuse is not its concern)."""
+    job = Job(
+        project_path=environ.get("CI_PROJECT_PATH", ""),
+        commit_tag=environ.get("CI_COMMIT_TAG", ""),
+        ref_name=environ.get("CI_COMMIT_REF_NAME", ""),
+        server_url=environ.get("CI_SERVER_URL", ""),
+    )
+    if not calls_authress:
+        return SetupEnv(job, key_env=key_env)
+    return SetupEnv(job, http_from(environ), key_env, environ.get(key_env))
 
 
 @dataclass(frozen=True)

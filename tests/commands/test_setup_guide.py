@@ -134,3 +134,10 @@ def test_setup_for_gitlab_com_names_the_canonical_repository(helper: Helper) -> 
     component = f"$CI_SERVER_FQDN/authress-gitlab-token/authress-gitlab-token/authress-token@{__version__}"
     assert f"component: {component}\n" in run.stdout
     assert f'"git::{canonical}.git//terraform/ephemeral?ref={__version__}"' in run.stdout
+
+
+def test_the_guide_reads_only_the_jobs_variables_so_what_only_requests_need_cannot_refuse_it(helper: Helper) -> None:
+    """A guide calls nothing: a timeout typo or an oversized AUTHRESS_KEY is for --plan/--apply to refuse."""
+    env = {"AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT": "5s", "AUTHRESS_KEY": "x" * 20_000}
+    assert helper.run(guide(), env=env).returncode == 0
+    helper.run(guide("--plan", role="ro_terraform"), env=env).refused("AUTHRESS_GITLAB_TOKEN_HTTP_TIMEOUT is", code=2)

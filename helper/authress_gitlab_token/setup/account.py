@@ -322,13 +322,16 @@ def admin_target(audience: str, api_url: str, env: SetupEnv) -> Target:
     return Target(url, key, f"service client {quoted(key.client_id)} (key from ${key_env})")
 
 
-def admin_key(value: str | None, name: str) -> service_client.AccessKey:
-    """The service-client key (the value of $`name`) that may change the account; a GitLab ID token
-    never can."""
+def admin_key(raw: str | None, name: str) -> service_client.AccessKey:
+    """The service-client key ($`name` as the environment holds it) that may change the account; a GitLab
+    ID token never can."""
+    from ..sources import read_variable
+
     fix = (
         f"export {name} with the access key of an Authress service client that has the account's admin "
         "permissions (Authress -> Service clients -> Create access key)"
     )
+    value = None if raw is None else read_variable({name: raw}, name)
     if value is None:
         raise QueryError(f"no admin key in ${name}; {fix}")
     if value.count(".") == 2:
