@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import printable
+
 _TEXT: dict[str, Any] = {"type": "string"}
 _MAYBE_TEXT: dict[str, Any] = {"type": ["string", "null"]}
 
@@ -93,7 +95,8 @@ def problem(body: Any, schema: dict[str, Any]) -> str | None:
     error = best_match(Draft202012Validator(schema).iter_errors(body))
     if error is None:
         return None
-    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
+    # A key is the answer's own text (a tag's name): escaped, so the message stays one line.
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{printable(p)}" for p in error.absolute_path).lstrip(".")
     where = where or "the body"
     if error.validator == "type":
         wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
