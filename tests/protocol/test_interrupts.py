@@ -155,8 +155,10 @@ def before_ours(outcome: Outcome) -> str | None:
     run, sent = outcome.run, outcome.shot.signals
     if outcome.ours:
         return None
+    if run.returncode in [-s for s in sent]:  # the default action of a signal sent, maybe mid-report
+        return "ended by the signal" + (", after part of Python's report" if run.stderr.strip() else ", silently")
     if not run.stderr.strip():
-        return "ended by the signal, silently" if run.returncode in [-s for s in sent] else "went on"
+        return "went on"
     last = run.stderr.splitlines()[-1].strip()
     if signal.SIGINT in sent and (last in INTERRUPTS or "KeyboardInterrupt" in run.stderr):
         return f"Python's report of a KeyboardInterrupt, exit {run.returncode}"
