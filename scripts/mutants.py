@@ -163,23 +163,23 @@ MUTANTS = [
         "URL passwords (a second layer: every message quotes URLs with their user info hidden)",
     ),
     M("errors.py", 'text = _USER_INFO.sub("://[redacted]@", text)', "pass", "user info echoed"),
-    # calls.py, network.py, proxies.py: one deadline, bounded bodies, the run's proxies
+    # network.py, proxies.py: one deadline, bounded bodies, the run's proxies
     M(
-        "calls.py",
+        "network.py",
         ".result(end, overdue, grace=0.0)",
         ".result(end + 30, overdue, grace=0.0)",
         "the call's deadline not enforced",
         ("test_network.py",),
     ),
     M(
-        "calls.py",
+        "network.py",
         "end = budget.deadline() if deadline is None else deadline",
         "end = budget.deadline()",
         "a caller's shared deadline ignored",
         ("test_network.py",),
     ),
     M(
-        "calls.py",
+        "network.py",
         'for c in (b"{", b"[", b",", b":")',
         'for c in (b"{", b"[")',
         "the JSON value limit counts containers only",
@@ -187,8 +187,8 @@ MUTANTS = [
     ),
     M(
         "network.py",
-        "min(timeout, remaining), headers or {}",
-        "timeout, headers or {}",
+        "min(budget.timeout, remaining), headers",
+        "budget.timeout, headers",
         "attempt not cut to deadline (equivalent while the worker's deadline holds)",
     ),
     M(

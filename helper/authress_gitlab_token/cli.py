@@ -58,7 +58,7 @@ def cmd_env(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 def cmd_doctor(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """Show where the token came from, its claims (never the token), each check passed or failed, the
     Authress check, and the one fix to make."""
-    from .doctor import diagnose as doctor
+    from . import doctor
     from .flags import query_from_args
 
     report = doctor.diagnose(query_from_args(args), environ, show_personal=args.show_personal)
@@ -80,21 +80,22 @@ def cmd_setup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from . import settings
     from .setup import guide as setup_guide
 
-    admin = args.plan or args.apply
-    for flag, given, needs in [
-        ("--destroy", args.destroy, admin),
-        ("--destroy-trusted-identity", args.destroy_trusted_identity, args.destroy),
-        ("--detailed-exitcode", args.detailed_exitcode, args.plan),
-        ("--allow-missing-roles", args.allow_missing_roles, args.apply),
-        ("--role", args.role, admin and not args.destroy),
-        ("--resource", args.resource != "*", admin and not args.destroy),
-        ("--api-url", args.api_url, admin or args.list),
-        ("--project", args.projects, not args.list),
-        ("--branch", args.branches, not args.list),
-        ("--tag", args.tags, not args.list),
+    admin, modes = args.plan or args.apply, "--plan or --apply (and not with --destroy)"
+    guide_too = "a guide, --plan or --apply (--list shows every pipeline setup made)"
+    for flag, given, needs, words in [
+        ("--destroy", args.destroy, admin, "--plan or --apply"),
+        ("--destroy-trusted-identity", args.destroy_trusted_identity, args.destroy, "--destroy"),
+        ("--detailed-exitcode", args.detailed_exitcode, args.plan, "--plan"),
+        ("--allow-missing-roles", args.allow_missing_roles, args.apply, "--apply"),
+        ("--role", args.role, admin and not args.destroy, modes),
+        ("--resource", args.resource != "*", admin and not args.destroy, modes),
+        ("--api-url", args.api_url, admin or args.list, "--plan, --apply or --list"),
+        ("--project", args.projects, not args.list, guide_too),
+        ("--branch", args.branches, not args.list, guide_too),
+        ("--tag", args.tags, not args.list, guide_too),
     ]:
         if given and not needs:
-            raise QueryError(f"{flag} takes effect only with {NEEDS[flag]}; add it, or leave {flag} out")
+            raise QueryError(f"{flag} takes effect only with {words}; add it, or leave {flag} out")
     if args.destroy_trusted_identity:
         raise QueryError(
             "--destroy-trusted-identity: Authress's API has no call that removes a trusted identity (only "
@@ -106,11 +107,9 @@ def cmd_setup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         from .setup import account
 
         audience, issuer = setup_guide.trust(args.audience, args.issuer, env.job)
-        request = account.Request((), "*", args.api_url or "")
-        return setup_list(account.listing(issuer, audience, request, env), args.json)
-    projects, branches, tags = args.projects, args.branches, args.tags
+        return setup_list(account.listing(issuer, audience, args.api_url or "", env), args.json)
     guides = setup_guide.build_all(
-        projects, branches, tags, args.audience, args.issuer, env.job, args.helper_repository
+        args.projects, args.branches, args.tags, args.audience, args.issuer, env.job, args.helper_repository
     )
     if admin:
         return setup_changes(args, guides, env)
@@ -123,20 +122,6 @@ def cmd_setup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         heads = [f"== {g.project} {g.ref_type} {g.ref}\n" if len(guides) > 1 else "" for g in guides]
         sys.stdout.write("\n".join(shown(h + g.render()) for h, g in zip(heads, guides, strict=True)))
     return 0
-
-
-NEEDS = {
-    "--destroy": "--plan or --apply",
-    "--destroy-trusted-identity": "--destroy",
-    "--detailed-exitcode": "--plan",
-    "--allow-missing-roles": "--apply",
-    "--role": "--plan or --apply (and not with --destroy)",
-    "--resource": "--plan or --apply (and not with --destroy)",
-    "--api-url": "--plan, --apply or --list",
-    "--project": "a guide, --plan or --apply (--list shows every pipeline setup made)",
-    "--branch": "a guide, --plan or --apply (--list shows every pipeline setup made)",
-    "--tag": "a guide, --plan or --apply (--list shows every pipeline setup made)",
-}
 
 
 def setup_changes(args: argparse.Namespace, guides: list[setup_guide.Guide], env: SetupEnv) -> int:

@@ -44,6 +44,12 @@ def listed(values: list[object], first: int = 2, limit: int = 48) -> str:
     return shown + (f" and {len(values) - first} more" if len(values) > first else "")
 
 
+def json_type(value: object) -> str:
+    """The JSON type of a parsed value ("object", "array", ...), for a message about it."""
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
+
+
 def printable(text: str) -> str:
     """`text` with every control, format, separator or unassigned character JSON-escaped: a value from a
     token shown on a terminal cannot start a line, move the cursor or reorder what follows it."""

@@ -7,7 +7,7 @@ from functools import cache
 from pathlib import Path
 from typing import IO, Any, TypeGuard
 
-from .errors import QueryError, quoted
+from .errors import QueryError, json_type, quoted
 
 MAX_QUERY_BYTES = 64 * 1024
 SCHEMA_PATH = Path(__file__).with_name("query.schema.json")
@@ -54,7 +54,7 @@ def parse_query(raw: bytes) -> dict[str, str]:
     except ValueError:  # Python refuses to read an integer of more than 4,300 digits
         raise QueryError(f"the query on stdin holds a number too long to read; {USAGE}") from None
     if not isinstance(value, dict):
-        raise QueryError(f"the query on stdin is a JSON {_json_type(value)}, expected an object; {USAGE}")
+        raise QueryError(f"the query on stdin is a JSON {json_type(value)}, expected an object; {USAGE}")
     check_query(value, load_schema())
     return value
 
@@ -115,7 +115,7 @@ def describe(error: Any, schema: dict[str, Any], what: str) -> str:
         missing = [k for k in schema.get("required", []) if k not in error.instance]
         return f"{what} {quoted(missing[0])} is required; set it in the data source's query"
     if kind == "type":
-        return f"{where} must be a string, got a JSON {_json_type(error.instance)}; Terraform sends strings only"
+        return f"{where} must be a string, got a JSON {json_type(error.instance)}; Terraform sends strings only"
     if kind == "minLength" and error.instance:
         return f"{where} is {quoted(error.instance)}, shorter than {error.validator_value} characters"
     if kind == "minLength":
@@ -132,11 +132,6 @@ def describe(error: Any, schema: dict[str, Any], what: str) -> str:
         expected = desc.split(". ")[0].split("; ")[0].rstrip(".")  # its first clause: the line stays short
         return f"{where} is {quoted(error.instance, 80)}, which is not allowed; expected: {expected}"
     return f"{where} is not allowed: {error.message[:200]}"
-
-
-def _json_type(value: Any) -> str:
-    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
-    return names.get(type(value), "number")
 
 
 def write_result(result: dict[str, str], stream: IO[str]) -> None:

@@ -1,30 +1,34 @@
-"""HTTP for the places that talk to servers: the issuer's keys, the Authress check and `setup --apply`.
+"""Every HTTP call of a run (the issuer's keys, the Authress check, `setup`'s admin API) has one shape:
+`call_json` within a Budget, giving an Answer or CallFailed, whose problem names the URL and what
+happened and whose fix is the caller's (its Wording).
 
 What any server can make a run spend is bounded: each socket wait by httpx's `timeout=`, and the whole
-call, name resolution and every address of a host included, by one deadline that calls.py enforces by
-waiting for the request's worker thread until then and no longer. A body is decoded here, in slices
-of at most CHUNK bytes, and refused past MAX_BODY_BYTES raw or decoded; a single `gzip` is the only
-encoding accepted. Retries are bounded, with backoff and jitter, on connection errors, timeouts, 429 and
-5xx (Retry-After honoured within the deadline); a certificate that does not verify is not retried. A
-write is retried only when repeating it is harmless (PUT replaces; a POST gets one attempt). No
-redirects. The client reads nothing from the environment (trust_env off): the CA and proxies come from
-the run's settings. httpx is imported only here, and only when a request is made."""
+call, name resolution and every address of a host included, by one deadline: the call runs in a worker
+thread (background.py) that the caller stops waiting for then. A body is decoded here, in slices of at
+most CHUNK bytes, and refused past MAX_BODY_BYTES raw or decoded; a single `gzip` is the only encoding
+accepted. Retries are bounded, with backoff and jitter, on connection errors, timeouts, 429 and 5xx
+(Retry-After honoured within the deadline); a certificate that does not verify is not retried. A write
+is retried only when repeating it is harmless (PUT replaces; a POST gets one attempt). No redirects.
+The client reads nothing from the environment (trust_env off): the CA and proxies come from the run's
+settings. httpx is imported only when a request is made: a warm run imports this module and makes none."""
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import ssl
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from . import __version__, proxies
-from .errors import CertificatesMissing, ProxyUnusable, quoted
+from .background import Background
+from .errors import CertificatesMissing, HelperError, ProxyUnusable, quoted
 from .proxies import Proxies, Proxy
 from .settings import Http
 
@@ -34,6 +38,8 @@ if TYPE_CHECKING:
 USER_AGENT = f"authress-gitlab-token/{__version__}"
 MAX_BODY_BYTES = 1024 * 1024  # discovery, JWKS and an account are a few KiB; refuse to keep more, decoded
 CHUNK = 64 * 1024  # the most one decompression step may produce
+BACKOFF_ALLOWANCE = 1.0  # seconds per attempt for the pause before the next one (backoff)
+MAX_JSON_VALUES = 10_000  # discovery, a JWKS or an account hold a few hundred at most
 CA_ADVICE = "if it uses a private CA, set SSL_CERT_FILE (or SSL_CERT_DIR) to a file holding that CA"
 # What a request was doing when the deadline came, from httpx's trace events (a public extension).
 PHASES = {
@@ -43,6 +49,104 @@ PHASES = {
     "http11.receive_response_headers.started": "waiting for {host} to answer",
     "http11.receive_response_body.started": "reading the answer of {host}",
 }
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What one operation may spend: `attempts` tries, each socket wait at most `timeout`, and one
+    deadline over all of it."""
+
+    attempts: int
+    timeout: float
+    cap: float = math.inf  # the most the operation may take, whatever the timeout
+
+    @property
+    def seconds(self) -> float:
+        """attempts x (timeout + the backoff allowance), at most `cap`."""
+        return min(self.attempts * (self.timeout + BACKOFF_ALLOWANCE), self.cap)
+
+    def deadline(self) -> float:
+        """The time.monotonic() by which an operation starting now must end."""
+        return time.monotonic() + self.seconds
+
+
+class CallFailed(HelperError):
+    """A call that got no usable answer: `problem` names the URL and what happened, `fix` what to check."""
+
+
+@dataclass(frozen=True)
+class Wording:
+    """What to do when one caller's calls fail: call_json says what happened to which URL, these the fix."""
+
+    lead: str  # an unanswered call's problem, before its URL ("{method}" is filled in)
+    reach: str  # the fix when no answer came
+    not_ours: str  # the fix for an answer too large or not JSON: the server is not the one meant
+    url_fix: str = ""  # the fix for a URL that cannot be requested
+    url_fix_always: bool = False  # `url_fix` also follows the fix of a refusal that has its own
+    down: str = ""  # the fix when the last answer was 429 or 5xx ("": `reach`)
+    late: str = "no time was left"  # why there was not one attempt
+    posted: str = ""  # what an unanswered POST adds to its problem: the create may have been made
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: Mapping[str, str]
+    json: Any  # the body's JSON when the status is one the caller accepts (None for an empty body)
+
+
+def call_json(
+    session: Session,
+    method: str,
+    url: str,
+    wording: Wording,
+    budget: Budget,
+    *,
+    accepted: Collection[int],
+    deadline: float | None = None,
+    payload: Any = None,
+    headers: Mapping[str, str] | None = None,
+) -> Answer:
+    """The request within `budget` (by `deadline` when the caller shares one between calls); the body
+    read as JSON when the status is `accepted`, any other status left for the caller to word. CallFailed
+    when no answer came, or one too large or not JSON, or a refusal no retry can change."""
+    end = budget.deadline() if deadline is None else deadline
+    progress = Progress()
+
+    def send() -> Response:
+        return _send(session, method, url, payload, headers or {}, budget, end, progress)
+
+    def overdue() -> Unanswered:
+        return Unanswered(f"timed out {progress.phase or 'before an answer came'}", progress.attempts)
+
+    try:
+        response = Background(send, "authress-gitlab-token request").result(end, overdue, grace=0.0)
+    except Unanswered as exc:
+        how = f"{exc.reason} after {exc.attempts} attempt(s)" if exc.attempts else wording.late
+        posted = wording.posted if method == "POST" and not exc.reason.startswith("HTTP 4") else ""
+        fix = wording.down if wording.down and exc.reason.startswith("HTTP") else wording.reach
+        raise CallFailed(f"{wording.lead.format(method=method)} {quoted(url)}: {how}{posted}", fix) from None
+    except TooLarge:
+        raise CallFailed(f"{quoted(url)} sent more than {MAX_BODY_BYTES} bytes", wording.not_ours) from None
+    except Refused as exc:  # a certificate that does not verify, a URL that cannot be fetched, a proxy's no
+        fix = "; ".join(filter(None, (exc.fix, wording.url_fix))) if wording.url_fix_always else exc.fix
+        raise CallFailed(exc.problem, fix or wording.url_fix) from None
+    if response.status not in accepted or not response.body:
+        return Answer(response.status, response.headers, None)
+    try:
+        return Answer(response.status, response.headers, parse_json(response.body))
+    except (ValueError, RecursionError):
+        raise CallFailed(
+            f"{quoted(url)} did not return JSON (or returned more than {MAX_JSON_VALUES} values)", wording.not_ours
+        ) from None
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON in `body`; ValueError also for more than MAX_JSON_VALUES values (counted from the
+    separators, strings included): parsed, 1 MiB of `[{},{},...]` would take 25 MiB."""
+    if sum(body.count(c) for c in (b"{", b"[", b",", b":")) > MAX_JSON_VALUES:
+        raise ValueError(f"more than {MAX_JSON_VALUES} JSON values")
+    return json.loads(body)
 
 
 @dataclass(frozen=True)
@@ -169,29 +273,25 @@ def retry_after(value: str | None) -> float:
     return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
 
 
-def send(
+def _send(
     session: Session,
     method: str,
     url: str,
     payload: Any,
-    *,
-    timeout: float,
+    headers: Mapping[str, str],
+    budget: Budget,
     deadline: float,
-    attempts: int,
-    headers: Mapping[str, str] | None = None,
-    progress: Progress | None = None,
+    progress: Progress,
 ) -> Response:
-    """The first answer that is not 429 or 5xx; Unanswered when none came within `attempts` and
-    `deadline` (time.monotonic()); Refused or TooLarge for what no retry can fix. `payload` is sent as
-    JSON unless None. A POST gets one attempt whatever `attempts` says (a retried create could make
-    two); GET and PUT, which replaces, are retried."""
-    attempts = 1 if method == "POST" else attempts
-    progress = progress or Progress()
+    """The first answer that is not 429 or 5xx; Unanswered when none came within the budget's attempts
+    and `deadline` (time.monotonic()); Refused or TooLarge for what no retry can fix. A POST gets one
+    attempt (a retried create could make two); GET and PUT, which replaces, are retried."""
+    attempts = 1 if method == "POST" else budget.attempts
     last = "no time was left"
     while progress.attempts < attempts and (remaining := deadline - time.monotonic()) > 0:
         progress.attempts += 1
         try:
-            return _once(session, method, url, min(timeout, remaining), headers or {}, payload, progress)
+            return _once(session, method, url, min(budget.timeout, remaining), headers, payload, progress)
         except _Retry as exc:
             last, wait = exc.args[0], retry_after(exc.args[1] if len(exc.args) > 1 else None)
         pause = max(wait, 0.2 * 2 ** (progress.attempts - 1) + random.uniform(0, 0.2))

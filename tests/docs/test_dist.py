@@ -122,7 +122,7 @@ def test_the_wheel_holds_the_schema_the_type_marker_and_the_license_and_nothing_
     assert f"{NAME} = authress_gitlab_token.entry:main" in entry_points.splitlines()
     package = ROOT / "helper"
     modules = {p.relative_to(package).as_posix() for p in (package / "authress_gitlab_token").rglob("*.py")}
-    assert modules - names == set(), "a module (of keys/, setup/, doctor/?) is missing from the wheel"
+    assert modules - names == set(), "a module (of keys/, setup/?) is missing from the wheel"
 
 
 def test_the_sdist_holds_what_a_rebuild_and_a_reader_need(dists: Dists) -> None:

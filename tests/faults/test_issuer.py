@@ -20,7 +20,7 @@ import time
 import pytest
 
 from authress_gitlab_token import __version__
-from authress_gitlab_token.keys.lookup import fetch_bound
+from authress_gitlab_token.keys.fetch import fetch_bound
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.helper import AUDIENCE, HTTP_TIMEOUT, STARTUP, Helper, Run, age_cache, cache_file, query, timed
 from tests.fixtures.issuer import DISCOVERY_PATH, JWKS_PATH, LocalIssuer, Reply, running_issuer

@@ -8,16 +8,14 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..calls import Budget, CallFailed, Wording, call_json
+from ..background import Background
 from ..errors import KeyFetchFailed, quoted
+from ..network import Budget, CallFailed, Session, Wording, call_json, session
 from ..settings import DEFAULT_HTTP, Http
 from .cache import KeySet, max_age
 from .policy import valid_keys
-
-if TYPE_CHECKING:
-    from ..network import Session
 
 ATTEMPTS = 4  # per URL; retried on connection errors, timeouts, 429 and 5xx
 USUAL_JWKS_PATH = "/oauth/discovery/keys"  # where GitLab serves its JWKS; trusted only once discovery says so
@@ -63,8 +61,6 @@ def fetch_keyset(
     GitLab's JWKS is asked for at its usual place at the same time as discovery, which saves a round
     trip; that answer is used only when discovery names exactly that URL, else the named one is fetched.
     `client`: a network.session the caller opened, else one is opened here (with `http`)."""
-    from .. import network  # only a cold run pays for httpx
-    from ..background import Background
 
     timeout = http.timeout
     if deadline is None:
@@ -75,7 +71,7 @@ def fetch_keyset(
     misconfigured = f"the discovery document of {quoted(issuer)} names it as jwks_uri: the issuer is misconfigured"
     with contextlib.ExitStack() as stack:
         if client is None:
-            client = stack.enter_context(network.session(http))
+            client = stack.enter_context(session(http))
         usual = Background(
             lambda: _get_json(client, usual_uri, timeout, end, misconfigured), "authress-gitlab-token jwks"
         )

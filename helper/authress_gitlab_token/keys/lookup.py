@@ -15,8 +15,6 @@ from ..settings import DEFAULT_HTTP, Http, Settings
 from .cache import KeyCache, KeySet
 from .fetch import WORDING, fetch_bound, fetch_keyset, too_late, waited_in_vain
 
-__all__ = ["IssuerKeys", "KeyCache", "KeySet", "fetch_bound", "fetch_keyset"]
-
 UNKNOWN_KID_COOLDOWN = 30  # a refetch for an unknown kid at most this often
 
 
@@ -49,7 +47,6 @@ class IssuerKeys:
         self._cached: KeySet | None = None  # the newest keys this run has seen
         self._job: Background[KeySet] | None = None  # a fetch under way: the issuer's keys, or a parallel run's
         self._deadline = 0.0  # the job's, time.monotonic()
-        self._found: dict[str, Mapping[str, Any]] = {}  # a second lookup in one run asks nothing again
 
     @classmethod
     def of(cls, settings: Settings) -> IssuerKeys:
@@ -109,11 +106,7 @@ class IssuerKeys:
                 return keyset
 
     def jwk(self, kid: str) -> Mapping[str, Any]:
-        if kid not in self._found:
-            self._found[kid] = self._lookup(kid)
-        return self._found[kid]
-
-    def _lookup(self, kid: str) -> Mapping[str, Any]:
+        """The key for `kid`: from fresh keys at hand, else from the fetch (begun now if need be)."""
         self.start()
         if self._job is None:
             found = self._fresh(kid, self._cached, self._clock())

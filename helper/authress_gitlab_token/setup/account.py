@@ -46,7 +46,7 @@ _USER_ID_STRAY = re.compile(r"[^a-zA-Z0-9+._|/~:@\s-]")
 
 @dataclass(frozen=True)
 class Request:
-    """What one `setup --plan/--apply/--list` run is asked to do."""
+    """What one `setup --plan/--apply` run is asked to do."""
 
     roles: tuple[str, ...]
     resource: str
@@ -104,12 +104,12 @@ def run(guides: Sequence[Guide], request: Request, env: SetupEnv) -> Outcome:
     return Outcome(admin.api_url, changes)
 
 
-def listing(issuer: str, audience: str, request: Request, env: SetupEnv) -> dict[str, Any]:
+def listing(issuer: str, audience: str, api_url: str, env: SetupEnv) -> dict[str, Any]:
     """`setup --list`: the trusted identities for the issuer, every ACTIVE record this tool made (its ID
     and its marker), and apart, those under its ID without the marker."""
     from . import admin_api
 
-    admin = admin_target(audience, request.api_url, env)
+    admin = admin_target(audience, api_url, env)
     token = service_client.mint(admin.key, admin.api_url).token
     with admin_api.connect(admin.api_url, token, admin.who, env.http) as api:
         identities = api.identities()

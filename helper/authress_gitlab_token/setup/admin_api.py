@@ -9,18 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlencode
 
-from ..calls import Budget, CallFailed, Wording, call_json
 from ..errors import HelperError, quoted
+from ..network import Budget, CallFailed, Session, Wording, call_json, session
 from ..settings import Http
 from . import shapes
 
-if TYPE_CHECKING:
-    from ..network import Session
-
-ATTEMPTS = 3  # reads and PUT; a POST is sent once (network.send)
+ATTEMPTS = 3  # reads and PUT; a POST is sent once (network.py)
 WORDING = Wording(
     lead="Authress gave no usable answer to {method}",
     reach="retry later, or check --api-url and that this machine can reach it",
@@ -167,7 +164,5 @@ class AdminApi:
 def connect(api_url: str, token: str, who: str, http: Http) -> Iterator[AdminApi]:
     """One connection pool for the run's calls; redirects are never followed, so the token goes to
     `api_url` only."""
-    from .. import network
-
-    with network.session(http) as client:
+    with session(http) as client:
         yield AdminApi(client, api_url, token, who, http.timeout)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import printable
+from ..errors import json_type, printable
 
 _TEXT: dict[str, Any] = {"type": "string"}
 _MAYBE_TEXT: dict[str, Any] = {"type": ["string", "null"]}
@@ -75,15 +75,8 @@ IDENTITIES: dict[str, Any] = {
 }
 ROLE: dict[str, Any] = {"type": "object"}  # only its presence is read
 
-_KINDS = {
-    "object": "an object",
-    "array": "a list",
-    "string": "a string",
-    "number": "a number",
-    "integer": "a number",
-    "boolean": "true or false",
-    "null": "null",
-}
+# A JSON type (errors.json_type) as a message names it.
+_KINDS = {"object": "an object", "array": "a list", "string": "a string", "boolean": "true or false", "null": "null"}
 
 
 def problem(body: Any, schema: dict[str, Any]) -> str | None:
@@ -100,23 +93,9 @@ def problem(body: Any, schema: dict[str, Any]) -> str | None:
     where = where or "the body"
     if error.validator == "type":
         wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
-        return f"{where} is {kind(error.instance)}, not {' or '.join(_KINDS[w] for w in wanted)}"
+        words = [_KINDS.get(w, "a number") for w in wanted]
+        return f"{where} is {_KINDS.get(json_type(error.instance), 'a number')}, not {' or '.join(words)}"
     if error.validator == "required":
         missing = next(k for k in error.validator_value if k not in error.instance)
         return f'{where} has no "{missing}"'
     return f"{where} is not what the description allows ({error.validator})"
-
-
-def kind(value: Any) -> str:
-    """The JSON kind of a parsed value, as a message names it."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true or false"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    return "a string" if isinstance(value, str) else "a value"

@@ -1,23 +1,134 @@
-"""`doctor`: the same steps as `external`, one at a time, each reported, ending with the one fix to make.
-The token itself is never part of the report; its claims are."""
+"""`doctor`: the same steps as `external`, one at a time, each recorded (diagnose), then shown for a
+terminal or as JSON (Report). The token is never part of the report; its claims are, and until the
+signature passes they are the attacker's text: escaped, labelled, personal ones hidden."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
 import time
 from collections.abc import Callable, Mapping
-from functools import partial
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .. import sources
-from ..errors import HelperError, quoted
-from ..settings import DEFAULT_TOKEN_ENV, Settings
-from .report import KINDS, Report, Step, without_personal
+from . import sources
+from .authress import audience_advice
+from .errors import HelperError, printable, quoted
+from .settings import DEFAULT_TOKEN_ENV, Settings, ref_type_advice
 
 if TYPE_CHECKING:
-    from ..outcome import Outcome
-    from ..verify import Check, Verification
+    from .outcome import Outcome
 
 T = TypeVar("T")
+
+PERSONAL_CLAIMS = ("user_email",)  # job logs are public on public projects
+HIDDEN = "[hidden; --show-personal shows it]"
+KINDS = {sources.GITLAB_ID_TOKEN: "a GitLab ID token", sources.SERVICE_CLIENT_KEY: "an Authress service-client key"}
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    status: str  # "pass" | "fail" | "warn" | "skip"
+    detail: str  # as the error prints it: "what is wrong; what to do"
+    fix: str = ""  # what to do, "" when the message offers no remedy
+
+
+@dataclass(frozen=True)
+class Report:
+    origin: str
+    kind: str
+    claims: dict[str, Any]
+    steps: tuple[Step, ...]
+    now: float
+    verified: bool = False  # the claims passed the signature check (or the key minted a token)
+
+    @property
+    def ok(self) -> bool:
+        return not any(s.status == "fail" for s in self.steps)
+
+    @property
+    def first(self) -> Step | None:
+        """The first failure, else the first warning: what the report ends with."""
+        for status in ("fail", "warn"):
+            step = next((s for s in self.steps if s.status == status), None)
+            if step is not None:
+                return step
+        return None
+
+    @property
+    def fix(self) -> str:
+        """What to do about the first failure or warning; "" when its message offers no remedy."""
+        step = self.first
+        return "nothing: the token is ready for Terraform" if step is None else step.fix
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "credential": {"origin": self.origin, "kind": self.kind},
+            "claims": _json_safe(self.claims),
+            "claims_verified": self.verified,
+            "steps": [{"name": s.name, "status": s.status, "detail": s.detail} for s in self.steps],
+            "fix": self.fix,
+        }
+
+    def render(self) -> str:
+        """For a terminal: every value from the token or the query escaped, so none can fake a line."""
+        from .verify import TIME_CLAIMS, is_numeric_date, rfc3339
+
+        kind = KINDS.get(self.kind, "nothing usable")
+        lines = [f"Token:  {printable(self.origin or 'none')} holds {kind} (never shown)"]
+        if self.claims:
+            lines.append("Claims:" if self.verified else "Claims, NOT verified (do not trust them):")
+            width = max(len(k) for k in self.claims)
+            for name, value in self.claims.items():
+                text = value if isinstance(value, str) else quoted(value, 200)
+                if name in TIME_CLAIMS and is_numeric_date(value):
+                    text = f"{rfc3339(value)} ({_relative(value - self.now)})"
+                lines.append(f"  {printable(name.ljust(width))}  {printable(text)}")
+        lines.append("Checks:")
+        width = max(len(s.name) for s in self.steps)
+        lines += [f"  [{s.status}] {printable(s.name.ljust(width))}  {printable(s.detail)}" for s in self.steps]
+        step = self.first
+        if step is not None and not step.fix:  # never a diagnosis dressed up as a fix
+            lines.append("Why: " + printable(step.detail))
+        else:
+            lines.append(("OK: " if self.ok else "Fix: ") + printable(self.fix))
+        return "\n".join(lines) + "\n"
+
+
+def _relative(seconds: float) -> str:
+    return f"in {int(seconds)} s" if seconds >= 0 else f"{int(-seconds)} s ago"
+
+
+def without_personal(report: Report) -> Report:
+    """The personal claims' values hidden wherever they appear, in the table and in the steps."""
+    values = [v for k, v in report.claims.items() if k in PERSONAL_CLAIMS and isinstance(v, str) and v]
+    if not values:
+        return report
+
+    def hide(text: str) -> str:
+        for value in values:
+            text = text.replace(value, HIDDEN).replace(json.dumps(value)[1:-1], HIDDEN)
+        return text
+
+    claims = {k: HIDDEN if k in PERSONAL_CLAIMS else v for k, v in report.claims.items()}
+    steps = tuple(dataclasses.replace(s, detail=hide(s.detail), fix=hide(s.fix)) for s in report.steps)
+    return dataclasses.replace(report, claims=claims, steps=steps)
+
+
+def _json_safe(value: Any) -> Any:
+    """`value` with each NaN or infinite number (a forged claim; Python's json reads them) as its
+    name in a string, so that the report stays JSON for any reader."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value).replace("inf", "Infinity").replace("nan", "NaN")
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
 
 PLACEHOLDER_AUDIENCE = "https://ACCOUNT_ID.api.authress.io"
 FIRST_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "nbf")
@@ -66,8 +177,12 @@ def diagnose(
     if not bound:
         steps.add("binding", "fail", *_unbound(credential.kind, claims))
     if settings is not None:
-        _audience_sanity(settings, steps)
-        _ref_type_sanity(settings, steps)
+        for topic, advice in [
+            ("audience", audience_advice(settings.audience, settings.api_url)),
+            ("ref_type", ref_type_advice(settings)),
+        ]:
+            if advice:
+                steps.add(topic, "warn", *advice)
         if credential.kind == sources.SERVICE_CLIENT_KEY:
             minted_at = time.time() if fixed is None else fixed
             outcome = steps.run("service-client token", lambda: _minted(credential, settings, minted_at))
@@ -117,7 +232,7 @@ def _audience_guess(credential: sources.Credential, claims: Mapping[str, Any], s
 def _settings(query: Mapping[str, str], environ: Mapping[str, str]) -> tuple[tuple[Settings, bool], str]:
     """The settings, and whether they bind a project. Lacking only that binding, the token is still
     verified (with any project allowed) and the missing binding reported as a failure of its own."""
-    from ..settings import binds_project, from_query
+    from .settings import binds_project, from_query
 
     try:
         settings = from_query(query, environ)
@@ -148,25 +263,9 @@ def _unbound(kind: str, claims: Mapping[str, Any]) -> tuple[str, str]:
     )
 
 
-def _audience_sanity(settings: Settings, steps: _Steps) -> None:
-    from ..authress import audience_advice
-
-    advice = audience_advice(settings.audience, settings.api_url)
-    if advice:
-        steps.add("audience", "warn", *advice)
-
-
-def _ref_type_sanity(settings: Settings, steps: _Steps) -> None:
-    from ..settings import ref_type_advice
-
-    advice = ref_type_advice(settings)
-    if advice:
-        steps.add("ref_type", "warn", *advice)
-
-
 def _minted(credential: sources.Credential, settings: Settings, now: float) -> tuple[Outcome, str]:
-    from ..access_token import from_service_client
-    from ..verify import rfc3339
+    from .access_token import from_service_client
+    from .verify import rfc3339
 
     outcome = from_service_client(credential, settings, now)
     return outcome, f"minted for client {quoted(outcome.user_id)}, expires {rfc3339(outcome.expires_at)}"
@@ -174,26 +273,25 @@ def _minted(credential: sources.Credential, settings: Settings, now: float) -> t
 
 def _verified(credential: sources.Credential, settings: Settings, fixed: float | None, steps: _Steps) -> Outcome | None:
     """verify's checks, each recorded, to the first failure; the clock read after the keys are found."""
-    from ..keys.lookup import IssuerKeys
-    from ..outcome import gitlab_outcome
-    from ..verify import Verification, checks
+    from .keys.lookup import IssuerKeys
+    from .outcome import gitlab_outcome
+    from .verify import Verification, checks
 
     steps.add("key cache", "pass" if settings.cache_dir else "warn", settings.cache_where, settings.cache_fix)
     verification = Verification(credential.value, settings, IssuerKeys.of(settings), fixed)
     for check in checks(settings):
-        if steps.run(check.name, partial(_passed, check, verification)) is None:
+        try:
+            steps.add(check.name, "pass", check.run(verification))
+        except HelperError as exc:
+            steps.add(check.name, "fail", exc.problem, exc.fix)
             return None
     now = time.time() if verification.now is None else verification.now
     return gitlab_outcome(credential.value, verification.claims, settings, now)
 
 
-def _passed(check: Check, verification: Verification) -> tuple[bool, str]:
-    return True, check.run(verification)
-
-
 def _check(outcome: Outcome | None, settings: Settings, asked: bool, steps: _Steps) -> None:
     """doctor runs the Authress check unless told `--check none`, and skips it when it cannot be placed."""
-    from ..access_token import check
+    from .access_token import check
 
     if outcome is None:
         steps.add("authress", "skip", "needs a verified token")
