@@ -117,15 +117,15 @@ MUTANTS = [
         "issuer with user info",
     ),
     M("settings.py", 'or parts.fragment or issuer.endswith("/"):', "or parts.fragment:", "issuer with trailing slash"),
-    # keys/fetch.py, keys/lookup.py: where the keys come from
+    # keys/lookup.py: where the keys come from
     M(
-        "keys/fetch.py",
+        "keys/lookup.py",
         'if discovery.get("issuer") != issuer:',
         'if not str(discovery.get("issuer")).startswith(issuer):',
         "discovery issuer by prefix",
     ),
-    M("keys/fetch.py", 'or not jwks_uri.startswith("https://"):', ":", "http jwks_uri"),
-    M("keys/fetch.py", "if jwks_uri == usual_uri:", "if True:", "usual JWKS used though discovery names another"),
+    M("keys/lookup.py", 'or not jwks_uri.startswith("https://"):', ":", "http jwks_uri"),
+    M("keys/lookup.py", "if jwks_uri == usual_uri:", "if True:", "usual JWKS used though discovery names another"),
     M("keys/lookup.py", "now - keyset.fetched_at < UNKNOWN_KID_COOLDOWN", "now - keyset.fetched_at < 0", "no cooldown"),
     # keys/cache.py: what a cache file must be to be trusted
     M("keys/cache.py", " or st.st_uid != os.getuid()", "", "cache owner unchecked"),

@@ -1,5 +1,5 @@
 """A cold run fetches the keys while it starts up, and asks for GitLab's usual JWKS URL alongside
-discovery (keys/lookup.py, keys/fetch.py). What that answer may be trusted for, with the attack it must stop."""
+discovery (keys/lookup.py). What that answer may be trusted for, with the attack it must stop."""
 
 from __future__ import annotations
 

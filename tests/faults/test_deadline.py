@@ -1,6 +1,6 @@
 """One deadline over every network wait, with the helper run as installed: a resolver that never answers,
 a host whose addresses are all dead, a body trickled byte by byte, and proxies that cannot work or that
-ask for credentials. The bounds asserted are the ones the product states (keyfetch.fetch_bound for keys,
+ask for credentials. The bounds asserted are the ones the product states (keys.lookup.fetch_bound for keys,
 network.Budget for the Authress calls), plus STARTUP for starting Python on a busy machine.
 
 The resolver is replaced inside the helper's own process (tests/fixtures/site/sitecustomize.py on
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from authress_gitlab_token import authress, network
-from authress_gitlab_token.keys.fetch import fetch_bound
+from authress_gitlab_token.keys.lookup import fetch_bound
 from authress_gitlab_token.network import Budget, CallFailed, Wording, call_json
 from authress_gitlab_token.settings import Http
 from authress_gitlab_token.setup import admin_api

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from authress_gitlab_token import authress
-from authress_gitlab_token.keys.fetch import fetch_bound
+from authress_gitlab_token.keys.lookup import fetch_bound
 from authress_gitlab_token.network import Budget
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.helper import ACCOUNT_ID, AUDIENCE, STARTUP, Helper, Run, query
@@ -166,7 +166,7 @@ def test_a_certificate_from_an_unknown_ca_is_named_and_not_retried(
 ) -> None:
     """A self-managed GitLab with a private CA: the run says which host and that SSL_CERT_FILE must hold
     that CA, after one connection per URL instead of four (discovery and GitLab's usual JWKS URL go out
-    at once, keys/fetch.py)."""
+    at once, keys/lookup.py)."""
     stranger = LocalCA.create(tmp_path / "other-ca", name="a CA the runner does not trust")
     with running_hostile(stranger, lambda path: answer(b"{}")) as server:
         token = mint(signing_key, gitlab_claims(server.url, AUDIENCE))

@@ -20,7 +20,7 @@ import time
 import pytest
 
 from authress_gitlab_token import __version__
-from authress_gitlab_token.keys.fetch import fetch_bound
+from authress_gitlab_token.keys.lookup import fetch_bound
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.helper import AUDIENCE, HTTP_TIMEOUT, STARTUP, Helper, Run, age_cache, cache_file, query, timed
 from tests.fixtures.issuer import DISCOVERY_PATH, JWKS_PATH, LocalIssuer, Reply, running_issuer
@@ -176,7 +176,7 @@ def test_discovery_naming_another_issuer_is_refused(helper: Helper, issuer: Loca
     helper.external(query(issuer.url), token).refused(
         f'discovery at "{issuer.url}" names issuer "{issuer.url}/", expected "{issuer.url}"'
     )
-    # Only GitLab's usual JWKS URL, asked for alongside discovery (keys/fetch.py) and then left unused.
+    # Only GitLab's usual JWKS URL, asked for alongside discovery (keys/lookup.py) and then left unused.
     assert issuer.requests.count(JWKS_PATH) == 1 and len(issuer.requests) == 2
 
 
@@ -187,7 +187,7 @@ def test_discovery_naming_a_jwks_uri_that_is_not_https_is_refused(
     uri = f"{scheme}://{issuer.url.removeprefix('https://')}{JWKS_PATH}"
     issuer.discovery_overrides = {"jwks_uri": uri}
     helper.external(query(issuer.url), token).refused(f'names jwks_uri "{uri}", expected an https URL')
-    # Only GitLab's usual https JWKS URL, asked for alongside discovery (keys/fetch.py) and then left unused.
+    # Only GitLab's usual https JWKS URL, asked for alongside discovery (keys/lookup.py) and then left unused.
     assert issuer.requests.count(JWKS_PATH) == 1 and len(issuer.requests) == 2
 
 

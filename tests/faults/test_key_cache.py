@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from authress_gitlab_token.keys.cache import KeyCache
-from authress_gitlab_token.keys.fetch import fetch_bound
+from authress_gitlab_token.keys.lookup import fetch_bound
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.helper import (
     AUDIENCE,

@@ -24,8 +24,7 @@ from authress_gitlab_token.keys.cache import (
     KeySet,
     max_age,
 )
-from authress_gitlab_token.keys.fetch import MAX_FETCH_SECONDS, fetch_bound
-from authress_gitlab_token.keys.lookup import UNKNOWN_KID_COOLDOWN, IssuerKeys
+from authress_gitlab_token.keys.lookup import MAX_FETCH_SECONDS, UNKNOWN_KID_COOLDOWN, IssuerKeys, fetch_bound
 from authress_gitlab_token.keys.policy import valid_keys
 from authress_gitlab_token.network import retry_after
 from authress_gitlab_token.settings import Http

@@ -75,7 +75,7 @@ def test_stdout_is_exactly_one_compact_json_object(process: Helper, issuer: Loca
 
 def test_keys_are_fetched_once_then_served_from_the_disk_cache(helper: Helper, issuer: LocalIssuer, token: str) -> None:
     assert helper.external(query(issuer), token).returncode == 0
-    # Discovery and the JWKS are asked for at once (keys/fetch.py): in either order.
+    # Discovery and the JWKS are asked for at once (keys/lookup.py): in either order.
     assert sorted(issuer.requests) == ["/.well-known/openid-configuration", "/oauth/discovery/keys"]
     assert helper.external(query(issuer), token).returncode == 0
     assert len(issuer.requests) == 2
