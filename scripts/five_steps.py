@@ -16,7 +16,9 @@ PLACEHOLDERS = {"audience": "https://ACCOUNT_ID.api.authress.io", "project": "GR
 
 
 def steps() -> str:
-    guide = setup_guide.build(PLACEHOLDERS["project"], PLACEHOLDERS["branch"], None, PLACEHOLDERS["audience"], None)
+    guide = setup_guide.build_all(
+        [PLACEHOLDERS["project"]], [PLACEHOLDERS["branch"]], [], PLACEHOLDERS["audience"], None
+    )[0]
     return guide.render()
 
 

@@ -1,17 +1,9 @@
 """The console entry point (`authress-gitlab-token`, `python -m authress_gitlab_token`): the signal
-handlers first, then the command. Once `main` runs, every run ends one of two ways:
-
-- interrupted: SIGINT or SIGTERM before the run's output is complete ends the process at once, with
-  exit status 130 or 143 and the one line `authress-gitlab-token: interrupted`; nothing of the run is
-  printed and its temporary files are removed. The handler exits (os._exit) instead of raising
-  KeyboardInterrupt, which threads, import locks and `finally` blocks can swallow or turn into a traceback;
-- done: the output, kept in memory while the command ran, is written whole, and the process exits with
-  the command's status. A signal from then on changes nothing, unless the writing is stuck (a reader
-  that stopped reading): then it still interrupts, and what was written by then stays written.
-
-Before `main` runs (interpreter start-up, `site`, this module's imports), a signal gets Python's default
-handling: docs/reference.md, "Exit status", gives the measured window.
-"""
+handlers first, then the command, whose output is kept in memory and written whole once it is done.
+A SIGINT or SIGTERM before then ends the run at once (os._exit: KeyboardInterrupt can be swallowed by
+threads and `finally` blocks, or become a traceback) with 130 or 143 and one line, nothing of the
+output, and the temporary files removed; after, it changes nothing unless the writing is stuck. Before
+`main` runs, a signal gets Python's default handling: docs/errors.md gives the measured window."""
 
 from __future__ import annotations
 

@@ -26,11 +26,6 @@ def load_schema() -> dict[str, Any]:
     return schema
 
 
-def read_query(stream: IO[bytes]) -> dict[str, str]:
-    """Read and validate the query; every refusal names the key and the fix."""
-    return parse_query(read_raw(stream))
-
-
 def read_raw(stream: IO[bytes]) -> bytes:
     """The query's bytes, within MAX_QUERY_BYTES."""
     raw = stream.read(MAX_QUERY_BYTES + 1)

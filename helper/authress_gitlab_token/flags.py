@@ -34,6 +34,10 @@ class OneLineErrors(argparse.ArgumentParser):
 
 def parse(argv: Sequence[str], commands: Mapping[str, Callable[..., int]]) -> argparse.Namespace:
     """The parsed flags; an unknown or abbreviated flag is refused with the nearest real one."""
+    for given in argv:
+        flag, is_value, value = given.partition("=")
+        if is_value and value == "--" and flag.startswith("--"):  # argparse would drop it and give a list
+            raise QueryError(f'{flag} is "--", which is not a value; pass the value itself, or leave {flag} out')
     root, subparsers = parser(commands)
     args, extra = root.parse_known_args(list(argv))
     if extra:

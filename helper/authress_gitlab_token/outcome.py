@@ -68,19 +68,8 @@ class Outcome:
 def gitlab_outcome(token: str, claims: Mapping[str, Any], settings: Settings, now: float) -> Outcome:
     """The verified token is the Authress access token itself; the rest is what a pipeline reads."""
     account_id, api_url = target(settings.audience, settings.api_url)
-    user_id = as_string(claims["sub"])
-    return Outcome(
-        token,
-        GITLAB_ID_TOKEN,
-        user_id,
-        settings.issuer,
-        settings.audience,
-        account_id,
-        api_url,
-        claims["exp"],
-        claims,
-        now,
-    )
+    issuer, audience, user_id = settings.issuer, settings.audience, as_string(claims["sub"])
+    return Outcome(token, GITLAB_ID_TOKEN, user_id, issuer, audience, account_id, api_url, claims["exp"], claims, now)
 
 
 def service_client_outcome(token: str, claims: Mapping[str, Any], api_url: str, now: float) -> Outcome:

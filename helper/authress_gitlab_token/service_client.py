@@ -50,20 +50,15 @@ def parse(value: str, origin: str) -> AccessKey:
     from cryptography.hazmat.primitives.serialization import load_der_private_key
 
     client_id, key_id, account_id, encoded = value.split(".")
-    fix = "create a new access key for the service client in Authress and copy it whole"
     try:
         private_key = load_der_private_key(base64.b64decode(encoded, validate=True), password=None)
+        wrong = "" if isinstance(private_key, Ed25519PrivateKey) else "private key is not Ed25519"
     except (binascii.Error, ValueError, TypeError):
+        wrong = "private key part is not a base64 PKCS#8 key"
+    if wrong:
         raise TokenMalformed(
-            f"{origin} looks like an Authress service-client access key (client {quoted(client_id)}) but its "
-            f"private key part is not a base64 PKCS#8 key",
-            f"{fix}",
-        ) from None
-    if not isinstance(private_key, Ed25519PrivateKey):
-        raise TokenMalformed(
-            f"{origin} looks like an Authress service-client access key (client {quoted(client_id)}) but its "
-            f"private key is not Ed25519",
-            f"{fix}",
+            f"{origin} looks like an Authress service-client access key (client {quoted(client_id)}) but its {wrong}",
+            "create a new access key for the service client in Authress and copy it whole",
         )
     return AccessKey(client_id, key_id, account_id, private_key)
 

@@ -28,12 +28,7 @@ DEFAULT_HTTP_TIMEOUT, MIN_HTTP_TIMEOUT, MAX_HTTP_TIMEOUT = 5.0, 0.1, 60.0
 # Query keys that bind one claim each: query key -> claim name.
 NAMED_BOUND_CLAIMS = {
     "subject": "sub",
-    "project_path": "project_path",
-    "namespace_path": "namespace_path",
-    "ref": "ref",
-    "ref_type": "ref_type",
-    "ref_protected": "ref_protected",
-    "environment": "environment",
+    **{key: key for key in ("project_path", "namespace_path", "ref", "ref_type", "ref_protected", "environment")},
 }
 # Claims that name the project (or its group): a query must bind one, or say allow_any_project = "true".
 PROJECT_CLAIMS = ("project_path", "namespace_path", "sub", "project_id", "namespace_id")

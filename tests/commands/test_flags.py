@@ -38,6 +38,9 @@ from tests.fixtures.issuer import LocalIssuer
         (["setup", "--ref", "main"], 'setup has no flag "--ref"; use --branch or --tag'),
         (["doctor", "--flurb"], 'doctor has no flag "--flurb"; see `authress-gitlab-token doctor --help`'),
         (["setup", "--role", "a", "b"], 'setup does not take "b" on its own'),
+        # argparse takes the value "--" for nothing at all: a flag would be left a list, not a string
+        (["setup", "--plan", "--key-env=--"], '--key-env is "--", which is not a value'),
+        (["doctor", "--audience=--"], '--audience is "--", which is not a value'),
     ],
 )
 def test_an_unknown_or_abbreviated_flag_is_refused_with_the_nearest_real_one(args: list[str], fragment: str) -> None:

@@ -18,7 +18,7 @@ from authress_gitlab_token.cli import setup_list
 from authress_gitlab_token.network import Answer
 from authress_gitlab_token.setup import admin_api
 from authress_gitlab_token.setup.account import list_value, record_id
-from authress_gitlab_token.setup.guide import build
+from authress_gitlab_token.setup.guide import build_all
 from authress_gitlab_token.setup.plan import Desired, destroy_change, identity_change, ours, record_change
 from tests.fixtures.authress import AuthressStandIn, Reply
 from tests.fixtures.authress_admin import gathered_identity_reads, put_record
@@ -223,7 +223,7 @@ _BODIES = {
 @given(body=st.one_of(*(st.tuples(st.just(k), v) for k, v in _BODIES.items())))
 def test_any_answer_of_any_shape_is_read_and_planned_or_refused_in_one_line(body: tuple[str, Any]) -> None:
     which, answer = body
-    api = admin_api.AdminApi(None, "https://acc-1a2b3c.api.authress.io", "", "the admin", 1.0)  # type: ignore[arg-type]
+    api = admin_api.AdminApi(None, "https://acc-1a2b3c.api.authress.io", "", "the admin", 1.0, "acc-1a2b3c")  # type: ignore[arg-type]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(admin_api, "call_json", lambda *_a, **_k: Answer(200, {}, copy.deepcopy(answer)))
         try:
@@ -239,7 +239,9 @@ def test_any_answer_of_any_shape_is_read_and_planned_or_refused_in_one_line(body
                 json.dumps(value)
             elif which == "record":
                 record = api.record(record_id(SUB))
-                desired = Desired(build("my-org/authress-configuration", "main", None, AUDIENCE, None), ("r",), "*")
+                desired = Desired(
+                    build_all(["my-org/authress-configuration"], ["main"], [], AUDIENCE, None)[0], ("r",), "*"
+                )
                 for change in (record_change(desired, record), destroy_change(desired, record)):
                     assert change.action != "update" or ours(record or {})
                     change.line()

@@ -256,7 +256,7 @@ def test_a_refused_write_after_other_changes_is_one_whole_line_with_long_values(
     five records (or five deletes): the line says what was made and ends with the step to take, nothing
     cut from its middle (errors.fit may shorten a quoted value, never the words)."""
     who = f'service client "sc_{"x" * 22}" (key from $AUTHRESS_ADMIN_KEY)'
-    api = admin_api.AdminApi(None, f"https://{'a' * 24}.example.com", "", who, 2.0)
+    api = admin_api.AdminApi(None, f"https://{'a' * 24}.example.com", "", who, 2.0, "acc")
     applied = [Change("create", "trusted_identity")] + [Change("create", "access_record")] * 3
     applied += [Change("update", "access_record")] * 2
     for op in (admin_api.CREATE_RECORD, admin_api.UPDATE_RECORD, admin_api.DELETE_RECORD):  # the identity is first

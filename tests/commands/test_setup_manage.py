@@ -11,7 +11,7 @@ from functools import partial
 import pytest
 
 from authress_gitlab_token.setup.account import record_id
-from authress_gitlab_token.setup.guide import build
+from authress_gitlab_token.setup.guide import build_all
 from authress_gitlab_token.setup.plan import NAME_MAX, record_name
 from tests.fixtures.authress import AuthressStandIn
 from tests.fixtures.authress_admin import put_record
@@ -198,11 +198,11 @@ def test_a_record_widened_in_the_portal_is_shown_and_put_back(setup_many: Setup,
 
 
 def test_the_record_name_keeps_within_128_characters_and_whole_when_it_fits() -> None:
-    exact = build("my-org/" + "p" * 64, "main", None, AUDIENCE, None)
+    exact = build_all(["my-org/" + "p" * 64], ["main"], [], AUDIENCE, None)[0]
     assert len(f"GitLab CI {exact.project} branch main") == 93  # + the 35-character marker = 128
     assert record_name(exact) == f"GitLab CI {exact.project} branch main (managed by authress-gitlab-token)"
     assert len(record_name(exact)) == NAME_MAX
-    longer = build("my-org/" + "p" * 65, "main", None, AUDIENCE, None)
+    longer = build_all(["my-org/" + "p" * 65], ["main"], [], AUDIENCE, None)[0]
     assert len(record_name(longer)) == NAME_MAX and "...(managed by" not in record_name(longer)
     assert record_name(longer).endswith("... (managed by authress-gitlab-token)")
 

@@ -292,7 +292,7 @@ def test_the_id_token_setup_prints_without_the_component_arrives_where_the_compo
     """With or without the component, the ID token is in one variable that is not AUTHRESS_KEY, and the
     module call and doctor command setup prints read it from there."""
     inputs, _ = ci_inputs.load(COMPONENT.read_text(encoding="utf-8"))
-    printed = setup_guide.build("GROUP/PROJECT", "main", None, REQUIRED["audience"], None)
+    printed = setup_guide.build_all(["GROUP/PROJECT"], ["main"], [], REQUIRED["audience"], None)[0]
     name = inputs["token_variable"]["default"]
     assert name != "AUTHRESS_KEY" and printed.id_tokens_yaml().splitlines()[1] == f"  {name}:"
     assert f'token_env    = "{name}"' in printed.module_hcl()

@@ -166,9 +166,9 @@ def test_no_cache_is_shared_with_unprotected_branches() -> None:
 
 
 def test_setup_prints_the_include_and_the_module_source_the_example_uses() -> None:
-    guide = setup_guide.build(
-        "my-org/authress-configuration", "main", None, "https://acc-1a2b3c.api.authress.io", None
-    ).to_json()
+    guide = setup_guide.build_all(
+        ["my-org/authress-configuration"], ["main"], [], "https://acc-1a2b3c.api.authress.io", None
+    )[0].to_json()
     (printed,) = load(fill_in(guide["component_yaml"]))["include"]
     (example,) = load(fill_in(PIPELINE.read_text(encoding="utf-8")))["include"]
     assert printed["component"] == example["component"]
@@ -200,7 +200,7 @@ def test_the_module_source_is_one_story_everywhere() -> None:
 
 
 def test_setup_for_a_tag_binds_the_component_to_that_tag(tmp_path: Path) -> None:
-    guide = setup_guide.build("grp/infra", None, "v1.2.0", "https://acc-1a2b3c.api.authress.io", None)
+    guide = setup_guide.build_all(["grp/infra"], [], ["v1.2.0"], "https://acc-1a2b3c.api.authress.io", None)[0]
     text = fill_in(guide.component_yaml())
     (entry,) = load(text)["include"]
     assert entry["inputs"]["ref"] == "v1.2.0" and entry["inputs"]["ref_type"] == "tag"

@@ -328,7 +328,7 @@ def test_the_components_refusals_stop_the_job_before_its_script_and_send_authres
 
     # The block setup prints "without the component", added to a job that dropped the component's lines:
     # GitLab would mint the token under the name the block gives, which the provider must not read.
-    printed = setup_guide.build("my-org/authress-configuration", "main", None, AUDIENCE, None)
+    printed = setup_guide.build_all(["my-org/authress-configuration"], ["main"], [], AUDIENCE, None)[0]
     (variable,) = YAML(typ="safe").load(printed.id_tokens_yaml())["id_tokens"]
     run = project.run(["own-before-script-env"], file="routes.yml", **{variable: token})
     assert run.failed("own-before-script-env"), f"the provider took the {variable} the block asks for"

@@ -4,7 +4,6 @@ over the same functions is covered by the attack suite."""
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import unicodedata
@@ -16,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from authress_gitlab_token.errors import QueryError, printable, quoted
-from authress_gitlab_token.external import load_schema, plainly_valid, read_query, validate
+from authress_gitlab_token.external import load_schema, parse_query, plainly_valid, validate
 from authress_gitlab_token.settings import MAX_LEEWAY, Settings, from_query
 from authress_gitlab_token.verify import glob_match
 
@@ -75,7 +74,7 @@ queries = st.one_of(
 
 def outcome(query: dict[str, Any]) -> Settings | QueryError:
     try:
-        return from_query(read_query(io.BytesIO(json.dumps(query).encode())), {})
+        return from_query(parse_query(json.dumps(query).encode()), {})
     except QueryError as exc:
         return exc
 
@@ -114,7 +113,7 @@ def test_the_early_fetchs_schema_check_agrees_with_jsonschema(query: dict[str, A
 @given(st.binary(max_size=300))
 def test_any_bytes_on_stdin_are_a_query_or_a_query_error(raw: bytes) -> None:
     try:
-        read_query(io.BytesIO(raw))
+        parse_query(raw)
     except QueryError as exc:
         assert "\n" not in str(exc)
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -14,7 +15,8 @@ from urllib.parse import urlsplit
 from .. import interrupts, service_client
 from ..authress import account_from_audience, audience_warning, target
 from ..errors import HelperError, QueryError, TokenMalformed, quoted
-from .admin_api import AdminError, BodyRefused, Conflict
+from ..network import session
+from .admin_api import AdminApi, AdminError, BodyRefused, Conflict
 from .guide import Guide
 from .plan import (
     DESCRIPTION_MAX,
@@ -36,7 +38,6 @@ from .resource_uri import resource_uri_valid
 
 if TYPE_CHECKING:
     from ..settings import SetupEnv
-    from .admin_api import AdminApi
 
 __all__ = ["record_id"]  # tests derive the IDs they expect from it
 _ROLE = re.compile(r"^[a-zA-Z0-9-._:@]{1,64}$")  # Statement.roles items
@@ -76,18 +77,14 @@ class MissingRoles(HelperError):
 
 def run(guides: Sequence[Guide], request: Request, env: SetupEnv) -> Outcome:
     """Inputs checked, the account read, the changes planned, and with `apply` made."""
-    from . import admin_api
-
     wanted = [desired_state(g, request.roles, request.resource, destroy=request.destroy) for g in guides]
-    admin = admin_target(guides[0].audience, request.api_url, env)
-    token = service_client.mint(admin.key, admin.api_url).token
-    with admin_api.connect(admin.api_url, token, admin.who, env.http) as api:
+    with _connect(guides[0].audience, request.api_url, env) as api:
         if request.destroy:
             changes = [destroy_change(d, api.record(d.record_id)) for d in wanted]
         else:
             changes = [identity_change(guides[0].issuer, guides[0].audience, api.identities())]
             changes += [
-                Change("problem", "role", {"role_id": r, "account_id": admin.key.account_id})
+                Change("problem", "role", {"role_id": r, "account_id": api.account_id})
                 for r in wanted[0].roles
                 if not api.role_exists(r)
             ]
@@ -97,24 +94,29 @@ def run(guides: Sequence[Guide], request: Request, env: SetupEnv) -> Outcome:
             if missing and not request.allow_missing_roles:
                 raise MissingRoles(
                     f"{', '.join('role ' + quoted(r) for r in missing)} does not exist in account "
-                    f"{quoted(admin.key.account_id)}, so the grant would give nothing; create it first, or pass "
+                    f"{quoted(api.account_id)}, so the grant would give nothing; create it first, or pass "
                     "--allow-missing-roles when a pipeline creates it later (nothing was changed)"
                 )
             changes = make(api, {d.record_id: d for d in wanted}, changes)
-    return Outcome(admin.api_url, changes)
+    return Outcome(api.api_url, changes)
 
 
 def listing(issuer: str, audience: str, api_url: str, env: SetupEnv) -> dict[str, Any]:
     """`setup --list`: the trusted identities for the issuer, every ACTIVE record this tool made (its ID
     and its marker), and apart, those under its ID without the marker."""
-    from . import admin_api
-
-    admin = admin_target(audience, api_url, env)
-    token = service_client.mint(admin.key, admin.api_url).token
-    with admin_api.connect(admin.api_url, token, admin.who, env.http) as api:
+    with _connect(audience, api_url, env) as api:
         identities = api.identities()
         found, complete = api.records(TOOL)
-    return list_value(admin.api_url, issuer, identities, found, complete)
+    return list_value(api.api_url, issuer, identities, found, complete)
+
+
+@contextmanager
+def _connect(audience: str, api_url: str, env: SetupEnv) -> Iterator[AdminApi]:
+    """The account's admin API, called with a token minted from the admin key, once every input passed."""
+    admin = admin_target(audience, api_url, env)
+    token = service_client.mint(admin.key, admin.api_url).token
+    with session(env.http) as client:
+        yield AdminApi(client, admin.api_url, token, admin.who, env.http.timeout, admin.key.account_id)
 
 
 def list_value(

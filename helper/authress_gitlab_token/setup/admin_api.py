@@ -6,15 +6,12 @@ names the fix; no message holds the admin key or the token minted from it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from ..errors import HelperError, quoted
-from ..network import Budget, CallFailed, Session, Wording, call_json, session
-from ..settings import Http
+from ..network import Budget, CallFailed, Session, Wording, call_json
 from . import shapes
 
 ATTEMPTS = 3  # reads and PUT; a POST is sent once (network.py)
@@ -65,9 +62,9 @@ PAGES = 50  # getRecords gives at most 20 a page: 1000 records, then the listing
 class AdminApi:
     """One account's admin API, called with the service client's minted token as Bearer."""
 
-    def __init__(self, client: Session, api_url: str, token: str, who: str, timeout: float) -> None:
+    def __init__(self, client: Session, api_url: str, token: str, who: str, timeout: float, account_id: str) -> None:
         self._client, self._token, self._timeout = client, token, timeout
-        self.api_url = api_url.rstrip("/")
+        self.api_url, self.account_id = api_url.rstrip("/"), account_id
         self.who = who  # e.g. 'service client "sc_admin" (key from $AUTHRESS_KEY)'
 
     def identities(self) -> dict[tuple[str, str], str]:
@@ -158,11 +155,3 @@ class AdminApi:
                 f"{where} (conflict): it changed while setup ran", "run `setup --plan` again to see it as it is now"
             )
         return AdminError(f"{where}, expected {'/'.join(map(str, op.ok))}", "check that --api-url is the Authress API")
-
-
-@contextmanager
-def connect(api_url: str, token: str, who: str, http: Http) -> Iterator[AdminApi]:
-    """One connection pool for the run's calls; redirects are never followed, so the token goes to
-    `api_url` only."""
-    with session(http) as client:
-        yield AdminApi(client, api_url, token, who, http.timeout)

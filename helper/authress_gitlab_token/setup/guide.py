@@ -174,20 +174,6 @@ def _indent(text: str, width: int) -> str:
     return "".join(" " * width + line + "\n" if line else "\n" for line in text.splitlines())
 
 
-def build(
-    project: str | None,
-    branch: str | None,
-    tag: str | None,
-    audience: str | None,
-    issuer: str | None,
-    job: Job = NO_JOB,
-    repository: str | None = None,
-) -> Guide:
-    """One project and ref: flags first, then the GitLab job's CI_* variables."""
-    one = [project] if project else [], [branch] if branch else [], [tag] if tag else []
-    return build_all(*one, audience, issuer, job, repository)[0]
-
-
 def build_all(
     projects: Sequence[str],
     branches: Sequence[str],

@@ -194,20 +194,17 @@ def owned(record: Mapping[str, Any]) -> tuple[Any, ...]:
 def summary(record: Mapping[str, Any]) -> dict[str, Any]:
     """What a record grants, as a plan line and --list show it."""
     _, _, users, admins, groups, statements, _, deleted = owned(record)
-    value: dict[str, Any] = {"status": "DELETED" if deleted else "ACTIVE", "users": list(users)}
-    if admins:
-        value["admins"] = list(admins)
-    if groups:
-        value["groups"] = list(groups)
-    value["statements"] = []
-    for roles, resources, s_users, s_groups in statements:
-        statement: dict[str, Any] = {"roles": list(roles), "resources": list(resources)}
-        if s_users:
-            statement["users"] = list(s_users)
-        if s_groups:
-            statement["groups"] = list(s_groups)
-        value["statements"].append(statement)
+    value = {"status": "DELETED" if deleted else "ACTIVE", "users": list(users), **_some(admins=admins, groups=groups)}
+    value["statements"] = [
+        {"roles": list(roles), "resources": list(resources), **_some(users=s_users, groups=s_groups)}
+        for roles, resources, s_users, s_groups in statements
+    ]
     return value
+
+
+def _some(**lists: tuple[str, ...]) -> dict[str, Any]:
+    """The lists that are not empty: a summary shows what widens a grant, nothing more."""
+    return {name: list(items) for name, items in lists.items() if items}
 
 
 def _sorted(items: Any, key: str | None) -> tuple[str, ...]:
