@@ -139,20 +139,17 @@ def setup_changes(args: argparse.Namespace, guides: list[setup_guide.Guide], env
         problem = account.user_id_warning(guide)
         if problem:
             warn(problem)
-    outcome = account.run(guides, request, env)
-    pending = outcome.pending
+    api_url, changes = account.run(guides, request, env)
+    pending = [c for c in changes if c.pending]
     # A `!` line is a problem to fix (the trust cannot work as planned): never "nothing to change", never
     # exit 0. A role --allow-missing-roles let --apply grant is the one the user accepted.
-    problems = [
-        c for c in outcome.changes if c.action == "problem" and not (c.kind == "role" and args.allow_missing_roles)
-    ]
+    problems = [c for c in changes if c.action == "problem" and not (c.kind == "role" and args.allow_missing_roles)]
     if args.json:
         mode = "apply" if args.apply else "plan"
-        changes = [c.to_json() for c in outcome.changes]
-        value = {"mode": mode, "destroy": args.destroy, "api_url": outcome.api_url, "changes": changes}
+        value = {"mode": mode, "destroy": args.destroy, "api_url": api_url, "changes": [c.to_json() for c in changes]}
         sys.stdout.write(json.dumps({**value, "pending": len(pending), "problems": len(problems)}, indent=2) + "\n")
     else:
-        sys.stdout.write("".join(shown(c.line()) + "\n" for c in outcome.changes))
+        sys.stdout.write("".join(shown(c.line()) + "\n" for c in changes))
         done = f"Plan: {len(pending)} change(s)" if args.plan else f"Applied: {len(pending)} change(s)"
         if problems:
             done += f"; {len(problems)} problem(s) to fix (the lines starting with !)."

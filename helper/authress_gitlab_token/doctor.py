@@ -51,11 +51,9 @@ class Report:
     @property
     def first(self) -> Step | None:
         """The first failure, else the first warning: what the report ends with."""
-        for status in ("fail", "warn"):
-            step = next((s for s in self.steps if s.status == status), None)
-            if step is not None:
-                return step
-        return None
+        return min(
+            (s for s in self.steps if s.status in ("fail", "warn")), key=lambda s: s.status != "fail", default=None
+        )
 
     @property
     def fix(self) -> str:

@@ -1,16 +1,12 @@
-"""Every HTTP call of a run (the issuer's keys, the Authress check, `setup`'s admin API) has one shape:
-`call_json` within a Budget, giving an Answer or CallFailed, whose problem names the URL and what
-happened and whose fix is the caller's (its Wording).
+"""Every HTTP call of a run (the issuer's keys, the Authress check, `setup`'s admin API): `call_json`
+within a Budget gives an Answer, or CallFailed naming the URL, what happened and the caller's fix.
 
-What any server can make a run spend is bounded: each socket wait by httpx's `timeout=`, and the whole
-call, name resolution and every address of a host included, by one deadline: the call runs in a worker
-thread (background.py) that the caller stops waiting for then. A body is decoded here, in slices of at
-most CHUNK bytes, and refused past MAX_BODY_BYTES raw or decoded; a single `gzip` is the only encoding
-accepted. Retries are bounded, with backoff and jitter, on connection errors, timeouts, 429 and 5xx
-(Retry-After honoured within the deadline); a certificate that does not verify is not retried. A write
-is retried only when repeating it is harmless (PUT replaces; a POST gets one attempt). No redirects.
-The client reads nothing from the environment (trust_env off): the CA and proxies come from the run's
-settings. httpx is imported only when a request is made: a warm run imports this module and makes none."""
+Each socket wait is bounded by httpx's `timeout=`, the whole call (name resolution and every address
+included) by one deadline: it runs in a worker thread (background.py) the caller stops waiting for
+then. Bodies are capped at MAX_BODY_BYTES, raw and decoded (one `gzip`, in slices of CHUNK). Retries
+are bounded, with backoff and jitter, on connection errors, timeouts, 429 and 5xx (Retry-After within
+the deadline), never on a certificate that does not verify, and a POST gets one attempt. No redirects;
+nothing read from the environment (trust_env off). httpx is imported only when a request is made."""
 
 from __future__ import annotations
 
@@ -29,7 +25,7 @@ from urllib.parse import urlsplit
 from . import __version__, proxies
 from .background import Background
 from .errors import CertificatesMissing, HelperError, ProxyUnusable, quoted
-from .proxies import Proxies, Proxy
+from .proxies import Proxies
 from .settings import Http
 
 if TYPE_CHECKING:
@@ -195,14 +191,6 @@ class Refused(Exception):
         super().__init__(self.message)
 
 
-class BadURL(Refused):
-    """A URL that cannot even be requested (a control character, a malformed IPv6 host); the caller
-    adds where it came from."""
-
-    def __init__(self, url: str, reason: str) -> None:
-        super().__init__(f"{quoted(url)} is not a URL that can be fetched ({reason})")
-
-
 class TooLarge(Exception):
     """The body is larger than MAX_BODY_BYTES, raw or decoded."""
 
@@ -254,14 +242,11 @@ def session(http: Http) -> Iterator[Session]:
 
 @dataclass(frozen=True)
 class Session:
-    """An open client and the proxies it was made with (for messages about them)."""
+    """An open client and the proxies it was made with (for messages about a failure only a proxy can
+    cause)."""
 
     client: httpx.Client
     proxies: Proxies
-
-    def proxy_for(self, url: str) -> Proxy | None:
-        """The proxy of `url`'s scheme, for the message about a failure only a proxy can cause."""
-        return self.proxies.https if url.lower().startswith("https:") else self.proxies.http
 
 
 def retry_after(value: str | None) -> float:
@@ -313,7 +298,7 @@ def _once(
     import httpx
 
     extensions = {"trace": progress.trace(_host(url))}
-    proxy = session.proxy_for(url)
+    proxy = session.proxies.https if url.lower().startswith("https:") else session.proxies.http
     try:
         with session.client.stream(
             method, url, headers=headers, timeout=httpx.Timeout(timeout), json=payload, extensions=extensions
@@ -330,7 +315,8 @@ def _once(
     except httpx.TimeoutException:
         raise _Retry(f"timed out {progress.phase}".strip()) from None
     except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-        raise BadURL(url, _first_line(exc)) from None
+        # A control character, a malformed IPv6 host: the caller's fix says where the URL came from.
+        raise Refused(f"{quoted(url)} is not a URL that can be fetched ({_first_line(exc)})") from None
     except httpx.ProxyError as exc:
         reason, fix, retry = proxies.refusal(_first_line(exc), _host(url, port=True), proxy)
         raise (_Retry(reason) if retry else Refused(reason, fix)) from None

@@ -12,16 +12,9 @@ from .settings import Settings
 from .sources import GITLAB_ID_TOKEN, SERVICE_CLIENT_KEY
 from .verify import rfc3339
 
-GITLAB_CLAIMS = (
-    "project_path",
-    "project_id",
-    "namespace_path",
-    "ref",
-    "ref_type",
-    "ref_protected",
-    "environment",
-    "pipeline_id",
-    "job_id",
+# The job's claims the result carries beside the token (README, the module's outputs).
+GITLAB_CLAIMS = tuple(
+    "project_path project_id namespace_path ref ref_type ref_protected environment pipeline_id job_id".split()
 )
 
 

@@ -18,15 +18,9 @@ MAX_LINE = 400  # a failure is one line, shorter than this with its prefix
 
 SECRET_VARIABLES_ENV = "AUTHRESS_GITLAB_TOKEN_SECRET_VARIABLES"  # names, comma- or space-separated
 # GitLab's predefined variables that hold credentials (GitLab masks them in job logs).
-GITLAB_SECRETS = (
-    "CI_JOB_TOKEN",
-    "CI_BUILD_TOKEN",
-    "CI_JOB_JWT",
-    "CI_JOB_JWT_V1",
-    "CI_JOB_JWT_V2",
-    "CI_REGISTRY_PASSWORD",
-    "CI_DEPLOY_PASSWORD",
-    "CI_DEPENDENCY_PROXY_PASSWORD",
+GITLAB_SECRETS = tuple(
+    "CI_JOB_TOKEN CI_BUILD_TOKEN CI_JOB_JWT CI_JOB_JWT_V1 CI_JOB_JWT_V2 CI_REGISTRY_PASSWORD CI_DEPLOY_PASSWORD "
+    "CI_DEPENDENCY_PROXY_PASSWORD".split()
 )
 MIN_SECRET_LENGTH = 8  # as GitLab's masked variables: a shorter value would blot out common words
 # A compact JWS (a JSON header starts "eyJ") or a service-client key (CLIENT.KEY.ACCOUNT.PRIVATE): neither

@@ -12,7 +12,7 @@ import pytest
 from authress_gitlab_token.errors import fit
 from authress_gitlab_token.output import MAX_LINE
 from authress_gitlab_token.setup import admin_api
-from authress_gitlab_token.setup.account import PartiallyApplied, _made, record_id
+from authress_gitlab_token.setup.account import PartiallyApplied, _tally, record_id
 from authress_gitlab_token.setup.plan import Change
 from tests.fixtures.authress import AuthressStandIn, Reply
 from tests.fixtures.authress_admin import add_role
@@ -262,7 +262,10 @@ def test_a_refused_write_after_other_changes_is_one_whole_line_with_long_values(
     for op in (admin_api.CREATE_RECORD, admin_api.UPDATE_RECORD, admin_api.DELETE_RECORD):  # the identity is first
         refused = api._refused(op, f"{api.api_url}{op.path.format(recordId=record_id(SUB))}", status)
         for made in (applied, [Change("delete", "access_record")] * 5):
-            line = fit(str(PartiallyApplied(f"{refused.problem}; {_made(made)}", refused.fix)), MAX_LINE - 24)
+            line = fit(
+                str(PartiallyApplied(f"{refused.problem}; setup --apply had first {_tally(made)}", refused.fix)),
+                MAX_LINE - 24,
+            )
             assert " ... " not in line and line.endswith(refused.fix), line
     assert "; setup --apply had first deleted 5 access records; " in line
 

@@ -57,16 +57,6 @@ class Request:
     allow_missing_roles: bool = False
 
 
-@dataclass(frozen=True)
-class Outcome:
-    api_url: str
-    changes: list[Change]
-
-    @property
-    def pending(self) -> list[Change]:
-        return [c for c in self.changes if c.pending]
-
-
 class PartiallyApplied(HelperError):
     """A write failed after others succeeded; the message lists what was made."""
 
@@ -75,8 +65,9 @@ class MissingRoles(HelperError):
     """`--apply` would grant a role the account does not have."""
 
 
-def run(guides: Sequence[Guide], request: Request, env: SetupEnv) -> Outcome:
-    """Inputs checked, the account read, the changes planned, and with `apply` made."""
+def run(guides: Sequence[Guide], request: Request, env: SetupEnv) -> tuple[str, list[Change]]:
+    """Inputs checked, the account read, the changes planned, and with `apply` made: the API URL called
+    and the changes as they ended."""
     wanted = [desired_state(g, request.roles, request.resource, destroy=request.destroy) for g in guides]
     with _connect(guides[0].audience, request.api_url, env) as api:
         if request.destroy:
@@ -98,7 +89,7 @@ def run(guides: Sequence[Guide], request: Request, env: SetupEnv) -> Outcome:
                     "--allow-missing-roles when a pipeline creates it later (nothing was changed)"
                 )
             changes = make(api, {d.record_id: d for d in wanted}, changes)
-    return Outcome(api.api_url, changes)
+    return api.api_url, changes
 
 
 def listing(issuer: str, audience: str, api_url: str, env: SetupEnv) -> dict[str, Any]:
@@ -171,7 +162,7 @@ def make(api: AdminApi, wanted: Mapping[str, Desired], changes: Sequence[Change]
             fix = body_limits(desired) if isinstance(exc, BodyRefused) and desired else exc.fix
             if not made:
                 raise AdminError(exc.problem, fix) if fix != exc.fix else exc from None
-            raise PartiallyApplied(f"{exc.problem}; {_made(made)}", fix) from None
+            raise PartiallyApplied(f"{exc.problem}; setup --apply had first {_tally(made)}", fix) from None
         made.append(change)
     interrupts.say_if_interrupted(_interrupted(made, None))
     return ended
@@ -218,11 +209,6 @@ def _interrupted(made: Sequence[Change], doing: Change | None) -> str:
     may be made too)."""
     doing_too = f"; {doing.action[:-1]}ing one more {doing.kind.replace('_', ' ')} was under way" if doing else ""
     return f"setup --apply had {_tally(made) or 'made no change'}{doing_too}; run it again to finish"
-
-
-def _made(made: Sequence[Change]) -> str:
-    """What a failure after other writes adds: how many of each were made (`setup --plan` lists them)."""
-    return f"setup --apply had first {_tally(made)}"
 
 
 def _tally(made: Sequence[Change]) -> str:
