@@ -101,15 +101,6 @@ def listing(issuer: str, audience: str, api_url: str, env: SetupEnv) -> dict[str
     return list_value(api.api_url, issuer, identities, found, complete)
 
 
-@contextmanager
-def _connect(audience: str, api_url: str, env: SetupEnv) -> Iterator[AdminApi]:
-    """The account's admin API, called with a token minted from the admin key, once every input passed."""
-    admin = admin_target(audience, api_url, env)
-    token = service_client.mint(admin.key, admin.api_url).token
-    with session(env.http) as client:
-        yield AdminApi(client, admin.api_url, token, admin.who, env.http.timeout, admin.key.account_id)
-
-
 def list_value(
     api_url: str,
     issuer: str,
@@ -243,13 +234,6 @@ def body_limits(desired: Desired) -> str:
 # -- inputs, refused before any request ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Target:
-    api_url: str
-    key: service_client.AccessKey
-    who: str  # the admin, as messages name it
-
-
 def desired_state(guide: Guide, roles: Sequence[str], resource: str, *, destroy: bool = False) -> Desired:
     if not roles and not destroy:
         raise QueryError("no role to grant; pass --role ROLE_ID (repeatable) with --plan and --apply")
@@ -284,8 +268,10 @@ def user_id_warning(guide: Guide) -> str | None:
     )
 
 
-def admin_target(audience: str, api_url: str, env: SetupEnv) -> Target:
-    """The API to call and the admin key to call it with; every refusal before any request."""
+@contextmanager
+def _connect(audience: str, api_url: str, env: SetupEnv) -> Iterator[AdminApi]:
+    """The account's admin API, called with a token minted from the admin key; every refusal of the
+    inputs before any request."""
     if api_url:
         parts = urlsplit(api_url)
         if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
@@ -307,7 +293,10 @@ def admin_target(audience: str, api_url: str, env: SetupEnv) -> Target:
             f"the admin key in ${key_env} is for account {quoted(key.account_id)}, but the audience names account "
             f"{quoted(named)}; export a key of a service client of account {quoted(named)}"
         )
-    return Target(url, key, f"service client {quoted(key.client_id)} (key from ${key_env})")
+    who = f"service client {quoted(key.client_id)} (key from ${key_env})"
+    token = service_client.mint(key, url).token
+    with session(env.http) as client:
+        yield AdminApi(client, url, token, who, env.http.timeout, key.account_id)
 
 
 def admin_key(raw: str | None, name: str) -> service_client.AccessKey:
