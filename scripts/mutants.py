@@ -242,8 +242,8 @@ MUTANTS = [
     ),
     M(
         "network.py",
-        'attempts = 1 if method == "POST" else attempts',
-        "attempts = attempts",
+        'attempts = 1 if method == "POST" else budget.attempts',
+        "attempts = budget.attempts",
         "POST retried",
         ("test_setup_apply.py",),
     ),
