@@ -50,6 +50,7 @@ def pip_target(requirement: str, target: Path) -> subprocess.CompletedProcess[st
     return subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False, env=env)
 
 
+@pytest.mark.slow  # pip clones and builds the package: 8 s
 def test_the_install_line_pinned_to_a_commit_installs_the_helper_from_a_copy_without_tags(
     copy: tuple[Path, str], tmp_path: Path
 ) -> None:
