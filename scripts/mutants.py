@@ -163,23 +163,23 @@ MUTANTS = [
         "URL passwords (a second layer: every message quotes URLs with their user info hidden)",
     ),
     M("errors.py", 'text = _USER_INFO.sub("://[redacted]@", text)', "pass", "user info echoed"),
-    # network.py, proxies.py: one deadline, bounded bodies, the run's proxies
+    # calls.py, network.py, proxies.py: one deadline, bounded bodies, the run's proxies
     M(
-        "network.py",
+        "calls.py",
         ".result(end, overdue, grace=0.0)",
         ".result(end + 30, overdue, grace=0.0)",
         "the call's deadline not enforced",
         ("test_network.py",),
     ),
     M(
-        "network.py",
+        "calls.py",
         "end = budget.deadline() if deadline is None else deadline",
         "end = budget.deadline()",
         "a caller's shared deadline ignored",
         ("test_network.py",),
     ),
     M(
-        "network.py",
+        "calls.py",
         'for c in (b"{", b"[", b",", b":")',
         'for c in (b"{", b"[")',
         "the JSON value limit counts containers only",

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from .calls import CallFailed, Wording, call_json
 from .errors import AuthressCheckFailed, QueryError, quoted
-from .network import Budget, CallFailed, Wording, call_json, session
+from .network import Budget, session
 from .settings import Http
 from .sources import SERVICE_CLIENT_KEY
 

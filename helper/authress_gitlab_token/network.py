@@ -1,30 +1,26 @@
-"""Every HTTP call of a run (the issuer's keys, the Authress check, `setup`'s admin API): `call_json`
-within a Budget gives an Answer, or CallFailed naming the URL, what happened and the caller's fix.
-
-Each socket wait is bounded by httpx's `timeout=`, the whole call (name resolution and every address
-included) by one deadline: it runs in a worker thread (background.py) the caller stops waiting for
-then. Bodies are capped at MAX_BODY_BYTES, raw and decoded (one `gzip`, in slices of CHUNK). Retries
-are bounded, with backoff and jitter, on connection errors, timeouts, 429 and 5xx (Retry-After within
-the deadline), never on a certificate that does not verify, and a POST gets one attempt. No redirects;
+"""HTTP for every call of a run (calls.py gives it its one shape): a Budget of attempts and timeout,
+the client, retries and the body. Each socket wait is bounded by httpx's `timeout=`, the whole call by
+one deadline that calls.py enforces (the request runs in a worker thread it stops waiting for then).
+Bodies are capped at MAX_BODY_BYTES, raw and decoded (one `gzip`, in slices of CHUNK). Retries are
+bounded, with backoff and jitter, on connection errors, timeouts, 429 and 5xx (Retry-After within the
+deadline), never on a certificate that does not verify, and a POST gets one attempt. No redirects;
 nothing read from the environment (trust_env off). httpx is imported only when a request is made."""
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import ssl
 import time
 import zlib
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from . import __version__, proxies
-from .background import Background
-from .errors import CertificatesMissing, HelperError, ProxyUnusable, quoted
+from .errors import CertificatesMissing, ProxyUnusable, quoted
 from .proxies import Proxies
 from .settings import Http
 
@@ -35,7 +31,6 @@ USER_AGENT = f"authress-gitlab-token/{__version__}"
 MAX_BODY_BYTES = 1024 * 1024  # discovery, JWKS and an account are a few KiB; refuse to keep more, decoded
 CHUNK = 64 * 1024  # the most one decompression step may produce
 BACKOFF_ALLOWANCE = 1.0  # seconds per attempt for the pause before the next one (backoff)
-MAX_JSON_VALUES = 10_000  # discovery, a JWKS or an account hold a few hundred at most
 CA_ADVICE = "if it uses a private CA, set SSL_CERT_FILE (or SSL_CERT_DIR) to a file holding that CA"
 # What a request was doing when the deadline came, from httpx's trace events (a public extension).
 PHASES = {
@@ -64,85 +59,6 @@ class Budget:
     def deadline(self) -> float:
         """The time.monotonic() by which an operation starting now must end."""
         return time.monotonic() + self.seconds
-
-
-class CallFailed(HelperError):
-    """A call that got no usable answer: `problem` names the URL and what happened, `fix` what to check."""
-
-
-@dataclass(frozen=True)
-class Wording:
-    """What to do when one caller's calls fail: call_json says what happened to which URL, these the fix."""
-
-    lead: str  # an unanswered call's problem, before its URL ("{method}" is filled in)
-    reach: str  # the fix when no answer came
-    not_ours: str  # the fix for an answer too large or not JSON: the server is not the one meant
-    url_fix: str = ""  # the fix for a URL that cannot be requested
-    url_fix_always: bool = False  # `url_fix` also follows the fix of a refusal that has its own
-    down: str = ""  # the fix when the last answer was 429 or 5xx ("": `reach`)
-    late: str = "no time was left"  # why there was not one attempt
-    posted: str = ""  # what an unanswered POST adds to its problem: the create may have been made
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    headers: Mapping[str, str]
-    json: Any  # the body's JSON when the status is one the caller accepts (None for an empty body)
-
-
-def call_json(
-    session: Session,
-    method: str,
-    url: str,
-    wording: Wording,
-    budget: Budget,
-    *,
-    accepted: Collection[int],
-    deadline: float | None = None,
-    payload: Any = None,
-    headers: Mapping[str, str] | None = None,
-) -> Answer:
-    """The request within `budget` (by `deadline` when the caller shares one between calls); the body
-    read as JSON when the status is `accepted`, any other status left for the caller to word. CallFailed
-    when no answer came, or one too large or not JSON, or a refusal no retry can change."""
-    end = budget.deadline() if deadline is None else deadline
-    progress = Progress()
-
-    def send() -> Response:
-        return _send(session, method, url, payload, headers or {}, budget, end, progress)
-
-    def overdue() -> Unanswered:
-        return Unanswered(f"timed out {progress.phase or 'before an answer came'}", progress.attempts)
-
-    try:
-        response = Background(send, "authress-gitlab-token request").result(end, overdue, grace=0.0)
-    except Unanswered as exc:
-        how = f"{exc.reason} after {exc.attempts} attempt(s)" if exc.attempts else wording.late
-        posted = wording.posted if method == "POST" and not exc.reason.startswith("HTTP 4") else ""
-        fix = wording.down if wording.down and exc.reason.startswith("HTTP") else wording.reach
-        raise CallFailed(f"{wording.lead.format(method=method)} {quoted(url)}: {how}{posted}", fix) from None
-    except TooLarge:
-        raise CallFailed(f"{quoted(url)} sent more than {MAX_BODY_BYTES} bytes", wording.not_ours) from None
-    except Refused as exc:  # a certificate that does not verify, a URL that cannot be fetched, a proxy's no
-        fix = "; ".join(filter(None, (exc.fix, wording.url_fix))) if wording.url_fix_always else exc.fix
-        raise CallFailed(exc.problem, fix or wording.url_fix) from None
-    if response.status not in accepted or not response.body:
-        return Answer(response.status, response.headers, None)
-    try:
-        return Answer(response.status, response.headers, parse_json(response.body))
-    except (ValueError, RecursionError):
-        raise CallFailed(
-            f"{quoted(url)} did not return JSON (or returned more than {MAX_JSON_VALUES} values)", wording.not_ours
-        ) from None
-
-
-def parse_json(body: bytes) -> Any:
-    """The JSON in `body`; ValueError also for more than MAX_JSON_VALUES values (counted from the
-    separators, strings included): parsed, 1 MiB of `[{},{},...]` would take 25 MiB."""
-    if sum(body.count(c) for c in (b"{", b"[", b",", b":")) > MAX_JSON_VALUES:
-        raise ValueError(f"more than {MAX_JSON_VALUES} JSON values")
-    return json.loads(body)
 
 
 @dataclass(frozen=True)
@@ -177,18 +93,15 @@ class Unanswered(Exception):
 
     def __init__(self, reason: str, attempts: int) -> None:
         super().__init__(reason, attempts)
-        self.reason = reason
-        self.attempts = attempts
+        self.reason, self.attempts = reason, attempts
 
 
 class Refused(Exception):
-    """An answer (or a URL) no retry can make usable: what is wrong, what to do (if anything), and
-    `message`, the whole one-line diagnosis."""
+    """An answer (or a URL) no retry can make usable: what is wrong, and what to do (if anything)."""
 
     def __init__(self, problem: str, fix: str = "") -> None:
         self.problem, self.fix = problem, fix
-        self.message = f"{problem}; {fix}" if fix else problem
-        super().__init__(self.message)
+        super().__init__(f"{problem}; {fix}" if fix else problem)
 
 
 class TooLarge(Exception):
@@ -242,8 +155,7 @@ def session(http: Http) -> Iterator[Session]:
 
 @dataclass(frozen=True)
 class Session:
-    """An open client and the proxies it was made with (for messages about a failure only a proxy can
-    cause)."""
+    """An open client and the proxies it was made with (for a failure only a proxy can cause)."""
 
     client: httpx.Client
     proxies: Proxies
@@ -258,7 +170,7 @@ def retry_after(value: str | None) -> float:
     return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
 
 
-def _send(
+def send(
     session: Session,
     method: str,
     url: str,
@@ -268,9 +180,8 @@ def _send(
     deadline: float,
     progress: Progress,
 ) -> Response:
-    """The first answer that is not 429 or 5xx; Unanswered when none came within the budget's attempts
-    and `deadline` (time.monotonic()); Refused or TooLarge for what no retry can fix. A POST gets one
-    attempt (a retried create could make two); GET and PUT, which replaces, are retried."""
+    """The first answer that is not 429 or 5xx within the budget and `deadline`, else Unanswered; Refused
+    or TooLarge for what no retry fixes. A POST gets one attempt: a retried create could make two."""
     attempts = 1 if method == "POST" else budget.attempts
     last = "no time was left"
     while progress.attempts < attempts and (remaining := deadline - time.monotonic()) > 0:

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from authress_gitlab_token.calls import Answer
 from authress_gitlab_token.cli import setup_list
-from authress_gitlab_token.network import Answer
 from authress_gitlab_token.setup import admin_api
 from authress_gitlab_token.setup.account import list_value, record_id
 from authress_gitlab_token.setup.guide import build_all

@@ -12,8 +12,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..background import Background
+from ..calls import CallFailed, Wording, call_json
 from ..errors import KeyFetchFailed, VerificationFailed, listed, quoted
-from ..network import Budget, CallFailed, Session, Wording, call_json, session
+from ..network import Budget, Session, session
 from ..settings import DEFAULT_HTTP, Http, Settings
 from .cache import KeyCache, KeySet, max_age
 from .policy import valid_keys

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from ..calls import CallFailed, Wording, call_json
 from ..errors import HelperError, quoted
-from ..network import Budget, CallFailed, Session, Wording, call_json
+from ..network import Budget, Session
 from . import shapes
 
 ATTEMPTS = 3  # reads and PUT; a POST is sent once (network.py)
