@@ -25,6 +25,8 @@ T = TypeVar("T")
 PERSONAL_CLAIMS = ("user_email",)  # job logs are public on public projects
 HIDDEN = "[hidden; --show-personal shows it]"
 KINDS = {sources.GITLAB_ID_TOKEN: "a GitLab ID token", sources.SERVICE_CLIENT_KEY: "an Authress service-client key"}
+PLACEHOLDER_AUDIENCE = "https://ACCOUNT_ID.api.authress.io"
+FIRST_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "nbf")
 
 
 @dataclass(frozen=True)
@@ -128,10 +130,6 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-PLACEHOLDER_AUDIENCE = "https://ACCOUNT_ID.api.authress.io"
-FIRST_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "nbf")
-
-
 class _Steps:
     """Collects steps; `run` records a pass, or the error's problem and fix as a failure."""
 
@@ -203,12 +201,9 @@ def _claims(credential: sources.Credential) -> dict[str, Any]:
     if credential.kind == sources.SERVICE_CLIENT_KEY:
         client_id, key_id, account_id, _ = credential.value.split(".")
         return {"client_id": client_id, "key_id": key_id, "account_id": account_id}
-    import jwt
+    from .verify import unverified_claims
 
-    try:
-        claims: dict[str, Any] = jwt.decode(credential.value, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        return {}
+    claims = unverified_claims(credential.value)
     ordered = {k: claims[k] for k in FIRST_CLAIMS if k in claims}
     ordered.update(sorted((k, v) for k, v in claims.items() if k not in ordered))
     return ordered

@@ -38,12 +38,6 @@ def fit(text: str, limit: int) -> str:
     return text
 
 
-def listed(values: list[object], first: int = 2, limit: int = 48) -> str:
-    """Values from a document someone else controls, for one line: the first few, then how many more."""
-    shown = ", ".join(quoted(v, limit) for v in values[:first])
-    return shown + (f" and {len(values) - first} more" if len(values) > first else "")
-
-
 def json_type(value: object) -> str:
     """The JSON type of a parsed value ("object", "array", ...), for a message about it."""
     names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}

@@ -98,14 +98,14 @@ def validate(value: Any, schema: dict[str, Any], what: str = "query key") -> Non
 
 
 def describe(error: Any, schema: dict[str, Any], what: str) -> str:
-    known = ", ".join(sorted(schema.get("properties", {})))
+    properties = schema.get("properties", {})
     path = list(error.absolute_path)
-    key = quoted(path[0]) if path else ""
-    where = f"{what} {key}" if key else "the query"
+    where = f"{what} {quoted(path[0])}" if path else "the query"
+    desc = properties.get(path[0], {}).get("description", "") if path else ""
     kind = error.validator
     if kind == "additionalProperties" and not path:
-        extra = sorted(set(error.instance) - set(schema.get("properties", {})))
-        return f"unknown {what} {quoted(extra[0])}; known keys: {known}"
+        extra = sorted(set(error.instance) - set(properties))
+        return f"unknown {what} {quoted(extra[0])}; known keys: {', '.join(sorted(properties))}"
     if kind == "required":
         missing = [k for k in schema.get("required", []) if k not in error.instance]
         return f"{what} {quoted(missing[0])} is required; set it in the data source's query"
@@ -114,7 +114,6 @@ def describe(error: Any, schema: dict[str, Any], what: str) -> str:
     if kind == "minLength" and error.instance:
         return f"{where} is {quoted(error.instance)}, shorter than {error.validator_value} characters"
     if kind == "minLength":
-        desc = schema.get("properties", {}).get(path[0], {}).get("description", "") if path else ""
         if desc.startswith("Required."):  # no default to fall back to
             return f"{where} is empty; set it to a value (it has no default)"
         return f"{where} is empty; leave it out (null in Terraform) to use the default"
@@ -123,7 +122,6 @@ def describe(error: Any, schema: dict[str, Any], what: str) -> str:
     if kind == "enum":
         return f"{where} is {quoted(error.instance)}, expected one of {', '.join(map(quoted, error.validator_value))}"
     if kind == "pattern":
-        desc = schema.get("properties", {}).get(path[0], {}).get("description", "") if path else ""
         expected = desc.split(". ")[0].split("; ")[0].rstrip(".")  # its first clause: the line stays short
         return f"{where} is {quoted(error.instance, 80)}, which is not allowed; expected: {expected}"
     return f"{where} is not allowed: {error.message[:200]}"

@@ -173,8 +173,7 @@ def _decode(token: str, key: Any, settings: Settings, now: float) -> dict[str, A
             "the token was altered or not issued by this issuer",
         ) from None
     except jwt.PyJWTError as exc:
-        unverified = _unverified(token)
-        raise _claim_problem(exc, unverified, settings, now) from None
+        raise _claim_problem(exc, unverified_claims(token), settings, now) from None
 
 
 def time_claim_problem(claims: Mapping[str, Any]) -> VerificationFailed | None:
@@ -228,8 +227,8 @@ def _claim_problem(exc: jwt.PyJWTError, claims: dict[str, Any], settings: Settin
     return VerificationFailed(f"token refused: {_reason(exc)}")
 
 
-def _unverified(token: str) -> dict[str, Any]:
-    """Claims for an error message only, after verification already failed."""
+def unverified_claims(token: str) -> dict[str, Any]:
+    """The claims as the token states them, for a message or doctor's table only ({} if unreadable)."""
     try:
         claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
         return claims

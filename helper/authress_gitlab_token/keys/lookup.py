@@ -13,7 +13,7 @@ from typing import Any
 
 from ..background import Background
 from ..calls import CallFailed, Wording, call_json
-from ..errors import KeyFetchFailed, VerificationFailed, listed, quoted
+from ..errors import KeyFetchFailed, VerificationFailed, quoted
 from ..network import Budget, Session, session
 from ..settings import DEFAULT_HTTP, Http, Settings
 from .cache import KeyCache, KeySet, max_age
@@ -178,7 +178,8 @@ class IssuerKeys:
         )
 
     def _unknown(self, kid: str, keyset: KeySet, now: float) -> VerificationFailed:
-        known = listed([k.get("kid") for k in keyset.keys])  # the issuer's list, cut
+        kids = [k.get("kid") for k in keyset.keys]  # the issuer's list: the first two, then how many more
+        known = ", ".join(quoted(k, 48) for k in kids[:2]) + (f" and {len(kids) - 2} more" if len(kids) > 2 else "")
         return VerificationFailed(
             f"token kid {quoted(kid, 48)} is not among the keys of issuer {quoted(self.issuer, 60)} "
             f"(known: {known}, fetched {int(now - keyset.fetched_at)} s ago)",
@@ -194,12 +195,8 @@ def fetch_keyset(
     GitLab's JWKS is asked for at its usual place at the same time as discovery, which saves a round
     trip; that answer is used only when discovery names exactly that URL, else the named one is fetched.
     `client`: a network.session the caller opened, else one is opened here (with `http`)."""
-
-    timeout = http.timeout
-    if deadline is None:
-        deadline = time.monotonic() + fetch_bound(timeout)
-    end = deadline
-    usual_uri = issuer + USUAL_JWKS_PATH
+    timeout, usual_uri = http.timeout, issuer + USUAL_JWKS_PATH
+    end = time.monotonic() + fetch_bound(timeout) if deadline is None else deadline
     # Used for the usual URL too: its answer counts only once discovery has named it.
     misconfigured = f"the discovery document of {quoted(issuer)} names it as jwks_uri: the issuer is misconfigured"
     with contextlib.ExitStack() as stack:
@@ -209,13 +206,13 @@ def fetch_keyset(
             lambda: _get_json(client, usual_uri, timeout, end, misconfigured), "authress-gitlab-token jwks"
         )
         try:
-            jwks_uri = _discover(client, issuer, timeout, deadline)
+            jwks_uri = _discover(client, issuer, timeout, end)
             if jwks_uri == usual_uri:
-                jwks, headers = usual.result(deadline, lambda: _overdue(usual_uri))
+                jwks, headers = usual.result(end, lambda: _overdue(usual_uri))
             else:
-                jwks, headers = _get_json(client, jwks_uri, timeout, deadline, misconfigured)
+                jwks, headers = _get_json(client, jwks_uri, timeout, end, misconfigured)
         finally:
-            usual.wait(deadline)  # its request ends (by the deadline) before the client closes
+            usual.wait(end)  # its request ends (by the deadline) before the client closes
     keys = valid_keys(jwks)
     if keys is None:
         raise KeyFetchFailed(
