@@ -187,8 +187,8 @@ MUTANTS = [
     ),
     M(
         "network.py",
-        "min(budget.timeout, remaining), headers",
-        "budget.timeout, headers",
+        "min(timeout, remaining), headers",
+        "timeout, headers",
         "attempt not cut to deadline (equivalent while the worker's deadline holds)",
     ),
     M(
@@ -242,8 +242,8 @@ MUTANTS = [
     ),
     M(
         "network.py",
-        'attempts = 1 if method == "POST" else budget.attempts',
-        "attempts = budget.attempts",
+        'attempts = 1 if method == "POST" else attempts',
+        "attempts = attempts",
         "POST retried",
         ("test_setup_apply.py",),
     ),

@@ -35,7 +35,7 @@ def from_gitlab(credential: sources.Credential, settings: Settings, now: float |
     from . import verify
     from .outcome import gitlab_outcome
 
-    claims = verify.verify(credential.value, settings, issuer_keys, now)
+    claims = verify.verify(credential.value, settings, issuer_keys.jwk, now)
     return gitlab_outcome(credential.value, claims, settings, time.time() if now is None else now)
 
 

@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from .calls import CallFailed, Wording, call_json
+from .calls import Budget, CallFailed, Wording, call_json
 from .errors import AuthressCheckFailed, QueryError, quoted
-from .network import Budget, session
 from .settings import Http
 from .sources import SERVICE_CLIENT_KEY
 
@@ -154,10 +153,12 @@ def _untrusted(caller: Caller, account_id: str) -> tuple[str, str]:
 
 def _get(url: str, token: str, http: Http) -> tuple[int, Any]:
     """One GET (retried within its budget); the status and, for an accepted one, the JSON body if any."""
+    from . import network
+
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     try:
         # No redirects (network.py): the Bearer token goes to the configured API URL and nowhere else.
-        with session(http) as client:
+        with network.session(http) as client:
             budget = Budget(ATTEMPTS, http.timeout)
             answer = call_json(client, "GET", url, WORDING, budget, accepted=OK, headers=headers)
     except CallFailed as exc:

@@ -1,20 +1,79 @@
 """The one shape of every call (the key fetch, the Authress check, the admin API): `call_json` within a
 Budget gives an Answer, or CallFailed naming the URL and what happened, with the caller's fix (its
-Wording). The request runs in a worker thread the caller stops waiting for at the deadline: the one
-mechanism that bounds name resolution, dead addresses, TLS and a trickled body alike."""
+Wording). The request runs in a worker thread (Background) the caller stops waiting for at the
+deadline: the one mechanism that bounds name resolution, dead addresses, TLS and a trickled body
+alike; a cold run's key fetch overlaps its imports the same way (keys/lookup.py). httpx and
+network.py are imported only when a call is made: a warm run imports this module and makes none."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+import math
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from .background import Background
 from .errors import HelperError, quoted
-from .network import MAX_BODY_BYTES, Budget, Progress, Refused, Response, Session, TooLarge, Unanswered, send
 
+if TYPE_CHECKING:
+    from .network import Session
+
+BACKOFF_ALLOWANCE = 1.0  # seconds per attempt for the pause before the next one (network.send's backoff)
 MAX_JSON_VALUES = 10_000  # discovery, a JWKS or an account hold a few hundred at most
+GRACE = 1.0  # seconds past the deadline for a job whose own requests end by the deadline
+T = TypeVar("T")
+
+
+class Background(Generic[T]):
+    """`work()` in a daemon thread. Its value or exception is kept for the caller, never printed: a
+    traceback on stderr could carry what the thread saw, and every failure must reach the main path."""
+
+    def __init__(self, work: Callable[[], T], name: str) -> None:
+        self._done = threading.Event()
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._run, args=(work,), name=name, daemon=True).start()
+
+    def _run(self, work: Callable[[], T]) -> None:
+        try:
+            self._value = work()
+        except BaseException as exc:  # noqa: BLE001 -- handed to the caller, who raises it
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def wait(self, deadline: float, grace: float = GRACE) -> bool:
+        """Whether the work has ended, waiting for it until `deadline` (time.monotonic()) and `grace`."""
+        return self._done.wait(max(0.0, deadline + grace - time.monotonic()))
+
+    def result(self, deadline: float, overdue: Callable[[], BaseException], grace: float = GRACE) -> T:
+        """The work's value; its exception raised here; `overdue()` raised when it outlasts the deadline."""
+        if not self.wait(deadline, grace):
+            raise overdue()
+        if self._error is not None:
+            raise self._error
+        return cast(T, self._value)  # set: the work returned
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What one operation may spend: `attempts` tries, each socket wait at most `timeout`, and one
+    deadline over all of it."""
+
+    attempts: int
+    timeout: float
+    cap: float = math.inf  # the most the operation may take, whatever the timeout
+
+    @property
+    def seconds(self) -> float:
+        """attempts x (timeout + the backoff allowance), at most `cap`."""
+        return min(self.attempts * (self.timeout + BACKOFF_ALLOWANCE), self.cap)
+
+    def deadline(self) -> float:
+        """The time.monotonic() by which an operation starting now must end."""
+        return time.monotonic() + self.seconds
 
 
 class CallFailed(HelperError):
@@ -57,25 +116,28 @@ def call_json(
     """The request within `budget` (by `deadline` when the caller shares one between calls); the body
     read as JSON when the status is `accepted`, any other status left for the caller to word. CallFailed
     when no answer came, or one too large or not JSON, or a refusal no retry can change."""
+    from . import network
+
     end = budget.deadline() if deadline is None else deadline
-    progress = Progress()
+    progress = network.Progress()
 
-    def request() -> Response:
-        return send(session, method, url, payload, headers or {}, budget, end, progress)
+    def request() -> network.Response:
+        args = (payload, headers or {}, budget.timeout, budget.attempts, end, progress)
+        return network.send(session, method, url, *args)
 
-    def overdue() -> Unanswered:
-        return Unanswered(f"timed out {progress.phase or 'before an answer came'}", progress.attempts)
+    def overdue() -> network.Unanswered:
+        return network.Unanswered(f"timed out {progress.phase or 'before an answer came'}", progress.attempts)
 
     try:
         response = Background(request, "authress-gitlab-token request").result(end, overdue, grace=0.0)
-    except Unanswered as exc:
+    except network.Unanswered as exc:
         how = f"{exc.reason} after {exc.attempts} attempt(s)" if exc.attempts else wording.late
         posted = wording.posted if method == "POST" and not exc.reason.startswith("HTTP 4") else ""
         fix = wording.down if wording.down and exc.reason.startswith("HTTP") else wording.reach
         raise CallFailed(f"{wording.lead.format(method=method)} {quoted(url)}: {how}{posted}", fix) from None
-    except TooLarge:
-        raise CallFailed(f"{quoted(url)} sent more than {MAX_BODY_BYTES} bytes", wording.not_ours) from None
-    except Refused as exc:  # a certificate that does not verify, a URL that cannot be fetched, a proxy's no
+    except network.TooLarge:
+        raise CallFailed(f"{quoted(url)} sent more than {network.MAX_BODY_BYTES} bytes", wording.not_ours) from None
+    except network.Refused as exc:  # a certificate that does not verify, a URL that cannot be fetched, a proxy's no
         fix = "; ".join(filter(None, (exc.fix, wording.url_fix))) if wording.url_fix_always else exc.fix
         raise CallFailed(exc.problem, fix or wording.url_fix) from None
     if response.status not in accepted or not response.body:

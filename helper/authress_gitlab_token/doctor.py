@@ -271,7 +271,7 @@ def _verified(credential: sources.Credential, settings: Settings, fixed: float |
     from .verify import Verification, checks
 
     steps.add("key cache", "pass" if settings.cache_dir else "warn", settings.cache_where, settings.cache_fix)
-    verification = Verification(credential.value, settings, IssuerKeys.of(settings), fixed)
+    verification = Verification(credential.value, settings, IssuerKeys.of(settings).jwk, fixed)
     for check in checks(settings):
         try:
             steps.add(check.name, "pass", check.run(verification))

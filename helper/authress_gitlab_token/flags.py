@@ -15,10 +15,6 @@ from .settings import DEFAULT_TOKEN_ENV
 
 PROG = "authress-gitlab-token"
 ENV_NAME = DEFAULT_TOKEN_ENV  # the variable the Authress Terraform provider reads
-# A flag some other command has, and what this one calls that concept instead.
-_ELSEWHERE = {
-    "setup": {"--ref": "--branch or --tag", "--ref-type": "--branch or --tag"},
-}
 
 
 class OneLineErrors(argparse.ArgumentParser):
@@ -54,9 +50,8 @@ def unknown(given: str, command: str, sub: argparse.ArgumentParser) -> str:
     flag = given.split("=", 1)[0]
     known = sorted(o for a in sub._actions for o in a.option_strings if o.startswith("--"))
     what = f"{command} has no flag {quoted(flag)}"
-    instead = _ELSEWHERE.get(command, {}).get(flag)
-    if instead:
-        return f"{what}; use {instead} (setup names a ref exactly; --ref binds a glob in env and doctor)"
+    if command == "setup" and flag in ("--ref", "--ref-type"):  # the flags env and doctor have for it
+        return f"{what}; use --branch or --tag (setup names a ref exactly; --ref binds a glob in env and doctor)"
     prefixed = [o for o in known if o.startswith(flag)]
     if prefixed:
         return f"{what} (flags are never abbreviated); did you mean {quoted(prefixed[0])}?"

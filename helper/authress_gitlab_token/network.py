@@ -1,10 +1,10 @@
-"""HTTP for every call of a run (calls.py gives it its one shape): a Budget of attempts and timeout,
-the client, retries and the body. Each socket wait is bounded by httpx's `timeout=`, the whole call by
-one deadline that calls.py enforces (the request runs in a worker thread it stops waiting for then).
-Bodies are capped at MAX_BODY_BYTES, raw and decoded (one `gzip`, in slices of CHUNK). Retries are
-bounded, with backoff and jitter, on connection errors, timeouts, 429 and 5xx (Retry-After within the
-deadline), never on a certificate that does not verify, and a POST gets one attempt. No redirects;
-nothing read from the environment (trust_env off). httpx is imported only when a request is made."""
+"""HTTP for every call of a run (calls.py gives it its one shape), imported only when a call is made.
+Each socket wait is bounded by httpx's `timeout=`, the whole call by one deadline that calls.py
+enforces (the request runs in a worker thread it stops waiting for then). Bodies are capped at
+MAX_BODY_BYTES, raw and decoded (one `gzip`, in slices of CHUNK). Retries are bounded, with backoff
+and jitter, on connection errors, timeouts, 429 and 5xx (Retry-After within the deadline), never on a
+certificate that does not verify, and a POST gets one attempt. No redirects; nothing read from the
+environment (trust_env off): the CA and proxies come from the run's settings."""
 
 from __future__ import annotations
 
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 USER_AGENT = f"authress-gitlab-token/{__version__}"
 MAX_BODY_BYTES = 1024 * 1024  # discovery, JWKS and an account are a few KiB; refuse to keep more, decoded
 CHUNK = 64 * 1024  # the most one decompression step may produce
-BACKOFF_ALLOWANCE = 1.0  # seconds per attempt for the pause before the next one (backoff)
 CA_ADVICE = "if it uses a private CA, set SSL_CERT_FILE (or SSL_CERT_DIR) to a file holding that CA"
 # What a request was doing when the deadline came, from httpx's trace events (a public extension).
 PHASES = {
@@ -40,25 +39,6 @@ PHASES = {
     "http11.receive_response_headers.started": "waiting for {host} to answer",
     "http11.receive_response_body.started": "reading the answer of {host}",
 }
-
-
-@dataclass(frozen=True)
-class Budget:
-    """What one operation may spend: `attempts` tries, each socket wait at most `timeout`, and one
-    deadline over all of it."""
-
-    attempts: int
-    timeout: float
-    cap: float = math.inf  # the most the operation may take, whatever the timeout
-
-    @property
-    def seconds(self) -> float:
-        """attempts x (timeout + the backoff allowance), at most `cap`."""
-        return min(self.attempts * (self.timeout + BACKOFF_ALLOWANCE), self.cap)
-
-    def deadline(self) -> float:
-        """The time.monotonic() by which an operation starting now must end."""
-        return time.monotonic() + self.seconds
 
 
 @dataclass(frozen=True)
@@ -176,18 +156,19 @@ def send(
     url: str,
     payload: Any,
     headers: Mapping[str, str],
-    budget: Budget,
+    timeout: float,
+    attempts: int,
     deadline: float,
     progress: Progress,
 ) -> Response:
-    """The first answer that is not 429 or 5xx within the budget and `deadline`, else Unanswered; Refused
+    """The first answer that is not 429 or 5xx within `attempts` and `deadline`, else Unanswered; Refused
     or TooLarge for what no retry fixes. A POST gets one attempt: a retried create could make two."""
-    attempts = 1 if method == "POST" else budget.attempts
+    attempts = 1 if method == "POST" else attempts
     last = "no time was left"
     while progress.attempts < attempts and (remaining := deadline - time.monotonic()) > 0:
         progress.attempts += 1
         try:
-            return _once(session, method, url, min(budget.timeout, remaining), headers, payload, progress)
+            return _once(session, method, url, min(timeout, remaining), headers, payload, progress)
         except _Retry as exc:
             last, wait = exc.args[0], retry_after(exc.args[1] if len(exc.args) > 1 else None)
         pause = max(wait, 0.2 * 2 ** (progress.attempts - 1) + random.uniform(0, 0.2))

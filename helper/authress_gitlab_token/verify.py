@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache, partial
-from typing import Any, Protocol
+from typing import Any
 
 import jwt
 
@@ -23,11 +23,8 @@ from .settings import BoundClaim, Settings
 PINNED_ALGORITHMS = ("RS256",)
 REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat")
 TIME_CLAIMS = ("exp", "iat", "nbf")
+FindKey = Callable[[str], Mapping[str, Any]]  # the issuer's key for a kid (IssuerKeys.jwk)
 LAST_DATE = 253402300799  # 9999-12-31T23:59:59Z: the last second a date can be shown for
-
-
-class KeySource(Protocol):
-    def jwk(self, kid: str) -> Mapping[str, Any]: ...
 
 
 @dataclass
@@ -36,7 +33,7 @@ class Verification:
 
     token: str = field(repr=False)
     settings: Settings
-    keys: KeySource
+    jwk: FindKey
     now: float | None = None  # None: the clock, read once the keys are found (a fetch can take seconds)
     key: Any = None
     claims: dict[str, Any] = field(default_factory=dict)
@@ -61,9 +58,9 @@ def checks(settings: Settings) -> list[Check]:
     ]
 
 
-def verify(token: str, settings: Settings, keys: KeySource, now: float | None = None) -> dict[str, Any]:
+def verify(token: str, settings: Settings, jwk: FindKey, now: float | None = None) -> dict[str, Any]:
     """The token's claims, once every check has passed; otherwise the error of the first that failed."""
-    verification = Verification(token, settings, keys, now)
+    verification = Verification(token, settings, jwk, now)
     for check in checks(settings):
         check.run(verification)
     return verification.claims
@@ -71,7 +68,7 @@ def verify(token: str, settings: Settings, keys: KeySource, now: float | None = 
 
 def _issuer_keys(v: Verification) -> str:
     header = _header(v.token)
-    v.key = public_key(v.keys.jwk(header["kid"]), header["kid"])
+    v.key = public_key(v.jwk(header["kid"]), header["kid"])
     return f"key {quoted(header['kid'], 60)} from {quoted(v.settings.issuer)}"
 
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from authress_gitlab_token.background import GRACE, Background
+from authress_gitlab_token.calls import GRACE, Background
 from authress_gitlab_token.errors import KeyFetchFailed
 from tests.fixtures.helper import AUDIENCE, Helper, query
 from tests.fixtures.issuer import DISCOVERY_PATH, JWKS_PATH, LocalIssuer, Reply

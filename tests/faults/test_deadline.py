@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 
 from authress_gitlab_token import authress, network
-from authress_gitlab_token.calls import CallFailed, Wording, call_json
+from authress_gitlab_token.calls import Budget, CallFailed, Wording, call_json
 from authress_gitlab_token.keys.lookup import fetch_bound
-from authress_gitlab_token.network import Budget
 from authress_gitlab_token.settings import Http
 from authress_gitlab_token.setup import admin_api
 from tests.fixtures.ca import LocalCA

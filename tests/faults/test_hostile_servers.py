@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from authress_gitlab_token import authress
+from authress_gitlab_token.calls import Budget
 from authress_gitlab_token.keys.lookup import fetch_bound
-from authress_gitlab_token.network import Budget
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.helper import ACCOUNT_ID, AUDIENCE, STARTUP, Helper, Run, query
 from tests.fixtures.hostile import answer, gzip_bomb, running_hostile, trickled_headers, trickling_issuer

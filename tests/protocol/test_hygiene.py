@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -121,9 +122,12 @@ def test_messages_about_a_spoilt_token_never_hold_it(token: str, signing_key: Si
     settings = from_query({"audience": AUDIENCE, "issuer": issuer, "project_path": PROJECT}, {})
     good = mint(signing_key, gitlab_claims(issuer, AUDIENCE))
     header, payload, signature = good.split(".")
-    keys = type("Keys", (), {"jwk": lambda self, kid: signing_key.public_jwk()})()
+
+    def jwk(kid: str) -> dict[str, Any]:
+        return signing_key.public_jwk()
+
     for spoilt, call in [
-        (f"{header}.{payload}.{signature[:-6]}AAAAAA", lambda t: verify.verify(t, settings, keys)),
+        (f"{header}.{payload}.{signature[:-6]}AAAAAA", lambda t: verify.verify(t, settings, jwk)),
         (f"{header}.{payload}.{signature[:9]}\t{signature[9:]}", lambda t: find_credential({"K": t}, "K", AUDIENCE)),
         (f"{header}.{payload}.{signature[:9]}!{signature[9:]}", lambda t: find_credential({"K": t}, "K", AUDIENCE)),
     ]:

@@ -37,10 +37,13 @@ def test_verify_applies_the_minimum_at_its_clock(signing_key: SigningKey) -> Non
     settings = from_query(
         {"audience": AUDIENCE, "issuer": ISSUER, "project_path": PROJECT, "min_validity_seconds": "600"}, {}
     )
-    keys: Any = type("Keys", (), {"jwk": lambda self, kid: signing_key.public_jwk()})()
-    assert verify(token, settings, keys, now=now)["exp"] == now + 600
+
+    def jwk(kid: str) -> dict[str, Any]:
+        return signing_key.public_jwk()
+
+    assert verify(token, settings, jwk, now=now)["exp"] == now + 600
     with pytest.raises(VerificationFailed, match="expires in 599 s"):
-        verify(token, settings, keys, now=now + 1)
+        verify(token, settings, jwk, now=now + 1)
 
 
 def test_the_cli_refuses_a_token_short_of_the_minimum_and_takes_one_with_room(

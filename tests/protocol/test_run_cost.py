@@ -37,6 +37,8 @@ def test_terraforms_call_with_cached_keys_loads_no_http_client_and_no_parser(
     assert "authress_gitlab_token.verify" in modules
     assert "jsonschema" not in modules, "an accepted query is judged by the standard library alone"
     assert not {m for m in modules if m.split(".")[0] in ("httpx", "httpcore", "h11")}
+    # Our own HTTP layer too (network.py and its proxies: about 5 ms of a warm run's import).
+    assert not {"authress_gitlab_token.network", "authress_gitlab_token.proxies"} & modules
     assert "argparse" not in modules, "Terraform's `external` call should not build the argument parser"
     assert len(issuer.requests) == 2
 

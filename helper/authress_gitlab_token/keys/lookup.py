@@ -9,15 +9,16 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..background import Background
-from ..calls import CallFailed, Wording, call_json
+from ..calls import Background, Budget, CallFailed, Wording, call_json
 from ..errors import KeyFetchFailed, VerificationFailed, quoted
-from ..network import Budget, Session, session
 from ..settings import DEFAULT_HTTP, Http, Settings
 from .cache import KeyCache, KeySet, max_age
 from .policy import valid_keys
+
+if TYPE_CHECKING:
+    from ..network import Session
 
 ATTEMPTS = 4  # per URL; retried on connection errors, timeouts, 429 and 5xx
 USUAL_JWKS_PATH = "/oauth/discovery/keys"  # where GitLab serves its JWKS; trusted only once discovery says so
@@ -103,7 +104,9 @@ class IssuerKeys:
             # httpx is imported and the client made here, before the thread starts, so the thread sends at
             # once instead of sharing the GIL with the main thread's imports.
             with contextlib.suppress(Exception):  # the job meets it again, and the lookup reports it
-                client = held.enter_context(session(self._http))
+                from .. import network
+
+                client = held.enter_context(network.session(self._http))
         previous = self._cached
         self._job = Background(lambda: self._run(held, locked, client, previous), "authress-gitlab-token keys")
 
@@ -195,13 +198,15 @@ def fetch_keyset(
     GitLab's JWKS is asked for at its usual place at the same time as discovery, which saves a round
     trip; that answer is used only when discovery names exactly that URL, else the named one is fetched.
     `client`: a network.session the caller opened, else one is opened here (with `http`)."""
+    from .. import network  # only a cold run pays for httpx
+
     timeout, usual_uri = http.timeout, issuer + USUAL_JWKS_PATH
     end = time.monotonic() + fetch_bound(timeout) if deadline is None else deadline
     # Used for the usual URL too: its answer counts only once discovery has named it.
     misconfigured = f"the discovery document of {quoted(issuer)} names it as jwks_uri: the issuer is misconfigured"
     with contextlib.ExitStack() as stack:
         if client is None:
-            client = stack.enter_context(session(http))
+            client = stack.enter_context(network.session(http))
         usual = Background(
             lambda: _get_json(client, usual_uri, timeout, end, misconfigured), "authress-gitlab-token jwks"
         )

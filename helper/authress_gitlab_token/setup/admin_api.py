@@ -7,13 +7,15 @@ names the fix; no message holds the admin key or the token minted from it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from ..calls import CallFailed, Wording, call_json
+from ..calls import Budget, CallFailed, Wording, call_json
 from ..errors import HelperError, quoted
-from ..network import Budget, Session
 from . import shapes
+
+if TYPE_CHECKING:
+    from ..network import Session
 
 ATTEMPTS = 3  # reads and PUT; a POST is sent once (network.py)
 WORDING = Wording(
