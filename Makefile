@@ -45,7 +45,7 @@ e2e-tools:
 # Three workers (most tests wait on servers, Terraform or gitlab-ci-local, not on the 2 cores), each test file
 # on one: its servers and Terraform working directories stay together.
 test: lint e2e-tools
-	$(BIN)/python -m pytest -n 3 --dist loadfile
+	$(BIN)/python -m pytest -n 3 --dist loadfile --no-loadscope-reorder
 
 # The fast loop to run after every change: lint, types and every test that is neither slow (stress loops,
 # real deadlines), nor builds the distributions, nor runs Terraform or a CI engine (docs/testing.md).

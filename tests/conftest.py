@@ -14,6 +14,15 @@ from tests.fixtures.helper import ACCOUNT_ID, AUDIENCE, RUNS, Helper, InProcess,
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import SigningKey, gitlab_claims, mint
 
+# The longest files, minutes of one worker's time each (docs/testing.md): `make test` starts them first.
+LONGEST = ("tests/docs/test_dist.py", "tests/e2e/test_component_pipelines.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """LONGEST first, each file whole and in its own order: `make test` hands whole files to its workers
+    in this order (--no-loadscope-reorder), so neither is left to start last and end the run late."""
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in LONGEST)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def no_token_leaks() -> Iterator[None]:
