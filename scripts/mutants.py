@@ -267,7 +267,7 @@ MUTANTS = [
     ),
     M("setup/plan.py", "head if len(head) <= room else", "head if len(head) < room else", "record name off by one"),
     M("setup/account.py", "if named and named != key.account_id:", "if False:", "admin key of another account"),
-    M("setup/account.py", "if not resource_uri_valid(resource):", "if not resource:", "resource unchecked"),
+    M("setup/plan.py", "if not resource_uri_valid(resource):", "if not resource:", "resource unchecked"),
     M("flags.py", "allow_abbrev=False,", "allow_abbrev=True,", "abbreviated flags taken"),
 ]
 

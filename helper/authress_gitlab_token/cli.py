@@ -126,6 +126,7 @@ def cmd_setup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 def setup_changes(args: argparse.Namespace, guides: list[setup_guide.Guide], env: SetupEnv) -> int:
     from .setup import account
+    from .setup.plan import user_id_warning
 
     request = account.Request(
         tuple(args.role or ()),
@@ -136,7 +137,7 @@ def setup_changes(args: argparse.Namespace, guides: list[setup_guide.Guide], env
         allow_missing_roles=args.allow_missing_roles,
     )
     for guide in guides:
-        problem = account.user_id_warning(guide)
+        problem = user_id_warning(guide)
         if problem:
             warn(problem)
     api_url, changes = account.run(guides, request, env)

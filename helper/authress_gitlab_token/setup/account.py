@@ -1,10 +1,9 @@
 """`setup --plan` / `--apply` / `--destroy` / `--list`: the trusted identity and each pipeline's access
-record, read from the account, planned (setup/plan.py) and made so. Inputs are refused before any
-request; a role the account lacks is named before anything is written."""
+record, read from the account, planned (setup/plan.py, which also judges the inputs, before any
+request) and made so; a role the account lacks is named before anything is written."""
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -19,14 +18,13 @@ from ..network import session
 from .admin_api import AdminApi, AdminError, BodyRefused, Conflict
 from .guide import Guide
 from .plan import (
-    DESCRIPTION_MAX,
-    NAME_MAX,
     NOT_OURS,
     RECORD_ID_PREFIX,
     TOOL,
-    USER_ID_MAX,
     Change,
     Desired,
+    body_limits,
+    desired_state,
     destroy_change,
     identity_change,
     ours,
@@ -34,15 +32,11 @@ from .plan import (
     record_id,
     summary,
 )
-from .resource_uri import resource_uri_valid
 
 if TYPE_CHECKING:
     from ..settings import SetupEnv
 
 __all__ = ["record_id"]  # tests derive the IDs they expect from it
-_ROLE = re.compile(r"^[a-zA-Z0-9-._:@]{1,64}$")  # Statement.roles items
-# User.userId in the 2024 SDK: ^[a-zA-Z0-9+._|\/~:@\s-]+$ (the 2023 description had no "+" and no space).
-_USER_ID_STRAY = re.compile(r"[^a-zA-Z0-9+._|/~:@\s-]")
 
 
 @dataclass(frozen=True)
@@ -210,61 +204,6 @@ def _tally(made: Sequence[Change]) -> str:
     return ", ".join(
         f"{action}d " + " and ".join(f"{n} {kind}{'s' * (n > 1)}" for kind, n in tally.items())
         for action, tally in kinds.items()
-    )
-
-
-def body_limits(desired: Desired) -> str:
-    """Which field of the record a 400 is about: each one over the published limit, else all of them."""
-    record, user_id = desired.record(), desired.guide.user_id
-    sizes = [
-        ("AccessRecord.name", len(record["name"]), NAME_MAX),
-        ("AccessRecord.description", len(record["description"]), DESCRIPTION_MAX),
-        ("User.userId", len(user_id), USER_ID_MAX),
-    ]
-    over = [f"{name} is {size} characters, over {limit}" for name, size, limit in sizes if size > limit]
-    if over:
-        return "; ".join(over) + "; shorten it (GitLab can customise the sub per project)"
-    within = ", ".join(f"{name} {size}/{limit}" for name, size, limit in sizes)
-    return (
-        f"every field is within the published limits ({within} characters; user ID {quoted(user_id, 200)}); "
-        "the account may allow less: report it with the command you ran"
-    )
-
-
-# -- inputs, refused before any request ---------------------------------------------------------------
-
-
-def desired_state(guide: Guide, roles: Sequence[str], resource: str, *, destroy: bool = False) -> Desired:
-    if not roles and not destroy:
-        raise QueryError("no role to grant; pass --role ROLE_ID (repeatable) with --plan and --apply")
-    for role in roles:
-        if not _ROLE.match(role):
-            raise QueryError(
-                f"--role is {quoted(role)}; Authress role IDs are 1 to 64 of a-z A-Z 0-9 - . _ : @ (Statement.roles)"
-            )
-    if not resource_uri_valid(resource):  # Resource.resourceUri
-        raise QueryError(
-            f"--resource is {quoted(resource)}, not an Authress resource URI (Resource.resourceUri); "
-            'pass "*" for every resource, or a path like "/documents/*"'
-        )
-    stray = _USER_ID_STRAY.search(guide.user_id)
-    if stray:
-        raise QueryError(
-            f"the pipeline's user ID {quoted(guide.user_id)} holds {quoted(stray[0])}, which Authress user IDs "
-            "may not (User.userId allows a-z A-Z 0-9 + - . _ | / ~ : @); apply from a branch or tag without it"
-        )
-    return Desired(guide, tuple(dict.fromkeys(roles)), resource)
-
-
-def user_id_warning(guide: Guide) -> str | None:
-    """A `sub` over User.userId's 128 characters cannot be stored; GitLab lets a project shorten it."""
-    if len(guide.user_id) <= USER_ID_MAX:
-        return None
-    return (
-        f"the pipeline's user ID {quoted(guide.user_id, 80)} is {len(guide.user_id)} characters, over the "
-        f"{USER_ID_MAX} Authress accepts (User.userId): Authress will refuse its record; shorten the sub with "
-        "GitLab's per-project ID token sub claim components (Settings -> CI/CD -> ID token sub claim, or the "
-        "API's ci_id_token_sub_claim_components), then use the user_id `doctor` shows"
     )
 
 

@@ -1,15 +1,18 @@
 """`setup --plan`: the access records and trusted identity wanted for each pipeline, compared field by
-field with what the account holds. Pure values in and out; setup/account.py does the calls."""
+field with what the account holds, from inputs judged here first. Pure values in and out;
+setup/account.py does the calls."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import quoted
+from ..errors import QueryError, quoted
 from .guide import Guide
+from .resource_uri import resource_uri_valid
 
 TOOL = "authress-gitlab-token"
 # The description's recordId allows ^[a-zA-Z0-9-_:|~]+$, 1 to 100 characters, and a `sub` holds "/" and
@@ -22,6 +25,9 @@ DESCRIPTION_MAX = 1024  # AccessRecord.description maxLength
 USER_ID_MAX = 128  # User.userId maxLength in the 2024 SDK (the 2023 description says 64)
 DEFAULT_EXPRESSION = "{sub}"  # Identity.userIdExpression default (2024 SDK)
 PENDING = ("create", "update", "delete")
+_ROLE = re.compile(r"^[a-zA-Z0-9-._:@]{1,64}$")  # Statement.roles items
+# User.userId in the 2024 SDK: ^[a-zA-Z0-9+._|\/~:@\s-]+$ (the 2023 description had no "+" and no space).
+_USER_ID_STRAY = re.compile(r"[^a-zA-Z0-9+._|/~:@\s-]")
 _SYMBOLS = {"create": "+", "update": "~", "delete": "-", "unchanged": "=", "absent": "=", "problem": "!"}
 
 
@@ -88,6 +94,58 @@ class Desired:
             "roles": list(self.roles),
             "resource": self.resource,
         }
+
+
+def desired_state(guide: Guide, roles: Sequence[str], resource: str, *, destroy: bool = False) -> Desired:
+    if not roles and not destroy:
+        raise QueryError("no role to grant; pass --role ROLE_ID (repeatable) with --plan and --apply")
+    for role in roles:
+        if not _ROLE.match(role):
+            raise QueryError(
+                f"--role is {quoted(role)}; Authress role IDs are 1 to 64 of a-z A-Z 0-9 - . _ : @ (Statement.roles)"
+            )
+    if not resource_uri_valid(resource):  # Resource.resourceUri
+        raise QueryError(
+            f"--resource is {quoted(resource)}, not an Authress resource URI (Resource.resourceUri); "
+            'pass "*" for every resource, or a path like "/documents/*"'
+        )
+    stray = _USER_ID_STRAY.search(guide.user_id)
+    if stray:
+        raise QueryError(
+            f"the pipeline's user ID {quoted(guide.user_id)} holds {quoted(stray[0])}, which Authress user IDs "
+            "may not (User.userId allows a-z A-Z 0-9 + - . _ | / ~ : @); apply from a branch or tag without it"
+        )
+    return Desired(guide, tuple(dict.fromkeys(roles)), resource)
+
+
+def user_id_warning(guide: Guide) -> str | None:
+    """A `sub` over User.userId's 128 characters cannot be stored; GitLab lets a project shorten it."""
+    if len(guide.user_id) <= USER_ID_MAX:
+        return None
+    return (
+        f"the pipeline's user ID {quoted(guide.user_id, 80)} is {len(guide.user_id)} characters, over the "
+        f"{USER_ID_MAX} Authress accepts (User.userId): Authress will refuse its record; shorten the sub with "
+        "GitLab's per-project ID token sub claim components (Settings -> CI/CD -> ID token sub claim, or the "
+        "API's ci_id_token_sub_claim_components), then use the user_id `doctor` shows"
+    )
+
+
+def body_limits(desired: Desired) -> str:
+    """Which field of the record a 400 is about: each one over the published limit, else all of them."""
+    record, user_id = desired.record(), desired.guide.user_id
+    sizes = [
+        ("AccessRecord.name", len(record["name"]), NAME_MAX),
+        ("AccessRecord.description", len(record["description"]), DESCRIPTION_MAX),
+        ("User.userId", len(user_id), USER_ID_MAX),
+    ]
+    over = [f"{name} is {size} characters, over {limit}" for name, size, limit in sizes if size > limit]
+    if over:
+        return "; ".join(over) + "; shorten it (GitLab can customise the sub per project)"
+    within = ", ".join(f"{name} {size}/{limit}" for name, size, limit in sizes)
+    return (
+        f"every field is within the published limits ({within} characters; user ID {quoted(user_id, 200)}); "
+        "the account may allow less: report it with the command you ran"
+    )
 
 
 @dataclass(frozen=True)
