@@ -173,8 +173,8 @@ MUTANTS = [
     ),
     M(
         "calls.py",
-        "end = budget.deadline() if deadline is None else deadline",
-        "end = budget.deadline()",
+        "end = time.monotonic() + budget.seconds if deadline is None else deadline",
+        "end = time.monotonic() + budget.seconds",
         "a caller's shared deadline ignored",
         ("test_network.py",),
     ),

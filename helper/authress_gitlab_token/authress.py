@@ -10,8 +10,8 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from .calls import Budget, CallFailed, Wording, call_json
+from .environment import Http
 from .errors import AuthressCheckFailed, QueryError, quoted
-from .settings import Http
 from .sources import SERVICE_CLIENT_KEY
 
 # https://ACCOUNT.api.authress.io or https://ACCOUNT.api-REGION.authress.io (a trailing slash tolerated).

@@ -71,10 +71,6 @@ class Budget:
         """attempts x (timeout + the backoff allowance), at most `cap`."""
         return min(self.attempts * (self.timeout + BACKOFF_ALLOWANCE), self.cap)
 
-    def deadline(self) -> float:
-        """The time.monotonic() by which an operation starting now must end."""
-        return time.monotonic() + self.seconds
-
 
 class CallFailed(HelperError):
     """A call that got no usable answer: `problem` names the URL and what happened, `fix` what to check."""
@@ -118,7 +114,7 @@ def call_json(
     when no answer came, or one too large or not JSON, or a refusal no retry can change."""
     from . import network
 
-    end = budget.deadline() if deadline is None else deadline
+    end = time.monotonic() + budget.seconds if deadline is None else deadline
     progress = network.Progress()
 
     def request() -> network.Response:

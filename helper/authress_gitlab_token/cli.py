@@ -15,7 +15,7 @@ from .output import fail, name_secret, redacted_output, shown, speak, warn, word
 if TYPE_CHECKING:
     import argparse
 
-    from .settings import SetupEnv
+    from .environment import SetupEnv
     from .setup import guide as setup_guide
 
 ENV_NAME = "AUTHRESS_KEY"  # the variable the Authress Terraform provider reads
@@ -77,7 +77,7 @@ def cmd_setup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """Print what to enter in Authress and GitLab for each project and branch or tag; with --plan, what
     Authress lacks of it; with --apply, make it so (with an Authress service-client admin key); with
     --list, what this tool made; with --destroy, take the named pipelines' grants back."""
-    from . import settings
+    from . import environment
     from .setup import guide as setup_guide
 
     admin, modes = args.plan or args.apply, "--plan or --apply (and not with --destroy)"
@@ -102,7 +102,7 @@ def cmd_setup(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             "getAccountIdentities and delegateAuthentication); remove it in the portal, Connections -> OIDC "
             "trusted identities, once no other project relies on it"
         )
-    env = settings.setup_from(environ, args.key_env, calls_authress=bool(admin or args.list))
+    env = environment.setup_from(environ, args.key_env, calls_authress=bool(admin or args.list))
     if args.list:
         from .setup import account
 

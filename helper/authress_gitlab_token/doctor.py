@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import sources
 from .authress import audience_advice
+from .environment import DEFAULT_TOKEN_ENV
 from .errors import HelperError, printable, quoted
-from .settings import DEFAULT_TOKEN_ENV, Settings, ref_type_advice
+from .settings import Settings, ref_type_advice
 
 if TYPE_CHECKING:
     from .outcome import Outcome

@@ -80,7 +80,7 @@ def _interrupted(signum: int, frame: FrameType | None) -> None:
         return  # a second signal, or one while the finished output is written: the first ending stands
     _ended = True
     interrupts.remove_temporary()
-    note = interrupts.note()
+    note = interrupts.note
     line = PREFIX + "interrupted" + (f"; {note}" if note else "") + "\n"
     try:
         os.write(2, line.encode(errors="backslashreplace"))

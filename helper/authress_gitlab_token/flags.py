@@ -10,8 +10,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import __version__
+from .environment import DEFAULT_TOKEN_ENV
 from .errors import QueryError, quoted
-from .settings import DEFAULT_TOKEN_ENV
 
 PROG = "authress-gitlab-token"
 ENV_NAME = DEFAULT_TOKEN_ENV  # the variable the Authress Terraform provider reads

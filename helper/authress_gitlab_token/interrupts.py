@@ -7,20 +7,15 @@ from __future__ import annotations
 import os
 import threading
 
-_note = ""  # what the interrupted line adds: what `setup --apply` had made, and the step to take
+note = ""  # what the interrupted line adds (say_if_interrupted): what `setup --apply` had made, the step to take
 _temporary: set[str] = set()
 _temporary_lock = threading.RLock()
 
 
-def say_if_interrupted(note: str) -> None:
+def say_if_interrupted(text: str) -> None:
     """What an interrupt's line adds from now on ("" for nothing): what is half done, and the fix."""
-    global _note
-    _note = " ".join(note.split())
-
-
-def note() -> str:
-    """What `say_if_interrupted` last said."""
-    return _note
+    global note
+    note = " ".join(text.split())
 
 
 def create_temporary(directory: str, prefix: str, suffix: str) -> tuple[int, str]:

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from . import __version__, proxies
+from .environment import Http
 from .errors import CertificatesMissing, ProxyUnusable, quoted
 from .proxies import Proxies
-from .settings import Http
 
 if TYPE_CHECKING:
     import httpx

@@ -72,7 +72,7 @@ def name_secret(name: str | None) -> None:
 
 def secrets_in(environ: Mapping[str, str]) -> list[str]:
     """The values no output may hold: named variables, marked ones, secret shapes, URL passwords."""
-    from .settings import DEFAULT_TOKEN_ENV
+    from .environment import DEFAULT_TOKEN_ENV
 
     marked = environ.get(SECRET_VARIABLES_ENV, "").replace(",", " ").split()
     names = {DEFAULT_TOKEN_ENV, *GITLAB_SECRETS, *_named, *marked}

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from authress_gitlab_token.calls import Answer
 from authress_gitlab_token.cli import setup_list
 from authress_gitlab_token.setup import admin_api
-from authress_gitlab_token.setup.account import list_value, record_id
+from authress_gitlab_token.setup.account import list_value
 from authress_gitlab_token.setup.guide import build_all
-from authress_gitlab_token.setup.plan import Desired, destroy_change, identity_change, ours, record_change
+from authress_gitlab_token.setup.plan import Desired, destroy_change, identity_change, ours, record_change, record_id
 from tests.fixtures.authress import AuthressStandIn, Reply
 from tests.fixtures.authress_admin import gathered_identity_reads, put_record
 from tests.fixtures.helper import AUDIENCE, SUB, AdminSetup, Helper, guide

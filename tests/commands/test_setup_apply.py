@@ -12,8 +12,8 @@ import pytest
 from authress_gitlab_token.errors import fit
 from authress_gitlab_token.output import MAX_LINE
 from authress_gitlab_token.setup import admin_api
-from authress_gitlab_token.setup.account import PartiallyApplied, _tally, record_id
-from authress_gitlab_token.setup.plan import Change
+from authress_gitlab_token.setup.account import PartiallyApplied, _tally
+from authress_gitlab_token.setup.plan import Change, record_id
 from tests.fixtures.authress import AuthressStandIn, Reply
 from tests.fixtures.authress_admin import add_role
 from tests.fixtures.helper import ACCOUNT_ID, AUDIENCE, SUB, AdminSetup, Flag, Helper, guide, query

@@ -10,9 +10,8 @@ from functools import partial
 
 import pytest
 
-from authress_gitlab_token.setup.account import record_id
 from authress_gitlab_token.setup.guide import build_all
-from authress_gitlab_token.setup.plan import NAME_MAX, record_name
+from authress_gitlab_token.setup.plan import NAME_MAX, record_id, record_name
 from tests.fixtures.authress import AuthressStandIn
 from tests.fixtures.authress_admin import put_record
 from tests.fixtures.helper import ACCOUNT_ID, AUDIENCE, AdminSetup, Helper, Run

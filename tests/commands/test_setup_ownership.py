@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from authress_gitlab_token.setup.account import record_id
-from authress_gitlab_token.setup.plan import NAME_SUFFIX
+from authress_gitlab_token.setup.plan import NAME_SUFFIX, record_id
 from tests.fixtures.authress import AuthressStandIn
 from tests.fixtures.authress_admin import put_record
 from tests.fixtures.helper import ACCOUNT_ID, AUDIENCE, SUB, AdminSetup, Run

@@ -19,8 +19,8 @@ import pytest
 
 from authress_gitlab_token import authress, network
 from authress_gitlab_token.calls import Budget, CallFailed, Wording, call_json
+from authress_gitlab_token.environment import Http
 from authress_gitlab_token.keys.lookup import fetch_bound
-from authress_gitlab_token.settings import Http
 from authress_gitlab_token.setup import admin_api
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.connect_proxy import running_proxy

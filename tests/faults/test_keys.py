@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from authress_gitlab_token.environment import Http
 from authress_gitlab_token.errors import KeyFetchFailed, VerificationFailed
 from authress_gitlab_token.keys.cache import (
     MAX_AGE_DEFAULT,
@@ -27,7 +28,6 @@ from authress_gitlab_token.keys.cache import (
 from authress_gitlab_token.keys.lookup import MAX_FETCH_SECONDS, UNKNOWN_KID_COOLDOWN, IssuerKeys, fetch_bound
 from authress_gitlab_token.keys.policy import valid_keys
 from authress_gitlab_token.network import retry_after
-from authress_gitlab_token.settings import Http
 
 ISSUER = "https://gitlab.example.com"
 T0 = 1_800_000_000.0

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from authress_gitlab_token import authress, network, proxies
 from authress_gitlab_token.calls import MAX_JSON_VALUES, Budget, CallFailed, Wording, call_json, parse_json
+from authress_gitlab_token.environment import Http, http_from
 from authress_gitlab_token.errors import ProxyUnusable
-from authress_gitlab_token.settings import Http, http_from
 from authress_gitlab_token.setup import admin_api
 from tests.fixtures.ca import LocalCA
 from tests.fixtures.issuer import DISCOVERY_PATH, LocalIssuer

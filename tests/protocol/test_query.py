@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
+from authress_gitlab_token.environment import http_timeout
 from authress_gitlab_token.errors import QueryError
 from authress_gitlab_token.external import parse_query
-from authress_gitlab_token.settings import Settings, from_query, http_timeout
+from authress_gitlab_token.settings import Settings, from_query
 from tests.fixtures.helper import AUDIENCE, PROGRAM, PROJECT, RUNS, Helper, Run, guide, query
 from tests.fixtures.issuer import LocalIssuer
 from tests.fixtures.tokens import tampered

@@ -86,7 +86,7 @@ def test_globs_match_the_whole_value_with_star_and_question_mark_only(glob: str,
 
 
 def test_only_the_command_entry_reads_the_process_environment() -> None:
-    """Everything below `cli.main` takes the values it was handed (settings.Settings, settings.SetupEnv):
+    """Everything below `cli.main` takes the values it was handed (settings.Settings, environment.SetupEnv):
     an in-process run, a test or a library caller decides the environment a run sees."""
     import authress_gitlab_token
 

@@ -12,8 +12,9 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..calls import Background, Budget, CallFailed, Wording, call_json
+from ..environment import DEFAULT_HTTP, Http
 from ..errors import KeyFetchFailed, VerificationFailed, quoted
-from ..settings import DEFAULT_HTTP, Http, Settings
+from ..settings import Settings
 from .cache import KeyCache, KeySet, max_age
 from .policy import valid_keys
 

@@ -13,8 +13,9 @@ from urllib.parse import urlsplit
 
 from .. import __version__
 from ..authress import audience_warning
+from ..environment import NO_JOB, Job
 from ..errors import QueryError, quoted
-from ..settings import DEFAULT_ISSUER, NO_JOB, Job, check_issuer
+from ..settings import DEFAULT_ISSUER, check_issuer
 from .steps import PROVIDER_PIN, STEPS
 
 # The job's ID token, named as the component's token_variable default: not AUTHRESS_KEY, which the
