@@ -172,3 +172,9 @@ def test_an_unambiguous_prefix_of_a_flag_is_never_taken_for_it(prefix: str) -> N
     user did not spell out must not be made, nor a check skipped, so the parser refuses it."""
     with pytest.raises(QueryError, match="flags are never abbreviated"):
         parsing.parse(["env", "--audience", AUDIENCE, prefix, "x"], COMMANDS)
+
+
+def test_the_command_line_before_the_command_takes_no_abbreviation_either() -> None:
+    """`--vers` is not `--version`: the top-level parser refuses prefixes like each command's."""
+    with pytest.raises(QueryError, match="the following arguments are required: COMMAND"):
+        parsing.parse(["--vers"], COMMANDS)
