@@ -118,8 +118,9 @@ def call_json(
     progress = network.Progress()
 
     def request() -> network.Response:
-        args = (payload, headers or {}, budget.timeout, budget.attempts, end, progress)
-        return network.send(session, method, url, *args)
+        return network.send(
+            session, method, url, payload, headers or {}, budget.timeout, budget.attempts, end, progress
+        )
 
     def overdue() -> network.Unanswered:
         return network.Unanswered(f"timed out {progress.phase or 'before an answer came'}", progress.attempts)
